@@ -1,0 +1,144 @@
+"""Planning a pairwise study: decisive votes needed to detect a win rate, and the precision n votes buy.
+
+One pair, H0: p = ½ (a coin flip), two-sided level α, target power 1 − β against the true win rate p1.
+
+- Normal approximation: n = [z_{1−α/2}·sqrt(p0 q0) + z_{1−β}·sqrt(p1 q1)]² / (p1 − p0)², rounded up
+  (55% at 80% power, α = 0.05 → 783).
+- Exact binomial: power(n) = P(X ≤ c_n) + P(X ≥ n − c_n), X ~ Bin(n, p1), c_n the largest k with
+  2·P(X ≤ k | ½) ≤ α (the sign test's rejection region). Power is saw-toothed in n, so both the first n that
+  reaches the target and the n from which it never drops below it (within the search range) are reported.
+- Half-width of the normal interval at n votes: z·sqrt(p(1 − p)/n) (n = 1000, p = ½ → 3.10 pp).
+- Ties: decisive votes are divided by (1 − tie rate) to give the total votes to collect.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Votes needed for a target win rate and power, and the precision of a given n."""
+
+    win_rate: float
+    power: float
+    alpha: float
+    tie_rate: float
+    n_normal: int
+    """Decisive votes by the normal approximation."""
+    n_exact: int
+    """Smallest n whose exact sign-test power reaches ``power``."""
+    n_exact_stable: int
+    """Smallest n from which the exact power stays ≥ ``power`` (saw-tooth)."""
+    total_votes_normal: int
+    """n_normal / (1 − tie_rate), rounded up: votes to collect when ties carry no information."""
+    n: int | None
+    """The n asked about, if any."""
+    half_width: float | None
+    """Normal-interval half-width at ``n`` (at p = win_rate), as a proportion."""
+    power_at_n_normal: float | None
+    """Normal-approximation power at ``n``."""
+    power_at_n_exact: float | None
+    """Exact sign-test power at ``n``."""
+
+
+def _check(win_rate: float, power: float, alpha: float) -> None:
+    if not 0.0 < win_rate < 1.0 or win_rate == 0.5:
+        raise ValueError(f"win rate {win_rate} must be in (0, 1) and differ from 0.5; e.g. --win-rate 0.55")
+    if not 0.0 < power < 1.0 or not 0.0 < alpha < 1.0:
+        raise ValueError(f"power {power} and alpha {alpha} must be in (0, 1); e.g. --power 0.8 --alpha 0.05")
+
+
+def votes_needed_normal(win_rate: float, power: float = 0.8, alpha: float = 0.05, p0: float = 0.5) -> int:
+    """Decisive votes for a two-sided test of p0 to reach ``power`` at ``win_rate`` (normal approximation)."""
+    _check(win_rate, power, alpha)
+    z_a = stats.norm.ppf(1.0 - alpha / 2.0)
+    z_b = stats.norm.ppf(power)
+    n = (z_a * math.sqrt(p0 * (1 - p0)) + z_b * math.sqrt(win_rate * (1 - win_rate))) ** 2 / (win_rate - p0) ** 2
+    return int(math.ceil(n - 1e-9))
+
+
+def power_normal(n: int, win_rate: float, alpha: float = 0.05, p0: float = 0.5) -> float:
+    """Normal-approximation power of the two-sided test of p0 with n decisive votes (both tails)."""
+    z_a = stats.norm.ppf(1.0 - alpha / 2.0)
+    se0, se1 = math.sqrt(p0 * (1 - p0) / n), math.sqrt(win_rate * (1 - win_rate) / n)
+    upper = stats.norm.sf((p0 + z_a * se0 - win_rate) / se1)
+    lower = stats.norm.cdf((p0 - z_a * se0 - win_rate) / se1)
+    return float(upper + lower)
+
+
+def power_exact(n: np.ndarray | int, win_rate: float, alpha: float = 0.05) -> np.ndarray:
+    """Exact power of the two-sided sign test (H0: ½) with n decisive votes; vectorised over n."""
+    n = np.atleast_1d(np.asarray(n, dtype=np.int64))
+    power = np.zeros(n.shape)
+    for i, nn in enumerate(n):
+        k = np.arange(nn // 2 + 1)
+        ok = 2.0 * stats.binom.cdf(k, nn, 0.5) <= alpha
+        if not ok.any():
+            continue
+        c = int(k[ok].max())
+        power[i] = stats.binom.cdf(c, nn, win_rate) + stats.binom.sf(nn - c - 1, nn, win_rate)
+    return power
+
+
+def votes_needed_exact(win_rate: float, power: float = 0.8, alpha: float = 0.05) -> tuple[int, int]:
+    """(first n reaching ``power``, n from which power stays ≥ ``power``) for the exact sign test.
+
+    Searches n up to 3× the normal-approximation answer (plus 50).
+    """
+    _check(win_rate, power, alpha)
+    n_max = 3 * votes_needed_normal(win_rate, power, alpha) + 50
+    ns = np.arange(1, n_max + 1)
+    p = _power_exact_grid(ns, win_rate, alpha)
+    reached = np.flatnonzero(p >= power)
+    if reached.size == 0:
+        raise ValueError(f"exact power {power} not reached below n = {n_max}; lower the power or raise the win rate")
+    below = np.flatnonzero(p < power)
+    return int(ns[reached[0]]), int(ns[below[-1] + 1]) if below.size else 1
+
+
+def _power_exact_grid(ns: np.ndarray, win_rate: float, alpha: float) -> np.ndarray:
+    """Exact power for every n in ``ns`` (critical values by a vectorised search over k ≤ n/2)."""
+    n_max = int(ns.max())
+    k = np.arange(n_max // 2 + 1)
+    cdf0 = stats.binom.cdf(k[None, :], ns[:, None], 0.5)
+    ok = (2.0 * cdf0 <= alpha) & (k[None, :] <= ns[:, None] // 2)
+    has = ok.any(axis=1)
+    c = np.where(has, np.where(ok, k[None, :], -1).max(axis=1), -1)
+    return np.where(has, stats.binom.cdf(c, ns, win_rate) + stats.binom.sf(ns - c - 1, ns, win_rate), 0.0)
+
+
+def half_width(n: int, p: float = 0.5, level: float = 0.95) -> float:
+    """Normal-interval half-width z·sqrt(p(1 − p)/n) as a proportion (n = 1000, p = ½ → 0.0310)."""
+    if n < 1:
+        raise ValueError(f"n = {n} votes; use at least 1")
+    return float(stats.norm.ppf(0.5 + level / 2.0) * math.sqrt(p * (1.0 - p) / n))
+
+
+def plan_study(
+    win_rate: float, power: float = 0.8, alpha: float = 0.05, *, n: int | None = None, tie_rate: float = 0.0
+) -> StudyPlan:
+    """All planning numbers for one pair: votes needed (normal and exact) and what ``n`` votes buy."""
+    _check(win_rate, power, alpha)
+    if not 0.0 <= tie_rate < 1.0:
+        raise ValueError(f"tie rate {tie_rate} must be in [0, 1); e.g. --tie-rate 0.25")
+    n_normal = votes_needed_normal(win_rate, power, alpha)
+    n_exact, n_stable = votes_needed_exact(win_rate, power, alpha)
+    return StudyPlan(
+        win_rate=win_rate,
+        power=power,
+        alpha=alpha,
+        tie_rate=tie_rate,
+        n_normal=n_normal,
+        n_exact=n_exact,
+        n_exact_stable=n_stable,
+        total_votes_normal=int(math.ceil(n_normal / (1.0 - tie_rate) - 1e-9)),
+        n=n,
+        half_width=None if n is None else half_width(n, win_rate, 1.0 - alpha),
+        power_at_n_normal=None if n is None else power_normal(n, win_rate, alpha),
+        power_at_n_exact=None if n is None else float(power_exact(n, win_rate, alpha)[0]),
+    )

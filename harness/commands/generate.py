@@ -1,0 +1,33 @@
+"""`harness generate CONFIG`: make the images of a run (resumable), without scoring or studies."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.config import load_config
+from harness.generate import generate_run
+from harness.manifest import RunDir
+from harness.prompts import load_prompts
+from harness.runner import prepare_run_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "generate",
+        help="generate the images of a run config (resumable)",
+        description="Generate prompts × systems × guidance scales × seeds into a content-addressed run directory. "
+        "A rerun skips images already made.",
+        epilog="Example: harness generate configs/toy.toml --set sampling.seeds_per_prompt=2",
+    )
+    p.add_argument("config", help="run config (TOML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    run_dir: RunDir = prepare_run_dir(cfg)
+    entries = generate_run(cfg, run_dir, load_prompts(cfg.prompts), progress=not args.no_progress)
+    print(f"{len(entries)} images in {run_dir.root}")
+    return 0

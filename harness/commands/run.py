@@ -1,0 +1,38 @@
+"""`harness run CONFIG`: the whole pipeline — generate, score, open a study, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from harness.config import load_config
+from harness.runner import run_pipeline
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "run",
+        help="run a config end to end: generate → score → study → report (resumable)",
+        description="Run every stage of a run config. Each stage skips work already done, so an interrupted run "
+        "resumes where it stopped and ends with the same outputs.",
+        epilog="Example: harness run configs/toy.toml --set prompts.n=4",
+    )
+    p.add_argument("config", help="run config (TOML), e.g. configs/toy.toml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    outcome = run_pipeline(cfg, progress=not args.no_progress, db_url=args.db)
+    print(f"run {outcome.run_id}: {outcome.n_images} images in {outcome.run_dir}")
+    print(f"report: {outcome.report_md}")
+    if outcome.report_html:
+        print(f"report (HTML): {outcome.report_html}")
+    if outcome.study_ids:
+        db = f" --db {shlex.quote(args.db)}" if args.db else ""
+        print(f"studies {', '.join(map(str, outcome.study_ids))} are ready for annotators; "
+              f"invite them with: harness study invite STUDY_ID{db}")
+    return 0

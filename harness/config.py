@@ -1,0 +1,283 @@
+"""Run configuration: TOML files validated into frozen dataclasses.
+
+Precedence: built-in defaults < the TOML file < ``--set key=value`` overrides (dotted keys, list indices allowed:
+``--set sampling.guidance_scales=[1,3]``, ``--set systems.0.id=mine``). Values given with ``--set`` are parsed as TOML
+values, so ``3`` is an int, ``[1, 2]`` a list and ``abc`` (not valid TOML) a plain string.
+
+Every unknown key fails with the key, the file and a did-you-mean; every wrong type names the expected type.
+The resolved config is written into each run directory (``config.json``) with its sha256, so a run is reproducible
+from it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from harness.errors import ConfigError, did_you_mean
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    """Where the captions come from.
+
+    Attributes:
+        source: ``"toyworld"`` (the built-in renderer's captions) or a path to a JSONL/CSV/TXT caption file.
+        split: toy-world split (``train`` | ``val`` | ``test``); ignored for files.
+        n: number of prompts (a seeded subset for files; ``0`` means all lines of a file).
+        seed: seed of the toy-world scenes or of the subset drawn from a file.
+    """
+
+    source: str = "toyworld"
+    split: str = "test"
+    n: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """One system (model) to generate with.
+
+    Attributes:
+        id: the system id stored with every image and vote (immutable; never renamed afterwards).
+        generator: generator name (``harness generators`` lists them), e.g. ``reference`` (real toy renders) or
+            ``degraded`` (real renders blurred and noised: a known-worse system for sanity checks).
+        options: generator-specific options (e.g. ``{blur = 1.0, noise = 0.1}`` for ``degraded``).
+    """
+
+    id: str
+    generator: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Sampling settings swept for every system.
+
+    Attributes:
+        seeds_per_prompt: images per (system, prompt, setting); seed index ``k`` uses the same seed for every system,
+            so items of a study can pair the same seed index.
+        guidance_scales: decoder (or single-stage) classifier-free guidance scales to sweep.
+        prior_guidance_scale: guidance of unCLIP's prior stage.
+        steps: sampler steps (a respacing string such as ``"ddim50"`` is also accepted).
+        batch_size: images per forward pass; never changes an image (per-sample seeds).
+    """
+
+    seeds_per_prompt: int = 4
+    guidance_scales: tuple[float, ...] = (1.0,)
+    prior_guidance_scale: float = 4.0
+    steps: str = "50"
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """What `harness score` computes.
+
+    Attributes:
+        names: metric names (``harness metrics --help`` lists them).
+        extractor: feature extractor id for feature-space metrics (``pixels`` needs no weights).
+        reference: ``"toyworld"`` (real renders of the same captions), an image folder, or an ``.npz`` with mu/sigma.
+        reference_per_prompt: real images per prompt when the reference is the toy world.
+        bootstrap: bootstrap replicates for metric intervals (0 disables).
+    """
+
+    names: tuple[str, ...] = ("fd",)
+    extractor: str = "pixels"
+    reference: str = "toyworld"
+    reference_per_prompt: int = 4
+    bootstrap: int = 200
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The human study opened for a run.
+
+    Attributes:
+        protocols: protocol names (``photorealism``, ``caption``, ``diversity``).
+        comparisons: ``"all_pairs"``, ``"vs_baseline"`` (every system against ``baseline``) or explicit pairs.
+        baseline: system id of the baseline for ``vs_baseline``.
+        votes_per_item: target votes per item.
+        attention_rate: share of attention-check items mixed in.
+        allow_tie: offer "Not sure".
+        seed: seed of the study design.
+    """
+
+    protocols: tuple[str, ...] = ("photorealism", "caption")
+    comparisons: str = "all_pairs"
+    baseline: str = ""
+    votes_per_item: int = 3
+    attention_rate: float = 0.1
+    allow_tie: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run: prompts × systems × sampling settings × seeds, then metrics, a study and a report.
+
+    Attributes:
+        name: run name; the run id is ``<name>-<config hash[:8]>``.
+        seed: run seed; image seeds derive from (seed, prompt id, seed index).
+        out_dir: root of run directories (``<out_dir>/<run id>``).
+        db_url: store URL; empty means ``$HARNESS_DB_URL`` or the SQLite file under the data dir.
+    """
+
+    name: str = "run"
+    seed: int = 0
+    out_dir: str = "runs"
+    db_url: str = ""
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    systems: tuple[SystemConfig, ...] = ()
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of the resolved config."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def run_id(self) -> str:
+        """``<name>-<first 8 hex of the config hash>``: the same config always maps to the same run dir."""
+        return f"{self.name}-{self.config_hash()[:8]}"
+
+
+T = TypeVar("T")
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = (), cls: type[T] = RunConfig) -> T:  # type: ignore[assignment]
+    """Read a TOML file, apply ``--set`` overrides and validate into ``cls``.
+
+    Args:
+        path: the TOML file.
+        overrides: ``key=value`` strings, dotted keys.
+        cls: the frozen dataclass to build (``RunConfig`` by default).
+
+    Raises:
+        ConfigError: missing or unreadable file, invalid TOML, unknown key, wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass the path of a TOML file such as configs/toy.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: invalid TOML ({exc}); fix the syntax at that position") from None
+    for item in overrides:
+        apply_override(data, item, source=str(path))
+    return from_dict(cls, data, source=str(path))
+
+
+def apply_override(data: dict[str, Any], item: str, *, source: str = "--set") -> None:
+    """Apply one ``key.sub=value`` override to the raw TOML dict in place."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set sampling.steps=25")
+    key, raw = item.split("=", 1)
+    value = _parse_value(raw.strip())
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, list):
+            node = node[_index(part, node, key)]
+            continue
+        if part not in node:
+            node[part] = [] if nxt.isdigit() else {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(last, node, key)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"--set {item!r}: '{'.'.join(parts[:-1])}' is not a table in {source}")
+
+
+def _index(part: str, node: list[Any], key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {key}: index {part!r} out of range (the list has {len(node)} entries)")
+    return int(part)
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], *, source: str, where: str = "") -> T:
+    """Validate a raw mapping into the frozen dataclass ``cls`` (recursively).
+
+    Raises:
+        ConfigError: naming the key path, the file and the fix (did-you-mean for unknown keys).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file {source}: [{where or 'top level'}] must be a table, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in fields:
+            section = f"[{where}]" if where else "the top level"
+            raise ConfigError(f"config file {source}: unknown key '{path}' in {section}{did_you_mean(key, fields)}")
+        kwargs[key] = _coerce(hints[key], value, source=source, where=path)
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        label = f"[{where}]" if where else "the top level"
+        raise ConfigError(f"config file {source}: missing required key '{missing[0]}' in {label}")
+    return cls(**kwargs)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _coerce(tp: Any, value: Any, *, source: str, where: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, source=source, where=where)  # type: ignore[arg-type]
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(value, list | tuple):
+            value = [value]  # a scalar where a list is expected: a list of one
+        inner = args[0]
+        return tuple(_coerce(inner, v, source=source, where=f"{where}.{i}") for i, v in enumerate(value))
+    if origin is Literal:
+        if value not in get_args(tp):
+            options = ", ".join(repr(a) for a in get_args(tp))
+            raise ConfigError(f"config file {source}: '{where}' = {value!r} is not one of {options}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if origin is not None and issubclass(origin, Mapping) or tp is Any:
+        if origin is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"config file {source}: '{where}' must be a table")
+        return dict(value) if isinstance(value, Mapping) else value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if tp in _TYPE_NAMES and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
+        raise ConfigError(
+            f"config file {source}: '{where}' must be {_TYPE_NAMES[tp]}, got {value!r} ({type(value).__name__})"
+        )
+    return value

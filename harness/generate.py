@@ -1,0 +1,111 @@
+"""Generation: prompts × systems × sampling settings × seed indices → PNGs + manifest, resumable.
+
+Work units are (system, prompt, seed index, settings). Units already in the run dir's manifest are skipped, so an
+interrupted run resumes where it stopped. Units are processed in a fixed order and each image depends only on its
+own unit, so the resumed run dir is byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from harness.config import RunConfig, SystemConfig
+from harness.generators import Generator, build_generator
+from harness.manifest import ManifestEntry, RunDir, derive_seed, work_key
+from harness.prompts import PromptRecord
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One image to make."""
+
+    system: SystemConfig
+    prompt: PromptRecord
+    sample_index: int
+    seed: int
+    settings: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return work_key(self.system.id, self.prompt.prompt_id, self.sample_index, self.settings)
+
+
+def sampling_settings(cfg: RunConfig, generator: Generator) -> list[dict[str, Any]]:
+    """The settings a system is swept over: one per guidance scale, or one empty setting for unguided generators."""
+    if not generator.uses_guidance:
+        return [{}]
+    s = cfg.sampling
+    return [
+        {"guidance_scale": g, "prior_guidance_scale": s.prior_guidance_scale, "steps": s.steps}
+        for g in s.guidance_scales
+    ]
+
+
+def plan_units(cfg: RunConfig, prompts: Sequence[PromptRecord], generators: dict[str, Generator]) -> list[WorkUnit]:
+    """All work units of a run, in the fixed order (system, setting, prompt, seed index)."""
+    units: list[WorkUnit] = []
+    for system in cfg.systems:
+        for settings in sampling_settings(cfg, generators[system.id]):
+            for prompt in prompts:
+                for k in range(cfg.sampling.seeds_per_prompt):
+                    units.append(WorkUnit(system, prompt, k, derive_seed(cfg.seed, prompt.prompt_id, k), settings))
+    return units
+
+
+def _batches(units: list[WorkUnit], batch_size: int) -> Iterator[list[WorkUnit]]:
+    """Consecutive units sharing (system, settings), at most ``batch_size`` each."""
+    batch: list[WorkUnit] = []
+    for unit in units:
+        if batch and (unit.system.id != batch[0].system.id or unit.settings != batch[0].settings):
+            yield batch
+            batch = []
+        batch.append(unit)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def generate_run(
+    cfg: RunConfig, run_dir: RunDir, prompts: Sequence[PromptRecord], *, progress: bool = True
+) -> list[ManifestEntry]:
+    """Generate every missing image of a run; returns the full manifest afterwards.
+
+    Raises:
+        HarnessError: from the generators (bad options, prompts they cannot render) or an unwritable run dir.
+    """
+    generators = {s.id: build_generator(s.generator, s.options) for s in cfg.systems}
+    units = plan_units(cfg, prompts, generators)
+    done = run_dir.done_keys()
+    todo = [u for u in units if u.key not in done]
+    with tqdm(total=len(units), initial=len(units) - len(todo), desc="generate", unit="img", disable=not progress) as bar:
+        for batch in _batches(todo, cfg.sampling.batch_size):
+            gen = generators[batch[0].system.id]
+            images = gen.generate([u.prompt.text for u in batch], [u.seed for u in batch], batch[0].settings)
+            for unit, image in zip(batch, images, strict=True):
+                run_dir.add_image(
+                    image,
+                    {
+                        "system_id": unit.system.id,
+                        "model_id": gen.model_id,
+                        "prompt_id": unit.prompt.prompt_id,
+                        "prompt": unit.prompt.text,
+                        "sample_index": unit.sample_index,
+                        "seed": unit.seed,
+                        "settings": unit.settings,
+                        "checkpoint_sha256": gen.checkpoint_sha256,
+                    },
+                )
+            bar.update(len(batch))
+    return ordered_entries(run_dir, units)
+
+
+def ordered_entries(run_dir: RunDir, units: Sequence[WorkUnit]) -> list[ManifestEntry]:
+    """Manifest entries of ``units`` in plan order (independent of the order they were written in)."""
+    by_key = {e.key: e for e in run_dir.entries()}
+    return [by_key[u.key] for u in units if u.key in by_key]

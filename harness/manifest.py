@@ -1,0 +1,191 @@
+"""Run directories: content-addressed PNGs, an append-only manifest, the resolved config and provenance.
+
+Layout of ``<out_dir>/<run_id>/``::
+
+    images/<sha256>.png     every image, named by the sha256 of its PNG bytes
+    manifest.jsonl          one `ManifestEntry` per line (append-only; a torn last line is dropped on open)
+    config.json             the resolved `RunConfig` and its sha256
+    provenance.json         git commit, package versions, device, seeds (`harness.provenance.collect`)
+
+Writes are crash-safe: a PNG is written to a temporary file and renamed; a manifest line is appended and fsync'ed
+only after its PNG exists. A rerun reads the manifest and skips every (system, prompt, seed, settings) already
+recorded, so an interrupted run resumes and ends byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One generated image.
+
+    Attributes:
+        sha256: sha256 of the PNG bytes (also the file name).
+        path: path relative to the run dir (``images/<sha256>.png``).
+        system_id: the system (model) id of the run config.
+        model_id: the generator's own id (e.g. ``unclip-toy``), with ``checkpoint_sha256`` pinning its weights.
+        prompt_id: stable id of the prompt.
+        prompt: the caption text.
+        sample_index: seed index ``k`` within (system, prompt, settings).
+        seed: the image seed, derived from (run seed, prompt id, k).
+        settings: sampling settings (guidance scales, steps, sampler) — part of the key.
+        checkpoint_sha256: hash of the weights that made the image (``None`` for weight-free generators).
+    """
+
+    sha256: str
+    path: str
+    system_id: str
+    model_id: str
+    prompt_id: str
+    prompt: str
+    sample_index: int
+    seed: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    checkpoint_sha256: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        """What identifies the work unit: (system, prompt id, seed index, canonical settings)."""
+        return work_key(self.system_id, self.prompt_id, self.sample_index, self.settings)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def work_key(system_id: str, prompt_id: str, sample_index: int, settings: dict[str, Any]) -> tuple[str, str, int, str]:
+    """The resume key of one image."""
+    return (system_id, prompt_id, int(sample_index), json.dumps(settings, sort_keys=True))
+
+
+def derive_seed(run_seed: int, prompt_id: str, sample_index: int) -> int:
+    """Image seed from (run seed, prompt id, seed index): a 31-bit int, identical for every system of a run."""
+    digest = hashlib.sha256(f"{run_seed}:{prompt_id}:{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) uint8 RGB array as PNG bytes (deterministic: no timestamps, fixed compression)."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(image, mode="RGB").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    """A run directory on disk (see the module docstring)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.images_dir = self.root / "images"
+        self.manifest_path = self.root / "manifest.jsonl"
+
+    def create(self) -> RunDir:
+        """Create the directory tree; an unwritable location is a one-line `HarnessError`."""
+        try:
+            self.images_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot write the run directory {self.root} ({exc.strerror}); choose a writable out_dir "
+                "(--set out_dir=PATH)"
+            ) from None
+        return self
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_bytes(self.root / name, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+    def read_json(self, name: str) -> Any:
+        path = self.root / name
+        if not path.is_file():
+            raise HarnessError(f"{path} not found; is {self.root} a run directory made by `harness generate`?")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def add_image(self, image: np.ndarray, entry_fields: dict[str, Any]) -> ManifestEntry:
+        """Store one image (content-addressed) and append its manifest line.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            entry_fields: every `ManifestEntry` field except ``sha256`` and ``path``.
+        """
+        data = encode_png(image)
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.images_dir / f"{sha}.png"
+        if not path.exists():
+            atomic_write_bytes(path, data)
+        entry = ManifestEntry(sha256=sha, path=f"images/{sha}.png", **entry_fields)
+        with open(self.manifest_path, "a", encoding="utf-8") as fh:
+            fh.write(entry.to_json() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return entry
+
+    def entries(self) -> list[ManifestEntry]:
+        """All manifest entries, in write order; a torn last line (crash mid-append) is removed from the file."""
+        if not self.manifest_path.is_file():
+            return []
+        raw = self.manifest_path.read_bytes()
+        if raw and not raw.endswith(b"\n"):  # torn tail from an interrupted append: drop it, the unit is redone
+            raw = raw[: raw.rfind(b"\n") + 1]
+            self._truncate(len(raw))
+        entries: list[ManifestEntry] = []
+        for lineno, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(ManifestEntry(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError):
+                raise HarnessError(
+                    f"{self.manifest_path}: line {lineno} is not a manifest entry; restore the file or delete the run dir"
+                ) from None
+        return entries
+
+    def _truncate(self, size: int) -> None:
+        with open(self.manifest_path, "r+b") as fh:
+            fh.truncate(size)
+
+    def done_keys(self) -> set[tuple[str, str, int, str]]:
+        """Keys of the work units already recorded (those whose PNG exists)."""
+        return {e.key for e in self.entries() if (self.root / e.path).is_file()}
+
+    def load_image(self, entry: ManifestEntry) -> np.ndarray:
+        """The image of an entry as (H, W, 3) uint8 RGB."""
+        with Image.open(self.root / entry.path) as im:
+            return np.asarray(im.convert("RGB"))
+
+    def iter_images(self, entries: list[ManifestEntry]) -> Iterator[np.ndarray]:
+        for e in entries:
+            yield self.load_image(e)

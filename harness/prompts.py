@@ -1,0 +1,124 @@
+"""Prompt sets: the toy world's splits, or a caption file (JSONL, CSV or TXT) with stable prompt ids.
+
+Ids are stable forever: a JSONL/CSV row may carry its own ``prompt_id``; otherwise the id is ``p-`` followed by
+the first 12 hex digits of the sha256 of the caption text, so reordering or extending a file never renames a
+prompt. A subset (``n`` > 0) is drawn without replacement by ``seed`` and kept in file order.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import PromptsConfig
+from harness.errors import ConfigError, HarnessError
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """One caption.
+
+    Attributes:
+        prompt_id: stable id (see module docstring).
+        text: the caption.
+        meta: extra fields (for the toy world: the structured scene description).
+    """
+
+    prompt_id: str
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def text_prompt_id(text: str) -> str:
+    """Stable id of a caption without an explicit id."""
+    return "p-" + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:12]
+
+
+def load_prompts(cfg: PromptsConfig) -> list[PromptRecord]:
+    """Load the prompts a config asks for.
+
+    Raises:
+        ConfigError: unknown split, missing or malformed file, duplicate ids, or ``n`` larger than the file.
+    """
+    if cfg.source == "toyworld":
+        return toyworld_prompts(cfg.split, cfg.n, cfg.seed)
+    return file_prompts(Path(cfg.source), cfg.n, cfg.seed)
+
+
+def toyworld_prompts(split: str, n: int, seed: int) -> list[PromptRecord]:
+    """``n`` captions of the toy world's ``split``, deterministic in (split, seed)."""
+    from harness.data import toyworld
+
+    if split not in toyworld.SPLITS:
+        raise ConfigError(f"unknown toy-world split {split!r}; use one of {', '.join(toyworld.SPLITS)}")
+    if n <= 0:
+        raise ConfigError(f"prompts.n must be positive for the toy world, got {n}")
+    out: list[PromptRecord] = []
+    for index, scene in enumerate(toyworld.iter_scenes(n, split=split, seed=seed)):
+        out.append(
+            PromptRecord(prompt_id=f"toy-{split}-{seed}-{index}", text=scene.caption, meta={"scene": scene.to_dict()})
+        )
+    return out
+
+
+def file_prompts(path: Path, n: int = 0, seed: int = 0) -> list[PromptRecord]:
+    """Captions from a JSONL (``text`` or ``caption`` field), CSV (same columns) or TXT (one per line) file."""
+    if not path.is_file():
+        raise ConfigError(f"prompt file {path} not found; set prompts.source to a JSONL, CSV or TXT caption file")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = _jsonl_rows(path)
+    elif suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    elif suffix == ".txt":
+        rows = [{"text": line} for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        raise ConfigError(f"prompt file {path}: unsupported extension {suffix!r}; use .jsonl, .csv or .txt")
+    records = [_record(row, path, i + 1) for i, row in enumerate(rows)]
+    seen: dict[str, int] = {}
+    for i, rec in enumerate(records):
+        if rec.prompt_id in seen:
+            raise ConfigError(
+                f"prompt file {path}: prompt id {rec.prompt_id!r} appears on rows {seen[rec.prompt_id] + 1} and {i + 1}; "
+                "ids (or captions without ids) must be unique"
+            )
+        seen[rec.prompt_id] = i
+    if not records:
+        raise ConfigError(f"prompt file {path} holds no captions")
+    if n and n < len(records):
+        keep = np.sort(np.random.default_rng(seed).choice(len(records), size=n, replace=False))
+        records = [records[i] for i in keep]
+    elif n > len(records):
+        raise ConfigError(f"prompts.n = {n} but {path} holds only {len(records)} captions")
+    return records
+
+
+def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"prompt file {path}: line {lineno} is not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise ConfigError(f"prompt file {path}: line {lineno} must be a JSON object with a 'text' field")
+        rows.append(obj)
+    return rows
+
+
+def _record(row: dict[str, Any], path: Path, lineno: int) -> PromptRecord:
+    text = row.get("text") or row.get("caption") or row.get("prompt")
+    if not isinstance(text, str) or not text.strip():
+        raise HarnessError(f"prompt file {path}: row {lineno} has no 'text' (or 'caption'/'prompt') field")
+    pid = row.get("prompt_id") or row.get("id")
+    meta = {k: v for k, v in row.items() if k not in {"text", "caption", "prompt", "prompt_id", "id"}}
+    return PromptRecord(prompt_id=str(pid) if pid not in (None, "") else text_prompt_id(text), text=text.strip(), meta=meta)

@@ -1,0 +1,131 @@
+"""`harness run CONFIG`: prompts → generate → score → study → report, each stage resumable.
+
+Stages are the same functions the single-step commands call; a rerun of a finished or interrupted run skips the
+work already done (images by content hash and manifest key, features by the cache, metric results by an inputs
+hash, the study by name).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness import provenance
+from harness.config import RunConfig
+from harness.errors import HarnessError
+from harness.manifest import ManifestEntry, RunDir
+from harness.prompts import PromptRecord, load_prompts
+
+if TYPE_CHECKING:
+    from harness.storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished run produced."""
+
+    run_id: str
+    run_dir: Path
+    n_images: int
+    report_md: Path
+    report_html: Path | None
+    study_ids: tuple[int, ...]
+
+
+def prepare_run_dir(cfg: RunConfig) -> RunDir:
+    """Create ``<out_dir>/<run_id>`` and write the resolved config and provenance (kept from the first attempt)."""
+    if not cfg.systems:
+        raise HarnessError("the run config defines no [[systems]]; add at least one (see configs/toy.toml)")
+    ids = [s.id for s in cfg.systems]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise HarnessError(f"system id {dupes[0]!r} is used twice in [[systems]]; system ids must be unique")
+    run_dir = RunDir(Path(cfg.out_dir) / cfg.run_id).create()
+    run_dir.write_json("config.json", {"config": cfg.to_dict(), "config_sha256": cfg.config_hash()})
+    if not (run_dir.root / "provenance.json").exists():
+        seeds = {"run": cfg.seed, "prompts": cfg.prompts.seed, "study": cfg.study.seed}
+        run_dir.write_json("provenance.json", provenance.collect(cfg.config_hash(), seeds))
+    return run_dir
+
+
+def store_run(
+    repo: Repository,
+    run_id: str,
+    name: str,
+    run_dir: RunDir,
+    entries: list[ManifestEntry],
+    *,
+    config: dict[str, Any],
+    provenance: dict[str, Any],
+) -> None:
+    """Record a run dir and its images in the store (idempotent)."""
+    from harness.storage.records import ImageRecord, RunRecord
+
+    if repo.get_run(run_id) is None:
+        created = provenance.get("created_at")
+        repo.create_run(
+            RunRecord(
+                run_id=run_id,
+                name=name,
+                created_at=dt.datetime.fromisoformat(created) if created else dt.datetime.now(dt.timezone.utc),
+                run_dir=str(run_dir.root.resolve()),
+                config=config,
+                provenance=provenance,
+            )
+        )
+    repo.add_images(
+        [
+            ImageRecord(
+                sha256=e.sha256,
+                run_id=run_id,
+                prompt_id=e.prompt_id,
+                prompt=e.prompt,
+                model_id=e.system_id,
+                seed=e.seed,
+                settings={
+                    **e.settings,
+                    "sample_index": e.sample_index,
+                    "generator_model_id": e.model_id,
+                    "checkpoint_sha256": e.checkpoint_sha256,
+                },
+                path=e.path,
+            )
+            for e in entries
+        ]
+    )
+
+
+def run_pipeline(cfg: RunConfig, *, progress: bool = True, db_url: str | None = None) -> RunOutcome:
+    """Run every stage of a config; returns where the outputs are."""
+    from harness.generate import generate_run
+    from harness.report import write_report
+    from harness.score import score_run
+    from harness.storage.repository import Repository
+    from harness.study import create_studies
+
+    run_dir = prepare_run_dir(cfg)
+    prompts: list[PromptRecord] = load_prompts(cfg.prompts)
+    repo = Repository.open(db_url or cfg.db_url or None)
+    entries = generate_run(cfg, run_dir, prompts, progress=progress)
+    store_run(
+        repo, cfg.run_id, cfg.name, run_dir, entries,
+        config=cfg.to_dict(), provenance=run_dir.read_json("provenance.json"),
+    )
+    results = score_run(cfg, run_dir, entries, prompts, repo, progress=progress)
+    studies = create_studies(cfg, run_dir, entries, prompts, repo)
+    md, html = write_report(
+        cfg, run_dir, repo, entries=entries, results=results, study_ids=[s.study_id for s in studies]
+    )
+    return RunOutcome(
+        run_id=cfg.run_id,
+        run_dir=run_dir.root,
+        n_images=len(entries),
+        report_md=md,
+        report_html=html,
+        study_ids=tuple(s.study_id for s in studies),
+    )

@@ -1,0 +1,185 @@
+"""Engines for the two supported backends and the transactions the repository runs in.
+
+- **SQLite** (default, one machine): WAL journal (readers never block the writer), ``busy_timeout`` (a writer waits
+  for the lock instead of failing with "database is locked"), foreign keys on. The driver's own transaction
+  handling is switched off so that `write_transaction` can start with ``BEGIN IMMEDIATE``: the write lock is taken
+  up front, so two writers never both read and then collide on the upgrade to a write (which SQLite would fail
+  without waiting).
+- **PostgreSQL** (a team, several app processes): ``postgresql+psycopg://user:password@host:port/db``; writers
+  serialise per study with a row lock (see `harness.storage.assign`).
+
+Connection problems become `harness.errors.StorageError` with one line naming the URL (password masked) and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, ProgrammingError, SQLAlchemyError
+
+from harness.errors import StorageError
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long an SQLite writer waits for the write lock before giving up."""
+
+CONNECT_TIMEOUT_S = 5
+"""How long a PostgreSQL connection attempt may take."""
+
+_WRITE = "harness_write"
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL as text with its password replaced by ``***`` (safe to print)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return str(url).split("@")[-1]
+
+
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 40) -> Engine:
+    """Create the engine for a store URL, configured for its backend (nothing is connected yet).
+
+    Args:
+        url: ``sqlite:///path/to/file.db`` or ``postgresql+psycopg://user:pw@host:port/db``.
+        pool_size: connections kept open.
+        max_overflow: extra connections opened under load (one per concurrent request thread).
+
+    Raises:
+        StorageError: the URL is malformed, names an unsupported backend or driver, or names an SQLite file whose
+            directory cannot be created.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(
+            f"store URL {mask_url(url)!r} is not a database URL; use sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (HARNESS_DB_URL or --url)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, pool_size=pool_size, max_overflow=max_overflow)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(
+                parsed,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+            )
+        except (NoSuchModuleError, ImportError) as exc:
+            raise StorageError(
+                f"store URL {mask_url(parsed)}: driver not available ({exc}); use postgresql+psycopg:// "
+                "and install psycopg (pip install 'psycopg[binary]')"
+            ) from None
+    raise StorageError(
+        f"store URL {mask_url(parsed)}: unsupported backend {backend!r}; use sqlite:///PATH or "
+        "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+    )
+
+
+def _sqlite_engine(url: URL, *, pool_size: int, max_overflow: int) -> Engine:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise StorageError(
+            f"store URL {url} is an in-memory SQLite database, which each thread would see empty; "
+            "give a file path: sqlite:///PATH/harness.db"
+        )
+    path = Path(database).expanduser().resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the directory of the SQLite store {path} ({exc.strerror or exc}); "
+            "choose a writable location with HARNESS_HOME, HARNESS_DB_URL or --url"
+        ) from None
+    engine = create_engine(
+        url.set(database=str(path)),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_on_begin)
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get(_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction: one consistent snapshot, committed (nothing to commit) at exit."""
+    with translate_errors(engine), engine.connect() as connection, connection.begin():
+        yield connection
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction, committed at exit and rolled back on any exception.
+
+    On SQLite it starts with ``BEGIN IMMEDIATE`` (the write lock, waited for up to `BUSY_TIMEOUT_MS`), so the whole
+    transaction runs alone among writers.
+    """
+    with translate_errors(engine), engine.connect() as connection:
+        connection.execution_options(**{_WRITE: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def translate_errors(engine: Engine) -> Iterator[None]:
+    """Turn "cannot connect / cannot write" driver errors into a one-line `StorageError`; re-raise the rest."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        message = connection_problem(engine.url, exc)
+        if message is None:
+            raise
+        raise StorageError(message) from exc
+
+
+def connection_problem(url: URL, exc: BaseException) -> str | None:
+    """A one-line description with a fix when ``exc`` means the store is unreachable or read-only, else ``None``."""
+    if not isinstance(exc, DBAPIError) or isinstance(exc, (IntegrityError, ProgrammingError)):
+        return None
+    text = str(exc.orig or exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    lowered = text.lower()
+    if url.get_backend_name() == "sqlite":
+        markers = ("unable to open database", "readonly database", "disk i/o error", "not a database", "locked")
+        if any(marker in lowered for marker in markers):
+            fix = (
+                "another process holds the write lock for too long; retry, or use PostgreSQL for many writers"
+                if "locked" in lowered
+                else "choose a writable SQLite file with HARNESS_HOME, HARNESS_DB_URL or --url"
+            )
+            return f"SQLite store {url.database}: {first}; {fix}"
+        return None
+    markers = ("connection", "could not", "timeout", "password authentication", "does not exist", "server closed")
+    if any(marker in lowered for marker in markers):
+        return (
+            f"cannot use the PostgreSQL store {mask_url(url)}: {first}; check that the server runs and that "
+            "host, port, user, password and database in HARNESS_DB_URL / --url are right"
+        )
+    return None

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store, driven programmatically by `harness.storage.migrate` (no alembic.ini)."""

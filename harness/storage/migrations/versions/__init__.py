@@ -1,0 +1,1 @@
+"""Alembic revisions of the store, one file per revision, never edited once released."""

@@ -1,0 +1,193 @@
+"""`harness study create`: from a run's images to studies in the store, ready for annotators.
+
+For every protocol of the run config a study is designed with `eval_protocols.human.pairing.design_study` (balanced,
+exactly counterbalanced, attention checks mixed in) and stored with a snapshot of its protocol. A system swept
+over several settings enters a study once per setting, as ``<system>@<settings>``.
+
+Attention-check stimuli are made here, from the toy world, and written to ``<run dir>/attention/`` (a run dir of
+their own, registered in the store as run ``<run id>-attention``):
+
+* photorealism: a real render against the same render visibly corrupted;
+* caption similarity: a render of the caption against a render of a contradicting caption (another shape);
+* diversity: 16 varied renders of the caption against 16 copies of one of them.
+
+Studies are named ``<run id>/<protocol>``; creating them again returns the existing ones (idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from eval_protocols.human.corruptions import corrupt_render
+from eval_protocols.human.pairing import AttentionCase, AttentionPool, design_study
+from eval_protocols.human.protocol import Protocol, get_protocol
+from harness.config import RunConfig
+from harness.errors import HarnessError
+from harness.manifest import ManifestEntry, RunDir, derive_seed
+from harness.prompts import PromptRecord
+from harness.report import settings_label
+
+if TYPE_CHECKING:
+    from harness.storage.records import StudyRecord
+    from harness.storage.repository import Repository
+
+ATTENTION_SUFFIX = "-attention"
+
+
+def study_systems(entries: Sequence[ManifestEntry]) -> dict[str, dict[str, list[str]]]:
+    """``{study system id: {prompt id: [sha256 in seed-index order]}}`` from a run's manifest."""
+    settings_per_system: dict[str, set[str]] = defaultdict(set)
+    for e in entries:
+        settings_per_system[e.system_id].add(settings_label(e.settings))
+    systems: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
+    for e in entries:
+        label = settings_label(e.settings)
+        sid = e.system_id if len(settings_per_system[e.system_id]) == 1 else f"{e.system_id}@{label}"
+        systems[sid][e.prompt_id].append((e.sample_index, e.sha256))
+    return {s: {p: [sha for _, sha in sorted(v)] for p, v in per.items()} for s, per in systems.items()}
+
+
+def contradicting_caption(text: str, rng: np.random.Generator) -> str:
+    """A one-object toy caption that contradicts ``text``: the first object's shape replaced by another shape."""
+    from harness.data.toyworld.captions import ObjectMention, parse_caption
+    from harness.data.toyworld.vocab import SHAPES
+
+    first = parse_caption(text).objects[0]
+    others = [s for s in SHAPES if s != first.shape]
+    return ObjectMention(str(rng.choice(others)), first.colour, first.size).phrase()
+
+
+def _attention_pool(
+    protocol: Protocol, prompts: Sequence[PromptRecord], att_dir: RunDir, n_cases: int, seed: int
+) -> AttentionPool:
+    """Render the attention-check stimuli of one protocol into ``att_dir`` and return them as a pool."""
+    from harness.data import toyworld
+
+    rng = np.random.default_rng([seed, 0xA77])
+    cases = []
+    for i in range(n_cases):
+        prompt = prompts[i % len(prompts)]
+        base_seed = derive_seed(seed + 7919, prompt.prompt_id, i)
+
+        def add(image: np.ndarray, role: str, k: int = 0) -> str:
+            return att_dir.add_image(
+                image,
+                {
+                    "system_id": f"attention:{protocol.name}:{role}",
+                    "model_id": "toyworld-attention",
+                    "prompt_id": prompt.prompt_id,
+                    "prompt": prompt.text,
+                    "sample_index": i * 100 + k,
+                    "seed": base_seed + k,
+                    "settings": {},
+                    "checkpoint_sha256": None,
+                },
+            ).sha256
+
+        kind = protocol.attention_check_kind
+        if kind == "corrupted_render":
+            real, _ = toyworld.render_caption(prompt.text, seed=base_seed)
+            cases.append(AttentionCase(prompt.prompt_id, prompt.text, (add(real, "real"),),
+                                       (add(corrupt_render(real, base_seed), "corrupted"),)))
+        elif kind == "contradicting_caption":
+            real, _ = toyworld.render_caption(prompt.text, seed=base_seed)
+            wrong, _ = toyworld.render_caption(contradicting_caption(prompt.text, rng), seed=base_seed)
+            cases.append(AttentionCase(prompt.prompt_id, prompt.text, (add(real, "true"),), (add(wrong, "wrong"),)))
+        else:  # collapsed grid
+            rows, cols = protocol.grid or (4, 4)
+            varied = [add(toyworld.render_caption(prompt.text, seed=base_seed + k)[0], "varied", k)
+                      for k in range(rows * cols)]
+            cases.append(AttentionCase.collapsed_grid(prompt.prompt_id, prompt.text, varied))
+    return AttentionPool(kind=protocol.attention_check_kind, cases=tuple(cases))
+
+
+def create_studies(
+    cfg: RunConfig,
+    run_dir: RunDir,
+    entries: Sequence[ManifestEntry],
+    prompts: Sequence[PromptRecord],
+    repo: Repository,
+) -> list[StudyRecord]:
+    """Design and store one study per protocol of ``cfg.study`` (existing studies of the run are reused)."""
+    from harness.runner import store_run
+    from harness.storage.records import ItemRecord, StudyRecord
+
+    systems = study_systems(entries)
+    if len(systems) < 2:
+        raise HarnessError(
+            f"a study compares at least two systems, but run {cfg.run_id} has {len(systems)}; add a [[systems]] entry"
+        )
+    existing = {s.name: s for s in repo.list_studies()}
+    att_dir = RunDir(run_dir.root / "attention").create()
+    out = []
+    for name in cfg.study.protocols:
+        study_name = f"{cfg.run_id}/{name}"
+        if study_name in existing:
+            out.append(existing[study_name])
+            continue
+        try:
+            protocol = get_protocol(name)
+        except ValueError as exc:
+            raise HarnessError(f"study.protocols: {exc}") from None
+        protocol = protocol.with_tie(cfg.study.allow_tie)
+        pool = None
+        if cfg.study.attention_rate > 0:
+            pool = _attention_pool(protocol, prompts, att_dir, n_cases=max(4, len(prompts)), seed=cfg.study.seed)
+        try:
+            design = design_study(
+                protocol,
+                systems,
+                {p.prompt_id: p.text for p in prompts},
+                cfg.study.comparisons,  # type: ignore[arg-type]
+                votes_per_item=cfg.study.votes_per_item,
+                attention_rate=cfg.study.attention_rate,
+                attention_pool=pool,
+                seed=cfg.study.seed,
+                baseline=cfg.study.baseline or None,
+            )
+        except ValueError as exc:
+            raise HarnessError(f"cannot design the {name} study: {exc}") from None
+        study = StudyRecord(
+            study_id=0,
+            name=study_name,
+            protocol_name=protocol.name,
+            protocol=protocol.to_dict(),
+            status="open",
+            votes_per_item=cfg.study.votes_per_item,
+            allow_tie=protocol.allow_tie,
+            created_at=dt.datetime.now(dt.timezone.utc),
+            seed=cfg.study.seed,
+        )
+        items = [
+            ItemRecord(
+                item_id=0,
+                study_id=0,
+                position=it.position,
+                prompt_id=it.prompt_id,
+                prompt=it.prompt,
+                system_a=it.system_a,
+                system_b=it.system_b,
+                images_a=tuple(it.images_a),
+                images_b=tuple(it.images_b),
+                left=it.left,
+                is_attention_check=it.is_attention_check,
+                expected=it.expected,
+                votes_target=it.votes_target,
+            )
+            for it in design.items
+        ]
+        study_id = repo.create_study(study, items)
+        out.append(repo.get_study(study_id))
+    att_entries = att_dir.entries()
+    if att_entries:
+        store_run(
+            repo, cfg.run_id + ATTENTION_SUFFIX, cfg.name + ATTENTION_SUFFIX, att_dir, att_entries,
+            config={"attention_checks_for": cfg.run_id, "study": cfg.to_dict()["study"]},
+            provenance=run_dir.read_json("provenance.json"),
+        )
+    return out

@@ -1,0 +1,95 @@
+"""Run-config validation: defaults < TOML < --set, unknown keys with did-you-mean, wrong types, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.config import RunConfig, load_config
+from harness.errors import ConfigError
+
+TOY = Path(__file__).resolve().parents[2] / "configs" / "toy.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def test_toy_config_loads_into_frozen_dataclasses() -> None:
+    cfg = load_config(TOY)
+    assert isinstance(cfg, RunConfig)
+    assert [s.id for s in cfg.systems] == ["reference", "degraded"]
+    assert cfg.sampling.guidance_scales == (1.0, 3.0)
+    with pytest.raises(AttributeError):
+        cfg.name = "other"  # type: ignore[misc]
+
+
+def test_defaults_then_file_then_set(tmp_path: Path) -> None:
+    path = write(tmp_path, '[sampling]\nsteps = "25"\n[[systems]]\nid = "r"\ngenerator = "reference"\n')
+    cfg = load_config(path)
+    assert cfg.sampling.steps == "25"
+    assert cfg.sampling.seeds_per_prompt == 4  # built-in default
+    cfg = load_config(path, ["sampling.steps=10", "sampling.guidance_scales=[1, 2.5]", "systems.0.id=mine", "name=x"])
+    assert cfg.sampling.steps == "10"  # ints given for a string field are converted
+    assert cfg.sampling.guidance_scales == (1.0, 2.5)
+    assert cfg.systems[0].id == "mine"
+    assert cfg.name == "x"
+
+
+def test_unknown_key_names_key_file_and_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sampling]\nguidance_scale = [1.0]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert "sampling.guidance_scale" in msg and str(path) in msg and "did you mean 'guidance_scales'" in msg
+
+
+def test_unknown_top_level_key_and_section(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key 'sed'.*did you mean 'seed'"):
+        load_config(write(tmp_path, "sed = 1\n"))
+
+
+def test_wrong_type_names_expected_type(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'sampling.seeds_per_prompt' must be an integer"):
+        load_config(write(tmp_path, '[sampling]\nseeds_per_prompt = "four"\n'))
+    with pytest.raises(ConfigError, match="must be an integer"):
+        load_config(write(tmp_path, "seed = true\n"))
+
+
+def test_missing_required_system_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing required key 'generator'"):
+        load_config(write(tmp_path, '[[systems]]\nid = "a"\n'))
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(write(tmp_path, "name = \n"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_bad_override_syntax(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(path, ["sampling.steps"])
+    with pytest.raises(ConfigError, match="out of range"):
+        load_config(path, ["systems.3.id=x"])
+
+
+def test_run_id_depends_only_on_resolved_config(tmp_path: Path) -> None:
+    a = load_config(TOY)
+    b = load_config(TOY)
+    c = load_config(TOY, ["seed=1"])
+    assert a.run_id == b.run_id != c.run_id
+    assert a.run_id.startswith("toy-")
+
+
+def test_cli_reports_config_error_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[sampling]\nstep = 3\n")
+    assert main(["generate", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "did you mean 'steps'" in err[0]
