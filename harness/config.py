@@ -111,7 +111,7 @@ class StudyConfig:
         seed: seed of the study design.
     """
 
-    protocols: tuple[str, ...] = ("photorealism", "caption")
+    protocols: tuple[str, ...] = ("photorealism", "caption_similarity")
     comparisons: str = "all_pairs"
     baseline: str = ""
     votes_per_item: int = 3
@@ -150,10 +150,18 @@ class RunConfig:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    def generation_hash(self) -> str:
+        """sha256 of what decides the images (name, seed, prompts, systems, sampling), not metrics or studies."""
+        d = self.to_dict()
+        keys = ("name", "seed", "prompts", "systems", "sampling")
+        canonical = json.dumps({k: d[k] for k in keys}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
     @property
     def run_id(self) -> str:
-        """``<name>-<first 8 hex of the config hash>``: the same config always maps to the same run dir."""
-        return f"{self.name}-{self.config_hash()[:8]}"
+        """``<name>-<first 8 hex of the generation hash>``: the same images always map to the same run dir, so
+        changing metrics or study settings rescored/re-studies the run instead of starting a new one."""
+        return f"{self.name}-{self.generation_hash()[:8]}"
 
 
 T = TypeVar("T")

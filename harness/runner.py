@@ -100,6 +100,30 @@ def store_run(
     )
 
 
+def open_generated_run(
+    cfg: RunConfig, db_url: str | None = None
+) -> tuple[RunDir, list[ManifestEntry], list[PromptRecord], Repository]:
+    """Open the run dir of a config that `harness generate` has filled, and the store (with the run recorded)."""
+    from harness.generate import ordered_entries, plan_units
+    from harness.generators import build_generator
+    from harness.storage.repository import Repository
+
+    run_dir = RunDir(Path(cfg.out_dir) / cfg.run_id)
+    if not run_dir.manifest_path.is_file():
+        raise HarnessError(
+            f"run dir {run_dir.root} holds no images yet; run `harness generate {'CONFIG'}` (or `harness run`) first"
+        )
+    prompts = load_prompts(cfg.prompts)
+    generators = {s.id: build_generator(s.generator, s.options) for s in cfg.systems}
+    entries = ordered_entries(run_dir, plan_units(cfg, prompts, generators))
+    repo = Repository.open(db_url or cfg.db_url or None)
+    store_run(
+        repo, cfg.run_id, cfg.name, run_dir, entries,
+        config=cfg.to_dict(), provenance=run_dir.read_json("provenance.json"),
+    )
+    return run_dir, entries, prompts, repo
+
+
 def run_pipeline(cfg: RunConfig, *, progress: bool = True, db_url: str | None = None) -> RunOutcome:
     """Run every stage of a config; returns where the outputs are."""
     from harness.generate import generate_run

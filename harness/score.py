@@ -10,8 +10,10 @@ result whose inputs hash (images, reference, extractor, options) is already stor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from eval_protocols.features.cache import FeatureCache, extract_files
-from eval_protocols.metrics.registry import MetricInputs, get_metric
+from eval_protocols.metrics.base import MetricResult
+from eval_protocols.metrics.bootstrap import bootstrap_ci, with_bootstrap
+from eval_protocols.metrics.registry import MetricInputs, MetricSpec, get_metric
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
 from harness.extractors import build_extractor
@@ -71,12 +75,40 @@ def reference_images(cfg: RunConfig, run_dir: RunDir, prompts: Sequence[PromptRe
     )
 
 
-def _npz_reference(path: str) -> dict[str, np.ndarray]:
+def _npz_reference(path: str) -> Any:
+    from eval_protocols.metrics.fid import load_stats
+
     try:
-        with np.load(path) as data:
-            return {"mu": data["mu"], "sigma": data["sigma"]}
+        return load_stats(path)
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"metrics.reference {path}: cannot read mu/sigma ({exc}); save them with numpy.savez") from None
+
+
+def with_interval(
+    spec: MetricSpec, inputs: MetricInputs, results: list[MetricResult], n_resamples: int, seed: int
+) -> list[MetricResult]:
+    """Add seeded 95% bootstrap intervals: per-unit values resampled where a result has them (prompts clustered),
+    otherwise the sample images resampled and the metric recomputed (feature-space metrics such as FD and KID)."""
+    if n_resamples <= 0 or inputs.samples is None or len(inputs.samples) < 2:
+        return results
+    out = []
+    for r in results:
+        if r.ci_low is not None or any(k in r.details for k in ("per_caption", "per_sample")):
+            out.append(r if r.ci_low is not None else with_bootstrap(r, groups=inputs.groups, n_resamples=n_resamples,
+                                                                      seed=seed))
+            continue
+
+        def statistic(idx: np.ndarray, name: str = r.name) -> float:
+            sub = dataclasses.replace(inputs, samples=inputs.samples[idx],  # type: ignore[index]
+                                      groups=None if inputs.groups is None else inputs.groups[idx])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return next(v.value for v in spec(sub) if v.name == name)
+
+        low, high = bootstrap_ci(statistic, len(inputs.samples), n_resamples=n_resamples, seed=seed)
+        details = {**r.details, "ci_resampled": "images", "ci_resamples": n_resamples, "ci_confidence": 0.95}
+        out.append(dataclasses.replace(r, ci_low=low, ci_high=high, details=details))
+    return out
 
 
 def _inputs_hash(*parts: object) -> str:
@@ -131,13 +163,13 @@ def score_run(
                 feats = extract_files(extractor, [run_dir.root / e.path for e in group], cache,
                                       image_sha256s=[e.sha256 for e in group])
             inputs = MetricInputs(
-                reference=ref_feats, samples=feats, groups=np.array([e.prompt_id for e in group])
+                reference=ref_feats, samples=feats, groups=np.array([e.prompt_id for e in group]),
+                reference_stats=npz,
             )
-            options: dict[str, Any] = {"bootstrap": cfg.metrics.bootstrap, "seed": cfg.seed}
-            if npz is not None and spec.name == "fd":
-                options["reference_stats"] = npz
             try:
-                values = spec(inputs, **options)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # rank warnings are reported once, below
+                    values = with_interval(spec, inputs, spec(inputs), cfg.metrics.bootstrap, cfg.seed)
             except ValueError as exc:
                 raise HarnessError(f"metric {spec.name} on {system_id} ({settings_label(settings)}): {exc}") from None
             for v in values:

@@ -1,10 +1,15 @@
 """A weight-free feature extractor for the toy world: area-pooled RGB on a coarse grid.
 
-``pixels-g<grid>``: each image is converted to float RGB on [0, 1], averaged over a ``grid × grid`` lattice of
-equal cells (area pooling, exact for sizes divisible by ``grid``; otherwise by `numpy` index splits), and the
-cell means are flattened to ``(N, grid·grid·3)``. It needs no weights, so the walking skeleton and the tests can
-compute a Fréchet distance on any machine. It measures colour layout only — it is *not* FID and its numbers are
-not comparable to published ones; use the Inception or CLIP extractors for that.
+``pixels-g<grid>``: each image is converted to float RGB on [0, 1] and cut into a ``grid × grid`` lattice of equal
+cells (by `numpy` index splits). Per cell it keeps
+
+* the mean of each RGB channel (colour layout),
+* the standard deviation of the luminance Y = 0.299 R + 0.587 G + 0.114 B (contrast, speckle noise),
+* the mean absolute difference of Y between horizontal and vertical neighbours (edge sharpness; blur lowers it),
+
+so features are ``(N, grid·grid·5)`` (the two texture statistics scaled by `TEXTURE_WEIGHT`). It needs no weights, so the walking skeleton and the tests can compute a
+Fréchet distance on any machine and see both colour and sharpness defects. It is *not* FID and its numbers are not
+comparable to published ones; use the Inception or CLIP extractors for that.
 """
 
 from __future__ import annotations
@@ -12,8 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 
+TEXTURE_WEIGHT = 4.0
+"""Scale of the two texture statistics: their natural range (~0.05) is far below the colour means' (~0.5), and a
+Fréchet distance is not scale-invariant, so unweighted they would hardly count."""
+
+
 class PixelExtractor:
-    """Area-pooled RGB features; ``__call__((N, H, W, 3) uint8) -> (N, grid²·3) float64``."""
+    """Cell statistics; ``__call__((N, H, W, 3) uint8) -> (N, grid²·5) float64`` (see the module docstring)."""
 
     weights_sha256: str | None = None
 
@@ -21,19 +31,24 @@ class PixelExtractor:
         if grid < 1:
             raise ValueError(f"grid must be >= 1, got {grid}")
         self.grid = grid
-        self.dim = grid * grid * 3
-        self.extractor_id = f"pixels-g{grid}"
+        self.dim = grid * grid * 5
+        self.extractor_id = f"pixels-v2-w{TEXTURE_WEIGHT:g}-g{grid}"
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"expected (N, H, W, 3) uint8 images, got {images.shape} {images.dtype}")
         x = images.astype(np.float64) / 255.0
+        y = x @ np.array([0.299, 0.587, 0.114])
+        dx = np.abs(np.diff(y, axis=2, append=y[:, :, -1:]))
+        dy = np.abs(np.diff(y, axis=1, append=y[:, -1:, :]))
         n, h, w, _ = x.shape
         rows = np.array_split(np.arange(h), self.grid)
         cols = np.array_split(np.arange(w), self.grid)
-        out = np.empty((n, self.grid, self.grid, 3))
+        out = np.empty((n, self.grid, self.grid, 5))
         for i, r in enumerate(rows):
-            band = x[:, r[0] : r[-1] + 1]
             for j, c in enumerate(cols):
-                out[:, i, j] = band[:, :, c[0] : c[-1] + 1].mean(axis=(1, 2))
+                cell = (slice(None), slice(r[0], r[-1] + 1), slice(c[0], c[-1] + 1))
+                out[:, i, j, :3] = x[cell].mean(axis=(1, 2))
+                out[:, i, j, 3] = TEXTURE_WEIGHT * y[cell].std(axis=(1, 2))
+                out[:, i, j, 4] = TEXTURE_WEIGHT * 0.5 * (dx[cell].mean(axis=(1, 2)) + dy[cell].mean(axis=(1, 2)))
         return out.reshape(n, self.dim)

@@ -174,6 +174,7 @@ def cluster_bootstrap_interval(
     votes. With two or more (prompt and annotator), each variable is resampled independently and a vote's
     weight is the product of its groups' multiplicities (Owen's pigeonhole bootstrap). The statistic of a
     replicate is Σ_v w_v s_v / Σ_v w_v; all replicates are computed at once on unique (group, group) cells.
+    A cluster variable with a single group cannot be resampled and is ignored (no variables left: i.i.d.).
 
     Args:
         scores: per-vote score s ∈ [0, 1]; shape [n_votes].
@@ -191,6 +192,7 @@ def cluster_bootstrap_interval(
         return float("nan"), float("nan"), np.full(n_bootstrap, np.nan)
     if n_bootstrap < 1:
         raise ValueError(f"n_bootstrap = {n_bootstrap}; use at least 1 (e.g. 1000)")
+    clusters = [c for c in (np.asarray(c) for c in clusters) if np.unique(c).size > 1]
     if len(clusters) == 0:
         values, counts = np.unique(s, return_counts=True)
         weights = rng.multinomial(s.size, counts / s.size, size=n_bootstrap).astype(np.float64)

@@ -29,12 +29,12 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from eval_protocols.human.protocol import AttentionCheckKind, Protocol
+from eval_protocols.human.protocol import ATTENTION_CHECK_KINDS, AttentionCheckKind, Protocol
 
 Side = Literal["a", "b"]
 ComparisonSpec = Sequence[tuple[str, str]] | Literal["all_pairs", "vs_baseline"]
@@ -77,6 +77,8 @@ class AttentionCase:
     def collapsed_grid(cls, prompt_id: str, prompt: str, varied: Sequence[str], copy_index: int = 0) -> AttentionCase:
         """Diversity check: ``varied`` against ``len(varied)`` copies of ``varied[copy_index]``."""
         varied = tuple(varied)
+        if not 0 <= copy_index < len(varied):
+            raise ValueError(f"copy_index {copy_index} is outside the {len(varied)} varied images; pick one of them")
         return cls(prompt_id, prompt, reference=varied, altered=(varied[copy_index],) * len(varied))
 
 
@@ -89,6 +91,8 @@ class AttentionPool:
     cases: tuple[AttentionCase, ...]
 
     def __post_init__(self) -> None:
+        if self.kind not in ATTENTION_CHECK_KINDS:
+            raise ValueError(f"attention pool kind {self.kind!r} is not one of {list(ATTENTION_CHECK_KINDS)}")
         if not self.cases:
             raise ValueError("attention pool is empty; add at least one AttentionCase or set attention_rate=0")
         sizes = {len(case.reference) for case in self.cases}
@@ -168,6 +172,15 @@ class StudyDesign:
 
     def _regular(self) -> list[DesignedItem]:
         return [item for item in sorted(self.items, key=lambda i: i.position) if not item.is_attention_check]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dump: the protocol snapshot, the seed and every item (tuples become lists)."""
+        items = []
+        for item in self.items:
+            data = asdict(item)
+            data["images_a"], data["images_b"] = list(item.images_a), list(item.images_b)
+            items.append(data)
+        return {"protocol": self.protocol.to_dict(), "seed": self.seed, "items": items}
 
     def summary(self) -> dict[str, Any]:
         """Return JSON-ready counts: items, checks, votes, per-comparison sides and per-caption coverage."""

@@ -57,7 +57,7 @@ class SimulationSpec:
     """Probability that an honest annotator fails a check."""
     latency_ms: float = 4000.0
     """Median response time of honest annotators (log-normal, σ = 0.5)."""
-    spammer_latency_ms: float = 700.0
+    spammer_latency_ms: float = 400.0
     """Median response time of spammers."""
     pairs: tuple[tuple[str, str], ...] | None = None
     """Pairs to compare; None: every unordered pair."""

@@ -108,8 +108,8 @@ def win_rates(
         n_bootstrap: bootstrap replicates (``ci="bootstrap"`` only).
         seed: seed of the bootstrap; each pair gets its own stream derived from it, so results do not depend on
             which other pairs are present.
-        cluster_by: vote-table columns whose groups the bootstrap resamples together; ``None`` uses every one
-            of ``prompt`` and ``annotator`` present, ``()`` resamples votes i.i.d.
+        cluster_by: vote-table columns whose groups the bootstrap resamples together; ``None`` uses each of
+            ``prompt`` and ``annotator`` that has at least two distinct values, ``()`` resamples votes i.i.d.
         baseline: system always placed second, so rates read P(system beats baseline).
 
     Returns:
@@ -155,7 +155,7 @@ def win_rates(
 def _cluster_columns(votes: pd.DataFrame, cluster_by: tuple[str, ...] | None) -> tuple[str, ...]:
     """Resolve ``cluster_by``: default to the cluster columns present; reject unknown columns."""
     if cluster_by is None:
-        return tuple(c for c in CLUSTER_COLUMNS if c in votes.columns and votes[c].notna().any())
+        return tuple(c for c in CLUSTER_COLUMNS if c in votes.columns and votes[c].nunique(dropna=True) > 1)
     missing = [c for c in cluster_by if c not in votes.columns]
     if missing:
         raise ValueError(f"cannot cluster the bootstrap by missing column(s) {', '.join(missing)}; drop them from cluster_by")

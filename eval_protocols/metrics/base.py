@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +31,18 @@ class MetricResult:
     ci_high: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        """A flat JSON object: ``{name: value, name_ci_low, name_ci_high, name_<detail>: ...}`` for scalar details."""
+    def to_json(self, skip: Collection[str] = ()) -> dict[str, Any]:
+        """A flat JSON object: ``{name: value, name_ci_low, name_ci_high, name_<detail>: ...}`` for scalar details.
+
+        Args:
+            skip: detail keys to leave out (e.g. ``n_reference`` when the caller reports it once).
+        """
         out: dict[str, Any] = {self.name: self.value}
         if self.ci_low is not None and self.ci_high is not None:
             out[f"{self.name}_ci_low"] = self.ci_low
             out[f"{self.name}_ci_high"] = self.ci_high
         for key, value in self.details.items():
-            if isinstance(value, (int, float, str, bool)):
+            if key not in skip and isinstance(value, (int, float, str, bool)):
                 out[f"{self.name}_{key}"] = value
         return out
 

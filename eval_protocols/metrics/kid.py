@@ -48,6 +48,9 @@ def kernel_inception_distance(
 ) -> MetricResult:
     """KID between reference and sample features: mean and std of the unbiased MMD² over random subsets.
 
+    A set no larger than ``subset_size`` is used whole in every subset pair, so with both sets that small all pairs are
+    equal and ``std`` is 0.
+
     Args:
         reference: ``(N_ref, D)`` reference features.
         samples: ``(N, D)`` sample features.
@@ -59,7 +62,7 @@ def kernel_inception_distance(
         seed: seed of the subset draws.
 
     Returns:
-        ``MetricResult(name="kid")``: value = mean over subsets; details ``std``, ``subsets``, ``subset_size``.
+        ``MetricResult(name="kid")``: value = mean over subsets; details ``std``, ``subsets`` and the subset sizes used.
 
     Raises:
         ValueError: fewer than 2 rows in a set, mismatched dimensions, NaN rows, or ``subsets < 1``.
@@ -79,7 +82,13 @@ def kernel_inception_distance(
             polynomial_kernel(ys, ys, degree, gamma, coef),
             polynomial_kernel(xs, ys, degree, gamma, coef),
         )
-    details = {"std": float(values.std()), "subsets": subsets, "subset_size": min(m, n), "n_reference": len(x)}
+    details = {
+        "std": float(values.std()),
+        "subsets": subsets,
+        "subset_size_reference": m,
+        "subset_size_samples": n,
+        "n_reference": len(x),
+    }
     return MetricResult("kid", float(values.mean()), len(y), higher_is_better=False, details=details)
 
 

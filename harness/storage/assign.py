@@ -61,15 +61,14 @@ def lock_study(conn: Connection, study_id: int) -> StudyRecord:
     stmt = select(studies).where(studies.c.study_id == study_id).with_for_update(key_share=True)
     row = conn.execute(stmt).first()
     if row is None:
-        raise AssignmentError(f"study {study_id} does not exist; list studies with `harness study list`")
+        raise AssignmentError(f"study {study_id} does not exist; check the study id (studies are listed on the admin page)")
     return rows.study_record(row)
 
 
 def _require_open(study: StudyRecord) -> None:
     if study.status != "open":
         raise StudyNotOpenError(
-            f"study {study.name!r} is {study.status}, not open for votes; an admin opens it on the admin page "
-            f"(or `harness study open {study.study_id}`)"
+            f"study {study.name!r} is {study.status}, not open for votes; ask the study's admin to open it"
         )
 
 

@@ -73,12 +73,17 @@ def linear_betas(num_timesteps: int) -> np.ndarray:
     β_t = linspace(1e-4 · 1000/T, 0.02 · 1000/T, T).
 
     Args:
-        num_timesteps: T (≥ 1). For T < 50 the end value exceeds 0.4; still a valid schedule.
+        num_timesteps: T (> 20, since β_T = 20/T must stay below 1).
 
     Returns:
         float64 array of shape (T,).
+
+    Raises:
+        ValueError: T ≤ 20.
     """
     _check_num_timesteps(num_timesteps)
+    if num_timesteps <= 20:
+        raise ValueError(f"the linear schedule needs more than 20 steps (β_T = 20/T < 1), got {num_timesteps}; use cosine")
     scale = 1000.0 / num_timesteps
     return np.linspace(scale * 1e-4, scale * 0.02, num_timesteps, dtype=np.float64)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -270,9 +271,15 @@ def config_to_dict(config: NetworkConfig, description: str | None = None) -> dic
     return out
 
 
+def config_to_json(config: NetworkConfig, description: str | None = None) -> str:
+    """Indented JSON text of ``config``, with number lists on one line."""
+    text = json.dumps(config_to_dict(config, description), indent=2)
+    return re.sub(r"\[[\d\s,.\-]*\]", lambda m: json.dumps(json.loads(m.group(0))), text) + "\n"
+
+
 def save_config(config: NetworkConfig, path: str | Path, description: str | None = None) -> None:
-    """Write ``config`` as indented JSON to ``path``."""
-    Path(path).write_text(json.dumps(config_to_dict(config, description), indent=2) + "\n")
+    """Write ``config`` as JSON to ``path`` (see :func:`config_to_json`)."""
+    Path(path).write_text(config_to_json(config, description))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

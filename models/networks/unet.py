@@ -178,11 +178,11 @@ class UNet(nn.Module):
 
         h, skips = x, []
         for layers in self.input_blocks:
-            h = self._apply(layers, h, emb, context)
+            h = self._run_layers(layers, h, emb, context)
             skips.append(h)
-        h = self._apply(self.middle_block, h, emb, context)
+        h = self._run_layers(self.middle_block, h, emb, context)
         for layers in self.output_blocks:
-            h = self._apply(layers, torch.cat([h, skips.pop()], dim=1), emb, context)
+            h = self._run_layers(layers, torch.cat([h, skips.pop()], dim=1), emb, context)
         return self.out(h)
 
     def _condition(
@@ -226,7 +226,7 @@ class UNet(nn.Module):
         return emb, (torch.cat(context, dim=1) if context else None)
 
     @staticmethod
-    def _apply(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    def _run_layers(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         for layer in layers:
             if isinstance(layer, ResBlock):
                 h = layer(h, emb)

@@ -232,6 +232,10 @@ def test_positions_votes_and_determinism() -> None:
     summary = first.summary()
     assert summary["votes_target"] == 3 * len(first.items)
     assert json.loads(json.dumps(summary)) == summary
+    dump = json.loads(json.dumps(first.to_dict()))
+    assert Protocol.from_dict(dump["protocol"]) == first.protocol and dump["seed"] == 11
+    assert [DesignedItem(**{**d, "images_a": tuple(d["images_a"]), "images_b": tuple(d["images_b"])})
+            for d in dump["items"]] == list(first.items)
     # The shuffle mixes comparisons and checks instead of listing them in blocks.
     runs = sum(1 for x, y in itertools.pairwise(first.items) if (x.system_a, x.system_b) != (y.system_a, y.system_b))
     assert runs > len(first.comparisons)

@@ -21,7 +21,7 @@ def _cosine_f(tau: float, s: float = 0.008) -> float:
     return math.cos((tau + s) / (1 + s) * math.pi / 2) ** 2
 
 
-@pytest.mark.parametrize("num_timesteps", [10, 100, 1000])
+@pytest.mark.parametrize("num_timesteps", [21, 100, 1000])
 def test_linear_alphas_cumprod_matches_product_of_the_linear_formula(num_timesteps: int) -> None:
     scale = 1000 / num_timesteps
     start, end = 1e-4 * scale, 0.02 * scale
@@ -47,8 +47,17 @@ def test_cosine_alphas_cumprod_matches_closed_form_until_the_cap(num_timesteps: 
     # Every beta before the first capped one reproduces f(t/T)/f(0) exactly.
     first_capped = int(np.argmin(uncapped)) if not uncapped.all() else num_timesteps
     np.testing.assert_allclose(alpha_bar[:first_capped], expected[:first_capped], rtol=1e-9, atol=1e-15)
-    assert alpha_bar[0] == pytest.approx(1.0, abs=1e-3)  # ᾱ at the first step ≈ 1
     assert alpha_bar[-1] < 1e-6
+
+
+def test_cosine_alpha_bar_starts_near_one() -> None:
+    alpha_bar = np.cumprod(1 - cosine_betas(1000))
+    assert 1 - 1e-4 < alpha_bar[0] < 1.0
+
+
+def test_linear_schedule_refuses_too_few_steps() -> None:
+    with pytest.raises(ValueError, match="more than 20 steps"):
+        linear_betas(20)
 
 
 def test_cosine_betas_are_capped_at_0999() -> None:

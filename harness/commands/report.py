@@ -1,0 +1,35 @@
+"""`harness report CONFIG`: (re)write the Markdown and HTML report of a run from the run dir and the store."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.config import load_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "report",
+        help="write the Markdown + HTML report of a run",
+        description="Write runs/<run id>/report/report.md and a self-contained report.html with the metrics, the "
+        "studies of the run with their win rates, sample grids and provenance.",
+        epilog="Example: harness report configs/toy.toml",
+    )
+    p.add_argument("config", help="the run config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+    from harness.runner import open_generated_run
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir, entries, _prompts, repo = open_generated_run(cfg, args.db)
+    prefix = f"{cfg.run_id}/"
+    study_ids = [s.study_id for s in repo.list_studies() if s.name.startswith(prefix)]
+    md, page = write_report(cfg, run_dir, repo, entries=entries, study_ids=study_ids)
+    print(f"report: {md}")
+    print(f"report (HTML): {page}")
+    return 0

@@ -1,0 +1,38 @@
+"""`harness score CONFIG`: metrics of a generated run, stored and printed as a table."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.config import load_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "score",
+        help="compute the configured metrics of a generated run",
+        description="Compute metrics for every (system, guidance scale, steps) group of a run against the configured "
+        "reference, store them and print a table. Features are cached; unchanged results are not recomputed.",
+        epilog='Example: harness score configs/toy.toml --set metrics.names=["fd","kid"]',
+    )
+    p.add_argument("config", help="the run config the images were generated with")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.report import settings_label
+    from harness.reportdoc import fmt_ci
+    from harness.runner import open_generated_run
+    from harness.score import score_run
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir, entries, prompts, repo = open_generated_run(cfg, args.db)
+    results = score_run(cfg, run_dir, entries, prompts, repo, progress=not args.no_progress)
+    print(f"{'metric':<14} {'system':<24} {'settings':<28} {'value [95% CI]':<32} n")
+    for r in sorted(results, key=lambda r: (r.metric, r.model_id, settings_label(r.group))):
+        value = fmt_ci(r.value, r.ci_low, r.ci_high, 4)
+        print(f"{r.metric:<14} {r.model_id:<24} {settings_label(r.group):<28} {value:<32} {r.n}")
+    return 0

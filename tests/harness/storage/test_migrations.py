@@ -1,0 +1,69 @@
+"""Migrations from empty, down and up again, on both backends; the migrated tables equal `schema.py`."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from harness.errors import StorageError
+from harness.storage import migrate
+from harness.storage.engine import make_engine
+from harness.storage.repository import Repository
+from harness.storage.schema import metadata
+
+TABLES = {"runs", "images", "metric_results", "studies", "items", "annotators", "assignments", "votes"}
+
+
+def test_upgrade_from_empty_matches_schema(store_url: str) -> None:
+    engine = make_engine(store_url)
+    try:
+        assert migrate.current_revision(engine) is None
+        before, after = migrate.upgrade(engine)
+        assert (before, after) == (None, migrate.head_revision())
+        assert TABLES <= set(sa.inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_up_again(store_url: str) -> None:
+    engine = make_engine(store_url)
+    try:
+        migrate.upgrade(engine)
+        assert migrate.downgrade(engine, "base") == (migrate.head_revision(), None)
+        assert not TABLES & set(sa.inspect(engine).get_table_names())
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        assert TABLES <= set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_open_migrates_and_reopen_is_a_no_op(store_url: str) -> None:
+    with Repository.open(store_url) as repo:
+        assert repo.list_runs() == []
+    with Repository.open(store_url) as repo:
+        assert migrate.current_revision(repo.engine) == migrate.head_revision()
+
+
+def test_store_from_a_newer_harness_is_refused(store_url: str) -> None:
+    Repository.open(store_url).close()
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(StorageError, match="9999_future.*newer than this harness.*upgrade unclip-harness") as info:
+        Repository.open(store_url)
+    assert "\n" not in str(info.value)
+
+
+def test_migrations_ship_as_python_package_files() -> None:
+    assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
+    versions = sorted(p.name for p in (migrate.MIGRATIONS_DIR / "versions").glob("*.py"))
+    assert "0001_initial.py" in versions and "__init__.py" in versions
+    assert migrate.known_revisions() == {"0001"}

@@ -1,0 +1,101 @@
+"""Respacing: which steps are kept, the re-derived chain, and the timestep-mapping wrapper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from models.diffusion.gaussian import GaussianDiffusion, ModelMeanType, ModelVarType
+from models.diffusion.respace import SpacedDiffusion, TimestepMappedModel, space_timesteps
+from models.diffusion.schedules import get_named_beta_schedule
+
+
+@pytest.mark.parametrize("count", [2, 3, 10, 25, 27, 50, 250, 999, 1000])
+def test_even_spacing_keeps_both_endpoints_and_the_count(count: int) -> None:
+    for spec in (count, str(count), [count]):
+        steps = space_timesteps(1000, spec)
+        assert len(steps) == count
+        assert min(steps) == 0 and max(steps) == 999
+
+
+def test_segment_string_gives_the_expected_counts_per_segment() -> None:
+    steps = np.array(sorted(space_timesteps(300, "10,10,3,2,2")))
+    per_segment = np.histogram(steps, bins=[0, 60, 120, 180, 240, 300])[0]
+    assert per_segment.tolist() == [10, 10, 3, 2, 2]
+    assert len(steps) == 27 and steps[0] == 0 and steps[-1] == 299
+    # Each segment with more than one step includes both of its ends.
+    for start, count in zip(range(0, 300, 60), [10, 10, 3, 2, 2]):
+        assert {start, start + 59} <= set(steps.tolist())
+
+
+def test_segments_of_unequal_size_give_the_remainder_to_the_first_ones() -> None:
+    steps = sorted(space_timesteps(1001, "2,2,2"))
+    assert steps == [0, 333, 334, 667, 668, 1000]
+
+
+def test_ddim_spacing_is_a_fixed_stride_from_zero() -> None:
+    assert space_timesteps(1000, "ddim50") == set(range(0, 1000, 20))
+    assert space_timesteps(1000, "ddim1000") == set(range(1000))
+
+
+def test_fast27_swaps_the_last_step_as_glide() -> None:
+    steps = space_timesteps(1000, "fast27")
+    assert len(steps) == 27 and 999 not in steps and 997 in steps
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("abc", "bad timestep respacing"), ("ddimx", "bad timestep respacing"), ("ddim600", "integer stride"),
+     ("0", "positive"), ("10,10", "segment of 8 steps"), ("1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "do not fit")],
+)
+def test_bad_spacings_raise_with_a_hint(spec: str, message: str) -> None:
+    total = 15 if spec.startswith(("10,", "1,")) else 1000
+    with pytest.raises(ValueError, match=message):
+        space_timesteps(total, spec)
+
+
+def test_spaced_chain_keeps_alpha_bar_at_the_kept_steps() -> None:
+    betas = get_named_beta_schedule("cosine", 1000)
+    base = GaussianDiffusion(betas)
+    spaced = SpacedDiffusion.from_base(base, "10,10,3,2,2")
+    assert spaced.num_timesteps == 27 and spaced.original_num_steps == 1000
+    np.testing.assert_allclose(spaced.alphas_cumprod, base.alphas_cumprod[spaced.timestep_map], rtol=1e-8)
+    full = SpacedDiffusion(range(1000), betas)
+    np.testing.assert_allclose(full.betas, betas, rtol=1e-9)
+
+
+@pytest.mark.parametrize("rescale", [False, True])
+def test_spaced_diffusion_calls_the_network_with_original_steps(rescale: bool) -> None:
+    base = GaussianDiffusion(get_named_beta_schedule("linear", 200), ModelMeanType.EPSILON, ModelVarType.FIXED_SMALL)
+    spaced = SpacedDiffusion.from_base(base, 5, rescale_timesteps=rescale)
+    seen: list[Tensor] = []
+
+    def model_fn(x: Tensor, t: Tensor, **cond: Tensor) -> Tensor:
+        seen.append(t)
+        return torch.zeros_like(x)
+
+    x = torch.zeros(3, 2)
+    spaced.p_mean_variance(model_fn, x, torch.tensor([0, 2, 4]))
+    spaced.training_losses(model_fn, x, torch.tensor([1, 3, 4]), torch.ones_like(x))
+    expected = torch.tensor([[0, 100, 199], [50, 149, 199]])
+    if rescale:
+        torch.testing.assert_close(torch.stack(seen), expected.float() * 5.0)
+    else:
+        assert torch.equal(torch.stack(seen), expected)
+
+
+def test_wrapper_is_not_applied_twice() -> None:
+    spaced = SpacedDiffusion(range(0, 100, 10), get_named_beta_schedule("cosine", 100))
+    wrapped = spaced.wrap_model(lambda x, t: x)
+    assert isinstance(wrapped, TimestepMappedModel) and spaced.wrap_model(wrapped) is wrapped
+    assert torch.equal(wrapped.map_timesteps(torch.tensor([0, 9])), torch.tensor([0, 90]))
+
+
+def test_empty_or_out_of_range_timesteps_raise() -> None:
+    betas = get_named_beta_schedule("cosine", 10)
+    with pytest.raises(ValueError, match="non-empty subset"):
+        SpacedDiffusion([], betas)
+    with pytest.raises(ValueError, match="non-empty subset"):
+        SpacedDiffusion([0, 10], betas)
