@@ -71,15 +71,25 @@ def _batches(units: list[WorkUnit], batch_size: int) -> Iterator[list[WorkUnit]]
         yield batch
 
 
+def build_generators(cfg: RunConfig) -> dict[str, Generator]:
+    """One generator per system of the config (validates generator names and options)."""
+    return {s.id: build_generator(s.generator, s.options) for s in cfg.systems}
+
+
 def generate_run(
-    cfg: RunConfig, run_dir: RunDir, prompts: Sequence[PromptRecord], *, progress: bool = True
+    cfg: RunConfig,
+    run_dir: RunDir,
+    prompts: Sequence[PromptRecord],
+    *,
+    progress: bool = True,
+    generators: dict[str, Generator] | None = None,
 ) -> list[ManifestEntry]:
     """Generate every missing image of a run; returns the full manifest afterwards.
 
     Raises:
         HarnessError: from the generators (bad options, prompts they cannot render) or an unwritable run dir.
     """
-    generators = {s.id: build_generator(s.generator, s.options) for s in cfg.systems}
+    generators = generators if generators is not None else build_generators(cfg)
     units = plan_units(cfg, prompts, generators)
     done = run_dir.done_keys()
     todo = [u for u in units if u.key not in done]

@@ -104,8 +104,7 @@ def open_generated_run(
     cfg: RunConfig, db_url: str | None = None
 ) -> tuple[RunDir, list[ManifestEntry], list[PromptRecord], Repository]:
     """Open the run dir of a config that `harness generate` has filled, and the store (with the run recorded)."""
-    from harness.generate import ordered_entries, plan_units
-    from harness.generators import build_generator
+    from harness.generate import build_generators, ordered_entries, plan_units
     from harness.storage.repository import Repository
 
     run_dir = RunDir(Path(cfg.out_dir) / cfg.run_id)
@@ -114,8 +113,7 @@ def open_generated_run(
             f"run dir {run_dir.root} holds no images yet; run `harness generate {'CONFIG'}` (or `harness run`) first"
         )
     prompts = load_prompts(cfg.prompts)
-    generators = {s.id: build_generator(s.generator, s.options) for s in cfg.systems}
-    entries = ordered_entries(run_dir, plan_units(cfg, prompts, generators))
+    entries = ordered_entries(run_dir, plan_units(cfg, prompts, build_generators(cfg)))
     repo = Repository.open(db_url or cfg.db_url or None)
     store_run(
         repo, cfg.run_id, cfg.name, run_dir, entries,
@@ -126,16 +124,17 @@ def open_generated_run(
 
 def run_pipeline(cfg: RunConfig, *, progress: bool = True, db_url: str | None = None) -> RunOutcome:
     """Run every stage of a config; returns where the outputs are."""
-    from harness.generate import generate_run
+    from harness.generate import build_generators, generate_run
     from harness.report import write_report
     from harness.score import score_run
     from harness.storage.repository import Repository
     from harness.study import create_studies
 
-    run_dir = prepare_run_dir(cfg)
+    generators = build_generators(cfg)  # bad names/options fail before anything is written
     prompts: list[PromptRecord] = load_prompts(cfg.prompts)
     repo = Repository.open(db_url or cfg.db_url or None)
-    entries = generate_run(cfg, run_dir, prompts, progress=progress)
+    run_dir = prepare_run_dir(cfg)
+    entries = generate_run(cfg, run_dir, prompts, progress=progress, generators=generators)
     store_run(
         repo, cfg.run_id, cfg.name, run_dir, entries,
         config=cfg.to_dict(), provenance=run_dir.read_json("provenance.json"),

@@ -127,17 +127,17 @@ class InceptionFeatures:
             path = resolve_inception_weights(weights_path)
             state_dict = _load_state_dict(path)
             self.weights_sha256 = sha256_file(path)
-            if not self.weights_sha256.startswith(INCEPTION_SHA256_PREFIX):
-                warnings.warn(
-                    f"{path}: sha256 {self.weights_sha256[:16]}... does not start with {INCEPTION_SHA256_PREFIX}; "
-                    "features will not match published FIDs",
-                    stacklevel=2,
-                )
             tag = self.weights_sha256[:16]
         self.extractor_id = f"inception-v3-pool3:{resize}:{tag}"
         self.net = _build_network(resize == "antialias-bilinear", seed)
         if state_dict is not None and path is not None:
             _load_into(self.net, state_dict, path)
+            if not tag.startswith(INCEPTION_SHA256_PREFIX):
+                warnings.warn(
+                    f"{path}: sha256 {tag}... does not start with {INCEPTION_SHA256_PREFIX}; these are not the FID "
+                    "Inception weights, so values will not match published FIDs",
+                    stacklevel=2,
+                )
         self.net.to(self.device)
 
     @torch.inference_mode()

@@ -9,8 +9,10 @@ Methods:
 - ``normal``: the paper's normal approximation (unCLIP App. B), p̂ ± z·SE with SE² = Var(s)/n, the sample
   variance of the per-vote scores (ddof 0). Without ties this is Wald's p̂(1−p̂)/n; with ties as half
   Var(s) = (W + T/4)/n − p̂², smaller than p̂(1−p̂) by T/(4n): ties carry less uncertainty than a coin flip.
-- ``wilson``: Wilson's score interval on k = W + T/2 (or W) successes of n.
-- ``exact``: Clopper–Pearson [B(α/2; k, n−k+1), B(1−α/2; k+1, n−k)] (Beta quantiles, fractional k allowed).
+- ``wilson``: Wilson's score interval on k successes of n; with ties as half on the binomial-equivalent
+  (k_eff, n_eff) of `effective_successes`, which has the same p̂ and the tie-aware variance.
+- ``exact``: Clopper–Pearson [B(α/2; k, n−k+1), B(1−α/2; k+1, n−k)] (Beta quantiles, fractional k allowed),
+  on (k_eff, n_eff) with ties as half.
 - ``bootstrap``: percentile interval of a seeded (cluster) bootstrap, see `cluster_bootstrap_interval`.
 """
 
@@ -48,6 +50,28 @@ def successes(wins: ArrayLike, losses: ArrayLike, ties: ArrayLike, ties_mode: Ti
     if ties_mode == "drop":
         return w, w + l
     raise ValueError(f"unknown ties mode '{ties_mode}'; use 'half' or 'drop'")
+
+
+def effective_successes(
+    wins: ArrayLike, losses: ArrayLike, ties: ArrayLike, ties_mode: TiesMode = "half"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binomial-equivalent (k_eff, n_eff) with the same p̂ and the tie-aware variance.
+
+    With ties as half, n votes of score variance Var(s) = (W + T/4)/n − p̂² carry as much information as
+    n_eff = n·p̂(1 − p̂)/Var(s) ≥ n binomial trials; k_eff = p̂·n_eff. Without ties (or ties dropped) this is
+    (k, n) itself. Wilson and Clopper–Pearson use these, so ties narrow every interval consistently
+    (plain fractional counts would leave them up to 2× too wide at many ties: over-coverage).
+    """
+    k, n = successes(wins, losses, ties, ties_mode)
+    if ties_mode == "drop":
+        return k, n
+    w, t = np.asarray(wins, dtype=np.float64), np.asarray(ties, dtype=np.float64)
+    safe_n = np.where(n > 0, n, 1.0)
+    p = k / safe_n
+    var = (w + 0.25 * t) / safe_n - p * p
+    binom_var = p * (1.0 - p)
+    n_eff = np.where((var > 0) & (binom_var > 0), n * binom_var / np.where(var > 0, var, 1.0), n)
+    return p * n_eff, n_eff
 
 
 def win_rate(wins: ArrayLike, losses: ArrayLike, ties: ArrayLike, ties_mode: TiesMode = "half") -> np.ndarray:
@@ -121,7 +145,7 @@ def count_interval(
     """Interval for the win rate from counts alone, by ``method`` ∈ {normal, wilson, exact}."""
     if method == "normal":
         return normal_interval(wins, losses, ties, ties_mode=ties_mode, level=level)
-    k, n = successes(wins, losses, ties, ties_mode)
+    k, n = effective_successes(wins, losses, ties, ties_mode)
     if method == "wilson":
         return wilson_interval(k, n, level=level)
     if method == "exact":

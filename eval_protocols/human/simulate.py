@@ -126,7 +126,7 @@ def simulate_votes(spec: SimulationSpec, seed: int | np.random.Generator = 0) ->
             "model_b": systems[b],
             "winner": winner,
             "annotator": annot_ids[annot],
-            "prompt": np.char.add("prompt_", prompt.astype(str)),
+            "prompt": np.array([f"prompt_{i}" for i in range(spec.n_prompts)])[prompt],
             "protocol": spec.protocol,
             "left": np.where(side > 0, systems[a], systems[b]),
             "latency_ms": latency,

@@ -91,6 +91,7 @@ class FrechetDistance(Metric):
     real_sum: torch.Tensor
     real_cov_sum: torch.Tensor
     real_n: torch.Tensor
+    real_n_unknown: torch.Tensor
     fake_sum: torch.Tensor
     fake_cov_sum: torch.Tensor
     fake_n: torch.Tensor
@@ -116,6 +117,8 @@ class FrechetDistance(Metric):
                 f"{side}_cov_sum", torch.zeros(num_features, num_features, dtype=torch.float64), dist_reduce_fx="sum"
             )
             self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        # 1 when the reference came from statistics without a sample count (its rank is then unknown)
+        self.add_state("real_n_unknown", torch.tensor(0, dtype=torch.long), dist_reduce_fx="max")
 
     def update(self, features: Any, real: bool) -> None:
         """Add a batch of features.
@@ -162,6 +165,7 @@ class FrechetDistance(Metric):
         self.real_sum = n * mu
         self.real_cov_sum = (n - 1) * sigma + n * torch.outer(mu, mu)
         self.real_n = torch.tensor(n, dtype=torch.long, device=self.device)
+        self.real_n_unknown = torch.tensor(int(stats.n is None), dtype=torch.long, device=self.device)
 
     def stats(self, real: bool) -> FeatureStats:
         """Mean and unbiased covariance of one side (e.g. to save reference statistics with `save_stats`)."""
@@ -173,7 +177,8 @@ class FrechetDistance(Metric):
             )
         mu = getattr(self, f"{side}_sum") / n
         sigma = (getattr(self, f"{side}_cov_sum") - n * torch.outer(mu, mu)) / (n - 1)
-        return FeatureStats(mu.cpu().numpy(), sigma.cpu().numpy(), n)
+        known = not (real and bool(self.real_n_unknown))
+        return FeatureStats(mu.cpu().numpy(), sigma.cpu().numpy(), n if known else None)
 
     def compute(self) -> torch.Tensor:
         """FD between the two sides, float64 scalar; warns when a side has N <= D (rank-deficient covariance)."""
@@ -193,7 +198,7 @@ class FrechetDistance(Metric):
         if self.reset_real_features:
             super().reset()
             return
-        kept = {name: deepcopy(getattr(self, name)) for name in ("real_sum", "real_cov_sum", "real_n")}
+        kept = {name: deepcopy(getattr(self, name)) for name in ("real_sum", "real_cov_sum", "real_n", "real_n_unknown")}
         super().reset()
         for name, value in kept.items():
             setattr(self, name, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.config import load_config
-from harness.generate import generate_run
+from harness.generate import build_generators, generate_run
 from harness.manifest import RunDir
 from harness.prompts import load_prompts
 from harness.runner import prepare_run_dir
@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
+    generators = build_generators(cfg)
+    prompts = load_prompts(cfg.prompts)
     run_dir: RunDir = prepare_run_dir(cfg)
-    entries = generate_run(cfg, run_dir, load_prompts(cfg.prompts), progress=not args.no_progress)
+    entries = generate_run(cfg, run_dir, prompts, progress=not args.no_progress, generators=generators)
     print(f"{len(entries)} images in {run_dir.root}")
     return 0

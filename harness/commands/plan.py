@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
     """Add the ``plan`` subcommand."""
     p = subparsers.add_parser(
         "plan",
-        help="votes needed to detect a win rate against 50%",
+        help="votes needed to detect a win rate against 50%%",
         description="Decisive votes for a two-sided test of a 50%% win rate (normal approximation and exact sign "
         "test), and the interval half-width a given number of votes buys.",
         epilog="Example: harness plan --win-rate 0.55 --power 0.8   (about 783 decisive votes)",

@@ -96,8 +96,10 @@ def _sqlite_engine(url: URL, *, pool_size: int, max_overflow: int) -> Engine:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a directory" if blocker else (exc.strerror or str(exc))
         raise StorageError(
-            f"cannot create the directory of the SQLite store {path} ({exc.strerror or exc}); "
+            f"cannot create the directory of the SQLite store {path} ({reason}); "
             "choose a writable location with HARNESS_HOME, HARNESS_DB_URL or --url"
         ) from None
     engine = create_engine(

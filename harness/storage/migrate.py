@@ -11,16 +11,18 @@ rather than guessing at its tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
 from harness.errors import StorageError
-from harness.storage.engine import mask_url, read_transaction, write_transaction
+from harness.storage.engine import make_engine, mask_url, read_transaction, write_transaction
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """Alembic's script location: ``env.py`` and ``versions/`` (shipped as package data)."""
@@ -82,7 +84,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         _lock(connection)
         before = _revision(connection)
         check_known(engine, before)
-        command.upgrade(alembic_config(connection), revision)
+        _run(command.upgrade, connection, revision)
         return before, _revision(connection)
 
 
@@ -92,7 +94,7 @@ def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
         _lock(connection)
         before = _revision(connection)
         check_known(engine, before)
-        command.downgrade(alembic_config(connection), revision)
+        _run(command.downgrade, connection, revision)
         return before, _revision(connection)
 
 
@@ -108,6 +110,34 @@ def ensure_current(engine: Engine) -> None:
         upgrade(engine)
 
 
+def _run(action: Callable[[Config, str], None], connection: Connection, revision: str) -> None:
+    try:
+        action(alembic_config(connection), revision)
+    except CommandError as exc:
+        raise StorageError(
+            f"cannot migrate to revision {revision!r}: {str(exc).splitlines()[0]}; known revisions: "
+            f"{', '.join(sorted(known_revisions()))} (or 'head')"
+        ) from None
+
+
 def _lock(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+
+
+def upgrade_store(url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Open the store at ``url``, migrate it to ``revision``, close it; returns ``(before, after)`` (``harness db``)."""
+    engine = make_engine(url)
+    try:
+        return upgrade(engine, revision)
+    finally:
+        engine.dispose()
+
+
+def store_revision(url: str) -> str | None:
+    """The revision of the store at ``url`` without changing it (``None`` for an empty store)."""
+    engine = make_engine(url)
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()

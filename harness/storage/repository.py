@@ -49,7 +49,7 @@ from harness.storage.records import (
 )
 from harness.storage.schema import annotators, images, items, metric_results, runs, studies, votes
 
-__all__ = ["AssignmentError", "Repository", "StudyNotOpenError"]
+__all__ = ["AssignmentError", "HarnessError", "Repository", "StudyNotOpenError"]
 
 DEFAULT_ASSIGNMENT_TIMEOUT = timedelta(minutes=30)
 """A pending assignment older than this stops holding its item's slot (see `harness.storage.assign`)."""

@@ -170,14 +170,22 @@ class ARPriorConfig:
 
     def __post_init__(self) -> None:
         _require_positive(
-            self, "embed_dim", "vocab_size", "text_context", "num_components", "num_buckets", "num_dot_buckets",
-            "width", "layers", "heads",
+            self,
+            "embed_dim",
+            "vocab_size",
+            "text_context",
+            "num_components",
+            "num_buckets",
+            "num_dot_buckets",
+            "width",
+            "layers",
+            "heads",
         )
         if self.width % self.heads:
             raise ValueError(f"AR prior width {self.width} is not divisible by heads={self.heads}")
 
 
-NetworkConfig = typing.Union[UNetConfig, DiffusionPriorConfig, ARPriorConfig, TextTransformerConfig]
+NetworkConfig = UNetConfig | DiffusionPriorConfig | ARPriorConfig | TextTransformerConfig
 CONFIG_CLASSES: dict[str, type] = {
     cls.kind: cls for cls in (UNetConfig, DiffusionPriorConfig, ARPriorConfig, TextTransformerConfig)
 }
@@ -288,7 +296,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: invalid JSON ({err}); fix the file") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object at the top level")
+        raise ValueError(f"{path}: expected a JSON object at the top level")  # noqa: TRY004 (user file: ValueError)
     return data
 
 

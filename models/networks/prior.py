@@ -69,7 +69,7 @@ class CaptionPrefix(nn.Module):
         Returns:
             (B, L + 1, width): caption token embeddings then the z_t token (no position embeddings yet).
         """
-        b, length = tokens.shape
+        length = tokens.shape[1]
         if length > self.text_context:
             raise ValueError(f"{length} tokens exceed the text context {self.text_context}; truncate the captions")
         x = self.token_embedding(tokens)
@@ -172,9 +172,7 @@ class ARPriorNetwork(nn.Module):
         self.dot_embedding = nn.Embedding(config.num_dot_buckets, w)
         self.bucket_embedding = nn.Embedding(config.num_buckets, w)
         # positions: caption [0, text_context), then z_t, the dot token and the components c_0 … c_{K−2}
-        self.positional_embedding = nn.Parameter(
-            torch.randn(config.text_context + 1 + config.num_components, w) * 0.01
-        )
+        self.positional_embedding = nn.Parameter(torch.randn(config.text_context + 1 + config.num_components, w) * 0.01)
         self.transformer = Transformer(w, config.layers, config.heads, causal=True)
         self.final_ln = nn.LayerNorm(w)
         self.head = nn.Linear(w, config.num_buckets)

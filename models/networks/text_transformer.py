@@ -54,7 +54,7 @@ class TextTransformer(nn.Module):
         Raises:
             ValueError: L exceeds the context length or the mask shape differs from the tokens'.
         """
-        b, length = tokens.shape
+        length = tokens.shape[1]
         if length > self.config.context_length:
             raise ValueError(
                 f"{length} tokens exceed the text context length {self.config.context_length}; truncate the captions"

@@ -120,15 +120,22 @@ class UNet(nn.Module):
     def _resblock(self, channels: int, out_channels: int, up: bool = False, down: bool = False) -> ResBlock:
         cfg = self.config
         return ResBlock(
-            channels, 4 * cfg.model_channels, cfg.dropout, out_channels,
-            use_scale_shift_norm=cfg.use_scale_shift_norm, up=up, down=down,
+            channels,
+            4 * cfg.model_channels,
+            cfg.dropout,
+            out_channels,
+            use_scale_shift_norm=cfg.use_scale_shift_norm,
+            up=up,
+            down=down,
         )
 
     def _attention(self, channels: int) -> AttentionBlock:
         cfg = self.config
         if cfg.num_head_channels > 0:
             if channels % cfg.num_head_channels:
-                raise ValueError(f"attention width {channels} is not divisible by num_head_channels={cfg.num_head_channels}")
+                raise ValueError(
+                    f"attention width {channels} is not divisible by num_head_channels={cfg.num_head_channels}"
+                )
             heads = channels // cfg.num_head_channels
         else:
             heads = cfg.num_heads
@@ -226,7 +233,9 @@ class UNet(nn.Module):
         return emb, (torch.cat(context, dim=1) if context else None)
 
     @staticmethod
-    def _run_layers(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    def _run_layers(
+        layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None
+    ) -> torch.Tensor:
         for layer in layers:
             if isinstance(layer, ResBlock):
                 h = layer(h, emb)

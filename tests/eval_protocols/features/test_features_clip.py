@@ -50,7 +50,7 @@ def test_image_and_text_features_are_unit_vectors(tiny_clip: OpenClipFeatures) -
 
 def test_preprocess_resizes_shorter_side_and_centre_crops(tiny_clip: OpenClipFeatures) -> None:
     images = torch.zeros(1, 64, 128, 3, dtype=torch.uint8)
-    images[:, :, 32:96] = 255  # the centre half is white: it is what the crop keeps
+    images[:, :, 24:104] = 255  # white beyond the central 64 columns the crop keeps, black outside
     pixels = tiny_clip.preprocess(images)
     assert tuple(pixels.shape) == (1, 3, 32, 32)
     white = (1.0 - tiny_clip.mean) / tiny_clip.std

@@ -35,11 +35,16 @@ def test_scipy_documented_example() -> None:
     np.testing.assert_allclose([low, high], [0.05819170033997342, 0.26739600249700846], rtol=1e-9)
 
 
-def test_fractional_ties_match_statsmodels_wilson_and_beta() -> None:
-    k, n = iv.successes(412, 301, 287, "half")
+def test_ties_use_binomial_equivalent_counts() -> None:
+    w, l, t = 412, 301, 287
+    k, n = iv.effective_successes(w, l, t)
+    scores = np.repeat([1.0, 0.0, 0.5], [w, l, t])
+    assert k / n == pytest.approx(scores.mean())
+    assert (k / n) * (1 - k / n) / n == pytest.approx(scores.var() / scores.size)  # same variance as the scores
     for ours, sm in [("wilson", "wilson"), ("exact", "beta")]:
-        low, high = iv.count_interval(412, 301, 287, method=ours)
+        low, high = iv.count_interval(w, l, t, method=ours)
         np.testing.assert_allclose([low, high], proportion_confint(k, n, method=sm), atol=1e-10)
+    np.testing.assert_allclose(iv.effective_successes(30, 20, 0), (30, 50))
 
 
 def test_normal_with_ties_uses_score_variance() -> None:

@@ -32,10 +32,14 @@ def tiny_text() -> TextTransformerConfig:
 
 @pytest.fixture
 def tiny_unet_kwargs() -> dict[str, object]:
-    return dict(
-        image_size=16, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(8,),
-        num_head_channels=8,
-    )
+    return {
+        "image_size": 16,
+        "model_channels": 16,
+        "channel_mult": (1, 2),
+        "num_res_blocks": 1,
+        "attention_resolutions": (8,),
+        "num_head_channels": 8,
+    }
 
 
 @pytest.fixture

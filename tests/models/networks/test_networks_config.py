@@ -42,8 +42,13 @@ def _count(module: torch.nn.Module) -> int:
 def test_every_config_loads_and_round_trips() -> None:
     names = list_configs()
     assert set(PAPER_SIZES) <= set(names)
-    assert {"unclip_decoder_toy", "glide_base_toy", "unclip_upsampler_toy", "unclip_prior_toy",
-            "unclip_ar_prior_toy"} <= set(names)
+    assert {
+        "unclip_decoder_toy",
+        "glide_base_toy",
+        "unclip_upsampler_toy",
+        "unclip_prior_toy",
+        "unclip_ar_prior_toy",
+    } <= set(names)
     for name in names:
         cfg = load_config(name)
         assert config_from_dict(json.loads(json.dumps(config_to_dict(cfg)))) == cfg
@@ -78,8 +83,13 @@ def test_glide_filtered_matches_released_count() -> None:
 
 def test_toy_configs_are_small_and_run() -> None:
     torch.manual_seed(0)
-    for name in ("unclip_decoder_toy", "glide_base_toy", "unclip_upsampler_toy", "unclip_prior_toy",
-                 "unclip_ar_prior_toy"):
+    for name in (
+        "unclip_decoder_toy",
+        "glide_base_toy",
+        "unclip_upsampler_toy",
+        "unclip_prior_toy",
+        "unclip_ar_prior_toy",
+    ):
         cfg = load_config(name)
         net = build_network(cfg)
         assert _count(net) < 5e6, name
@@ -95,8 +105,10 @@ def test_toy_configs_are_small_and_run() -> None:
             out = net(torch.randn(2, 3, cfg.image_size, cfg.image_size), t, **cond)
             assert out.shape == (2, 6 if cfg.learn_sigma else 3, cfg.image_size, cfg.image_size)
         else:
-            text = {"text_tokens": torch.randint(0, cfg.vocab_size, (2, cfg.text_context)),
-                    "text_emb": torch.randn(2, cfg.embed_dim)}
+            text = {
+                "text_tokens": torch.randint(0, cfg.vocab_size, (2, cfg.text_context)),
+                "text_emb": torch.randn(2, cfg.embed_dim),
+            }
             if isinstance(cfg, DiffusionPriorConfig):
                 assert net(torch.randn(2, cfg.embed_dim), t, **text).shape == (2, cfg.embed_dim)
             else:
@@ -110,7 +122,11 @@ def test_glide_toy_has_the_decoder_toy_width() -> None:
     dec, glide = load_config("unclip_decoder_toy"), load_config("glide_base_toy")
     assert isinstance(dec, UNetConfig) and isinstance(glide, UNetConfig)
     assert (glide.model_channels, glide.channel_mult, glide.num_res_blocks, glide.text_encoder) == (
-        dec.model_channels, dec.channel_mult, dec.num_res_blocks, dec.text_encoder)
+        dec.model_channels,
+        dec.channel_mult,
+        dec.num_res_blocks,
+        dec.text_encoder,
+    )
 
 
 def test_unknown_key_suggests_the_closest() -> None:

@@ -9,8 +9,15 @@ from models.networks.prior import ARPriorNetwork, DiffusionPriorNetwork
 B, D, L = 3, 12, 5
 DIFF = DiffusionPriorConfig(embed_dim=D, vocab_size=30, text_context=8, width=16, layers=2, heads=2)
 AR = ARPriorConfig(
-    embed_dim=D, vocab_size=30, text_context=8, num_components=6, num_buckets=10, num_dot_buckets=4,
-    width=16, layers=2, heads=2,
+    embed_dim=D,
+    vocab_size=30,
+    text_context=8,
+    num_components=6,
+    num_buckets=10,
+    num_dot_buckets=4,
+    width=16,
+    layers=2,
+    heads=2,
 )
 
 

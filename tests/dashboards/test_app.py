@@ -1,0 +1,215 @@
+"""The voting app under Streamlit's AppTest, against a real SQLite store (HARNESS_DB_URL in a tmp dir)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from voting_store import SYSTEM_A, SYSTEM_B, VotingStore, page_text
+
+from eval_protocols.human.votes import validate_votes
+from harness.storage.repository import Repository
+
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+SECRET = "s3cret-admin-key"
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def _env(store: VotingStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("HARNESS_DB_URL", store.url)
+    monkeypatch.setenv("HARNESS_ADMIN_SECRET", SECRET)
+    yield
+    st.cache_resource.clear()  # drop this test's Repository (one per URL)
+
+
+def _app(**params: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def _invite(repo: Repository, store: VotingStore) -> tuple[int, str]:
+    record, token = repo.create_annotator(store.study_id, "alice")
+    return record.annotator_id, token
+
+
+def test_no_token_is_refused_without_study_content(store: VotingStore) -> None:
+    for params in ({}, {"token": ""}, {"token": "not-a-real-token"}):
+        at = _app(**params)
+        assert not at.exception
+        assert at.title[0].value == "Invite link required"
+        text = page_text(at)
+        assert "photorealistic" not in text and not at.button
+        assert not any(s in text for s in store.secrets)
+
+
+def test_invite_instructions_vote_progress_finished(store: VotingStore, repo: Repository) -> None:
+    annotator_id, token = _invite(repo, store)
+    at = _app(token=token)
+    assert not at.exception
+    assert at.title[0].value == "Which image looks more real?"  # instructions from the protocol snapshot
+    assert any("Example 1" in m.value for m in at.markdown)
+    at.button(key="start").click().run()
+    for k in range(store.n_items):
+        assert not at.exception
+        assert at.get("progress")[0].proto.text == f"{k} of {store.n_items} items done"
+        assert at.subheader[0].value == "Which image is more photorealistic?"
+        images = [m.value for m in at.markdown if "<img" in m.value]
+        assert len(images) == 2 and all('src="data:image/png;base64,' in v for v in images)
+        assert not any(s in page_text(at) for s in store.secrets)
+        key = next(b.key for b in at.button if b.key and b.key.startswith("vote-") and b.key.endswith("-left"))
+        at.button(key=key).click().run()
+        assert len(repo.load_votes(store.study_id)) == k + 1
+    assert at.title[0].value == "Finished, thank you!"
+    votes = repo.load_votes(store.study_id)
+    assert {v.annotator_id for v in votes} == {annotator_id} and {v.choice for v in votes} == {"left"}
+    assert all(v.response_ms >= 0 for v in votes)
+    assert len({v.item_id for v in votes}) == store.n_items
+
+
+def test_rerun_and_double_click_do_not_add_a_second_vote(store: VotingStore, repo: Repository) -> None:
+    _, token = _invite(repo, store)
+    tab1 = _app(token=token)
+    tab1.button(key="start").click().run()
+    tab2 = _app(token=token)  # a second tab: same pending assignment, straight to the item
+    keys1 = {b.key for b in tab1.button if b.key and b.key.startswith("vote-")}
+    keys2 = {b.key for b in tab2.button if b.key and b.key.startswith("vote-")}
+    assert keys1 == keys2 and keys1
+    shown = next(k for k in keys1 if k.endswith("-left"))
+    tab1.button(key=shown).click().run()
+    tab1.run()  # plain reruns
+    tab1.run()
+    assert len(repo.load_votes(store.study_id)) == 1
+    # the stale page in tab 2 answers the same rendered assignment again (a late double click): still one vote
+    tab2.button(key=shown.replace("-left", "-right")).click().run()
+    assert not tab2.exception
+    votes = repo.load_votes(store.study_id)
+    assert [v.choice for v in votes] == ["left"]
+    assert f"vote-{votes[0].assignment_id}-left" == shown
+    # both tabs moved on to the same next item
+    next1 = {b.key for b in tab1.button if b.key and b.key.startswith("vote-")}
+    next2 = {b.key for b in tab2.button if b.key and b.key.startswith("vote-")}
+    assert next1 == next2 and not next1 & keys1
+
+
+def test_skip_and_report_broken_close_the_item(store: VotingStore, repo: Repository) -> None:
+    annotator_id, token = _invite(repo, store)
+    at = _app(token=token)
+    at.button(key="start").click().run()
+    skip = next(b.key for b in at.button if b.key and b.key.startswith("skip-"))
+    at.button(key=skip).click().run()
+    broken = next(b.key for b in at.button if b.key and b.key.startswith("broken-"))
+    assert broken != skip.replace("skip", "broken")
+    at.button(key=broken).click().run()
+    p = repo.annotator_progress(annotator_id)
+    assert (p.skipped, p.broken, p.completed) == (1, 1, 0)
+    assert repo.load_votes(store.study_id) == []
+
+
+def test_closed_study_shows_no_items(store: VotingStore, repo: Repository) -> None:
+    _, token = _invite(repo, store)
+    repo.set_study_status(store.study_id, "closed")
+    at = _app(token=token)
+    assert not at.exception
+    assert not [m for m in at.markdown if "<img" in m.value] and not at.button
+
+
+def test_admin_without_secret_is_refused(store: VotingStore) -> None:
+    for params in ({"page": "admin"}, {"admin": "wrong"}, {"page": "results"}):
+        at = _app(**params)
+        assert not at.exception
+        assert not at.dataframe and not at.get("download_button")
+        assert not any(s in page_text(at) for s in store.secrets)
+
+
+def test_admin_with_secret_shows_studies_invites_and_export(store: VotingStore, repo: Repository) -> None:
+    _, token = _invite(repo, store)
+    nxt = repo.next_item_for(repo.annotator_for_token(token).annotator_id, store.study_id)  # type: ignore[union-attr]
+    assert nxt is not None
+    repo.record_vote(nxt[0].assignment_id, "left", response_ms=1200)
+    at = _app(admin=SECRET)
+    assert not at.exception
+    studies = at.dataframe[0].value
+    assert list(studies["name"]) == ["runsecretid/photorealism"] and list(studies["status"]) == ["open"]
+    annotators = at.dataframe[1].value
+    assert list(annotators["completed"]) == [1]
+    items = at.dataframe[2].value
+    assert len(items) == store.n_items and items["completed"].sum() == 1
+    # export: CSV and Parquet download buttons holding the vote table
+    downloads = at.get("download_button")
+    assert len(downloads) == 2
+    # invites: the link carries a token that the store accepts
+    at.text_input(key="invite_base").set_value("http://example.test:9000/").run()
+    at.button(key="invite_create").click().run()
+    link = at.code[0].value.split("\t")[1]
+    assert link.startswith("http://example.test:9000/?token=")
+    assert repo.annotator_for_token(link.split("token=")[1]) is not None
+    # close and reopen
+    at.button(key=f"close-{store.study_id}").click().run()
+    assert repo.get_study(store.study_id).status == "closed"  # type: ignore[union-attr]
+    at.button(key=f"open-{store.study_id}").click().run()
+    assert repo.get_study(store.study_id).status == "open"  # type: ignore[union-attr]
+
+
+def test_admin_password_field(store: VotingStore) -> None:
+    at = _app(page="admin")
+    at.text_input(key="admin_secret_input").set_value("nope")
+    at.button[0].click().run()  # the form's "Sign in"
+    assert not at.exception and not at.dataframe
+    assert any(e.value == "Wrong admin secret." for e in at.error)
+    at.text_input(key="admin_secret_input").set_value(SECRET)
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.title[0].value == "Admin" and at.dataframe
+
+
+def test_export_is_the_vote_table(store: VotingStore, repo: Repository) -> None:
+    from dashboards import tables
+
+    annotator_id, token = _invite(repo, store)
+    while (nxt := repo.next_item_for(annotator_id, store.study_id)) is not None:
+        choice = nxt[1].expected or "left"  # attention checks answered correctly
+        repo.record_vote(nxt[0].assignment_id, choice, response_ms=10, annotator_id=annotator_id)
+    studies = repo.list_studies()
+    items = {i.item_id: i for i in repo.list_items(store.study_id)}
+    table = tables.vote_table(repo.load_votes(), items, {s.study_id: s for s in studies})
+    back = pd.read_parquet(io.BytesIO(tables.to_parquet_bytes(table)))
+    csv = pd.read_csv(io.BytesIO(tables.to_csv_bytes(table)))
+    for frame in (back, csv):
+        validate_votes(frame)
+        assert list(frame.columns[:7]) == ["model_a", "model_b", "winner", "annotator", "prompt", "protocol", "left"]
+        assert len(frame) == store.n_items
+    checks = back[back["expected"].notna()]
+    assert len(checks) == 1  # the attention check, answered as expected
+    assert (checks["winner"] == checks["expected"]).all()
+    ordinary = back[back["expected"].isna()]
+    left_is_a = ordinary["left"] == ordinary["model_a"]
+    assert (ordinary["winner"] == left_is_a.map({True: "model_a", False: "model_b"})).all()
+
+
+def test_results_update_after_a_vote(store: VotingStore, repo: Repository) -> None:
+    at = _app(page="results", admin=SECRET)
+    assert not at.exception
+    assert at.title[0].value == "Results" and not at.dataframe
+    annotator_id, _ = _invite(repo, store)
+    nxt = repo.next_item_for(annotator_id, store.study_id)
+    while nxt is not None and nxt[1].is_attention_check:
+        repo.skip(nxt[0].assignment_id)
+        nxt = repo.next_item_for(annotator_id, store.study_id)
+    assert nxt is not None
+    vote = repo.record_vote(nxt[0].assignment_id, "left", response_ms=900)
+    at.run()
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert frame["n"].tolist() == [1]
+    a_won = vote.winner == ("model_a" if frame["system A"][0] == vote.model_a else "model_b")
+    assert frame["P(A beats B) %"][0] == (100.0 if a_won else 0.0)
+    assert {frame["system A"][0], frame["system B"][0]} == {SYSTEM_A, SYSTEM_B}

@@ -1,0 +1,154 @@
+"""End to end in a real browser: `streamlit run` on a loopback port, Debian's headless Chromium driven by Playwright.
+
+An annotator opens an invite link, reads the instructions, votes once with the keyboard (←) and once with the
+mouse; the test checks the rows in the store and that nothing identifying a system (system ids, run id, image
+sha256s) is in the page HTML, in any image ``src`` or in any URL the browser requested.
+
+Set ``HARNESS_SCREENSHOT_DIR`` to keep a screenshot of the vote page there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from voting_store import VotingStore, build_store
+
+from harness.storage.repository import Repository
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+START_TIMEOUT_S = 45
+
+
+def _require_browser() -> None:
+    """Skip without Chromium/Playwright locally; fail in CI, where the setup step installs them."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "the Python package playwright"
+    else:
+        missing = "" if Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK) else CHROMIUM
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{missing} is missing; CI must install it (apt-get install chromium, pip install playwright)")
+        pytest.skip(f"{missing} is missing")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"streamlit exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"streamlit did not answer on {base} within {START_TIMEOUT_S} s")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, VotingStore]]:
+    _require_browser()
+    store = build_store(tmp_path)
+    port = _free_port()
+    env = {**os.environ, "HARNESS_ADMIN_SECRET": "browser-test-secret", "HARNESS_HOME": str(tmp_path / "home")}
+    env.pop("HARNESS_DB_URL", None)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"),
+           "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--", "--db", store.url]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        yield base, store
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, store = served
+    with Repository.open(store.url) as repo:
+        annotator, token = repo.create_annotator(store.study_id, "browser")
+    requested: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(20_000)
+            page.on("request", lambda r: requested.append(r.url))
+
+            page.goto(f"{base}/?token={token}")
+            page.get_by_role("button", name="Start").click()
+            expect(page.get_by_text(f"0 of {store.n_items} items done")).to_be_visible()
+            stimuli = page.locator("img[alt$=' image']")
+            expect(stimuli).to_have_count(2)
+            first_srcs = [stimuli.nth(k).get_attribute("src") or "" for k in range(2)]
+            _assert_blind(page.content(), page, store)
+            shot_dir = Path(os.environ.get("HARNESS_SCREENSHOT_DIR") or tmp_path)
+            shot_dir.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot_dir / "vote_page.png"), full_page=True)
+
+            page.keyboard.press("ArrowLeft")  # keyboard vote
+            expect(page.get_by_text(f"1 of {store.n_items} items done")).to_be_visible()
+            expect(stimuli.first).not_to_have_attribute("src", first_srcs[0])  # the next item is shown
+            expect(stimuli).to_have_count(2)
+            _assert_blind(page.content(), page, store)
+
+            page.get_by_role("button", name="Right image →").click()  # mouse vote
+            expect(page.get_by_text(f"2 of {store.n_items} items done")).to_be_visible()
+            _assert_blind(page.content(), page, store)
+        finally:
+            browser.close()
+
+    with Repository.open(store.url) as repo:
+        votes = repo.load_votes(store.study_id)
+    assert [v.choice for v in votes] == ["left", "right"]
+    assert {v.annotator_id for v in votes} == {annotator.annotator_id}
+    assert len({v.assignment_id for v in votes}) == 2 and all(v.response_ms > 0 for v in votes)
+    for v in votes:
+        shown_left = v.left_model
+        assert v.winner == ("tie" if v.choice == "tie" else
+                            ("model_a" if (v.choice == "left") == (shown_left == v.model_a) else "model_b"))
+    leaks = [u for u in requested if any(s in u for s in store.secrets)]
+    assert not leaks, leaks
+
+
+def _assert_blind(html: str, page: object, store: VotingStore) -> None:
+    """No system id, run id or sha256 in the DOM; every stimulus is an inline PNG."""
+    found = [s for s in store.secrets if s in html]
+    assert not found, f"page HTML reveals {found[:3]}"
+    srcs = page.eval_on_selector_all("img", "els => els.map(e => e.getAttribute('src') || '')")  # type: ignore[attr-defined]
+    for src in srcs:
+        assert not any(s in src for s in store.secrets)
+    stimuli = page.eval_on_selector_all("img[alt$=' image']", "els => els.map(e => e.src)")  # type: ignore[attr-defined]
+    assert stimuli and all(s.startswith("data:image/png;base64,") for s in stimuli)

@@ -1,0 +1,93 @@
+"""Builds a real SQLite store with one open study whose images exist on disk, for the app tests."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from eval_protocols.human.protocol import get_protocol
+from harness.storage.records import ImageRecord, ItemRecord, RunRecord, StudyRecord
+from harness.storage.repository import Repository
+
+SYSTEM_A = "unclipsecretmodel"
+SYSTEM_B = "glidesecretmodel"
+RUN_ID = "runsecretid"
+CHECK_REAL = "attentionrealsys"
+CHECK_FAKE = "attentionfakesys"
+
+
+@dataclass(frozen=True)
+class VotingStore:
+    """What the tests need to know about the store they drive the app against."""
+
+    url: str
+    study_id: int
+    n_items: int
+    shas: tuple[str, ...]
+    secrets: tuple[str, ...]
+    """Strings that must never reach an annotator's page: system ids, run id, study name, image sha256s."""
+
+
+def _png(rng: np.random.Generator, size: int, tag: str) -> bytes:
+    """A random-colour PNG carrying a tell-tale text chunk (the app must strip it)."""
+    pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("model", tag)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def build_store(root: Path, *, n_items: int = 3, protocol: str = "photorealism", attention: bool = True) -> VotingStore:
+    """Create ``root/store.db`` with a run of images and one open study (``n_items`` + 1 attention check)."""
+    url = f"sqlite:///{root / 'store.db'}"
+    rng = np.random.default_rng(0)
+    proto = get_protocol(protocol)
+    per_side = proto.images_per_side
+    run_dir = root / RUN_ID
+    (run_dir / "images").mkdir(parents=True)
+    image_records: list[ImageRecord] = []
+
+    def add(model: str, prompt_id: str, prompt: str, k: int) -> str:
+        data = _png(rng, 32, model)
+        sha = hashlib.sha256(data).hexdigest()
+        (run_dir / "images" / f"{sha}.png").write_bytes(data)
+        image_records.append(ImageRecord(sha, RUN_ID, prompt_id, prompt, model, k, {}, f"images/{sha}.png"))
+        return sha
+
+    items = []
+    for k in range(n_items + int(attention)):
+        check = k == n_items
+        a, b = (CHECK_REAL, CHECK_FAKE) if check else (SYSTEM_A, SYSTEM_B)
+        prompt = f"a red circle above a blue square number {k}"
+        items.append(ItemRecord(
+            item_id=0, study_id=0, position=k, prompt_id=f"p{k}", prompt=prompt, system_a=a, system_b=b,
+            images_a=tuple(add(a, f"p{k}", prompt, j) for j in range(per_side)),
+            images_b=tuple(add(b, f"p{k}", prompt, j) for j in range(per_side)),
+            left="a" if k % 2 == 0 else "b", is_attention_check=check,
+            expected=("left" if k % 2 == 0 else "right") if check else None,
+        ))
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    study = StudyRecord(0, f"{RUN_ID}/{protocol}", protocol, proto.to_dict(), "open", 1, proto.allow_tie, now, 7)
+    with Repository.open(url) as repo:
+        repo.create_run(RunRecord(RUN_ID, "secret run", now, str(run_dir)))
+        repo.add_images(image_records)
+        study_id = repo.create_study(study, items)
+    shas = tuple(r.sha256 for r in image_records)
+    return VotingStore(url, study_id, len(items), shas, (SYSTEM_A, SYSTEM_B, RUN_ID, CHECK_REAL, CHECK_FAKE, *shas))
+
+
+def page_text(at: object) -> str:
+    """Every text an AppTest page shows (titles, markdown, captions, alerts, button labels, code), joined."""
+    parts: list[str] = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success",
+                 "code", "text"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [str(b.label) for b in at.button]  # type: ignore[attr-defined]
+    return "\n".join(parts)
