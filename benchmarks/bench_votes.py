@@ -1,7 +1,8 @@
 """Sustained vote submissions of the store: ``record_vote`` + ``next_item_for`` with 1, 8 and 32 concurrent writers.
 
 One *submission* is what the voting page does per click: record the vote for the current assignment, then fetch
-the next item. Each writer is an annotator in its own thread, all sharing one `Repository` (one engine and pool),
+the next item, either as two calls (``record_vote`` then ``next_item_for``: two transactions, two commits) or as
+``record_vote_and_next`` (one transaction). Each writer is an annotator in its own thread, all sharing one `Repository` (one engine and pool),
 as Streamlit sessions of one app process do. Measured for ``--seconds`` after a short warm-up, on SQLite (WAL,
 ``synchronous=FULL``: every vote is fsynced) and on a PostgreSQL server started from the apt binaries with its
 durable defaults (``fsync=on``, ``synchronous_commit=on``).
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,26 +28,54 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from harness.storage.records import ItemRecord, StudyRecord  # noqa: E402
-from harness.storage.repository import Repository  # noqa: E402
-from pg import PostgresServer  # noqa: E402  (tests/pg.py)
+from pg import PostgresServer
+
+from harness.storage.records import ItemRecord, StudyRecord
+from harness.storage.repository import Repository
 
 
 def make_study(repo: Repository, n_items: int, n_annotators: int) -> tuple[int, list[int]]:
     """A photorealism study with ``n_items`` items (3 votes each) and ``n_annotators`` invites."""
-    study = StudyRecord(0, "bench", "photorealism", {"question": "Which image is more photorealistic?"}, "open", 3,
-                        True, datetime.now(timezone.utc), 0)
+    study = StudyRecord(
+        0,
+        "bench",
+        "photorealism",
+        {"question": "Which image is more photorealistic?"},
+        "open",
+        3,
+        True,
+        datetime.now(UTC),
+        0,
+    )
     items = [
-        ItemRecord(0, 0, k, f"p{k}", f"caption {k}", "unclip", "glide", (f"{k:064x}",), (f"{k + n_items:064x}",),
-                   "a" if k % 2 else "b")
+        ItemRecord(
+            0,
+            0,
+            k,
+            f"p{k}",
+            f"caption {k}",
+            "unclip",
+            "glide",
+            (f"{k:064x}",),
+            (f"{k + n_items:064x}",),
+            "a" if k % 2 else "b",
+        )
         for k in range(n_items)
     ]
     study_id = repo.create_study(study, items)
     return study_id, [repo.create_annotator(study_id, f"w{k}")[0].annotator_id for k in range(n_annotators)]
 
 
-def writer(repo: Repository, study_id: int, annotator_id: int, seed: int, start: threading.Barrier,
-           window: list[float], latencies: list[float]) -> None:
+def writer(
+    repo: Repository,
+    study_id: int,
+    annotator_id: int,
+    seed: int,
+    start: threading.Barrier,
+    window: list[float],
+    latencies: list[float],
+    combined: bool,
+) -> None:
     """Vote as fast as possible until ``window[1]``; keeps latencies of submissions started after ``window[0]``."""
     rng = np.random.default_rng(seed)
     nxt = repo.next_item_for(annotator_id, study_id)
@@ -56,15 +85,18 @@ def writer(repo: Repository, study_id: int, annotator_id: int, seed: int, start:
         t0 = time.perf_counter()
         if t0 >= t_end:
             return
-        repo.record_vote(nxt[0].assignment_id, ("left", "right", "tie")[int(rng.integers(3))], 700,
-                         annotator_id=annotator_id)
-        nxt = repo.next_item_for(annotator_id, study_id)
+        choice = ("left", "right", "tie")[int(rng.integers(3))]
+        if combined:
+            _, nxt = repo.record_vote_and_next(nxt[0].assignment_id, choice, 700, annotator_id=annotator_id)
+        else:
+            repo.record_vote(nxt[0].assignment_id, choice, 700, annotator_id=annotator_id)
+            nxt = repo.next_item_for(annotator_id, study_id)
         if t0 >= t_begin:
             latencies.append(time.perf_counter() - t0)
     raise RuntimeError("a writer ran out of items: raise --items")
 
 
-def measure(url: str, n_writers: int, seconds: float, n_items: int) -> dict[str, float]:
+def measure(url: str, n_writers: int, seconds: float, n_items: int, combined: bool) -> dict[str, float]:
     """Submissions/s and latency percentiles (ms) of ``n_writers`` concurrent annotators on the store at ``url``."""
     with Repository.open(url, pool_size=n_writers, max_overflow=8) as repo:
         study_id, people = make_study(repo, n_items, n_writers)
@@ -73,7 +105,7 @@ def measure(url: str, n_writers: int, seconds: float, n_items: int) -> dict[str,
         warmup = min(1.0, seconds / 4)
         window = [0.0, 0.0]
         threads = [
-            threading.Thread(target=writer, args=(repo, study_id, a, k, start, window, per_writer[k]))
+            threading.Thread(target=writer, args=(repo, study_id, a, k, start, window, per_writer[k], combined))
             for k, a in enumerate(people)
         ]
         for thread in threads:
@@ -85,8 +117,12 @@ def measure(url: str, n_writers: int, seconds: float, n_items: int) -> dict[str,
         latencies = np.array([x for lat in per_writer for x in lat]) * 1000
         votes = len(repo.load_votes(study_id))
         assert votes >= len(latencies), "lost votes"
-    return {"per_s": len(latencies) / seconds, "p50": float(np.percentile(latencies, 50)),
-            "p99": float(np.percentile(latencies, 99)), "n": float(len(latencies))}
+    return {
+        "per_s": len(latencies) / seconds,
+        "p50": float(np.percentile(latencies, 50)),
+        "p99": float(np.percentile(latencies, 99)),
+        "n": float(len(latencies)),
+    }
 
 
 def main() -> int:
@@ -94,10 +130,18 @@ def main() -> int:
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
     parser.add_argument("--writers", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--items", type=int, default=6000, help="items per study (each writer needs one per vote)")
+    parser.add_argument("--items", type=int, default=2000, help="items per study (each writer needs one per vote)")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["two-calls", "combined"],
+        choices=["two-calls", "combined"],
+        help="two-calls: record_vote then next_item_for (2 transactions); combined: "
+        "record_vote_and_next (1 transaction)",
+    )
     args = parser.parse_args()
-    print("| backend | writers | submissions/s | p50 ms | p99 ms | submissions |")
-    print("|---|---|---|---|---|---|")
+    print("| backend | mode | writers | submissions/s | p50 ms | p99 ms | submissions |")
+    print("|---|---|---|---|---|---|---|")
     for backend in args.backends:
         server = None
         with tempfile.TemporaryDirectory() as tmp:
@@ -105,11 +149,15 @@ def main() -> int:
                 server = PostgresServer(durable=True, max_connections=200)
                 server.start()
             try:
-                for n in args.writers:
-                    url = server.create_database() if server else f"sqlite:///{tmp}/votes-{n}.db"
-                    r = measure(url, n, args.seconds, args.items)
-                    print(f"| {backend} | {n} | {r['per_s']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['n']:.0f} |",
-                          flush=True)
+                for mode in args.modes:
+                    for n in args.writers:
+                        url = server.create_database() if server else f"sqlite:///{tmp}/votes-{mode}-{n}.db"
+                        r = measure(url, n, args.seconds, args.items, mode == "combined")
+                        print(
+                            f"| {backend} | {mode} | {n} | {r['per_s']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} "
+                            f"| {r['n']:.0f} |",
+                            flush=True,
+                        )
             finally:
                 if server is not None:
                     server.stop()

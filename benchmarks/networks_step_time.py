@@ -14,13 +14,22 @@ import torch
 from models.networks import build_network, load_config
 from models.networks.config import ARPriorConfig, DiffusionPriorConfig, UNetConfig
 
-TOY = ("unclip_decoder_toy", "glide_base_toy", "unclip_upsampler_toy", "unclip_prior_toy", "unclip_ar_prior_toy")
+# (config, training crop side or None for full size); the upsampler trains on crops a quarter of the target area
+TOY = (
+    ("unclip_decoder_toy", None),
+    ("glide_base_toy", None),
+    ("unclip_upsampler_toy", None),
+    ("unclip_upsampler_toy", 32),
+    ("unclip_prior_toy", None),
+    ("unclip_ar_prior_toy", None),
+)
 
 
-def _loss(name: str, net: torch.nn.Module, batch: int) -> torch.Tensor:
+def _loss(name: str, net: torch.nn.Module, batch: int, crop: int | None) -> torch.Tensor:
     cfg = load_config(name)
     t = torch.randint(0, 1000, (batch,))
     if isinstance(cfg, UNetConfig):
+        size = crop or cfg.image_size
         cond: dict[str, torch.Tensor] = {}
         if cfg.text_encoder is not None:
             cond["tokens"] = torch.randint(0, cfg.text_encoder.vocab_size, (batch, cfg.text_encoder.context_length))
@@ -29,8 +38,8 @@ def _loss(name: str, net: torch.nn.Module, batch: int) -> torch.Tensor:
             cond["clip_emb"] = torch.randn(batch, cfg.clip_embed_dim)
             cond["clip_mask"] = torch.rand(batch) > 0.1
         if cfg.super_res:
-            cond["low_res"] = torch.randn(batch, 3, cfg.image_size // 2, cfg.image_size // 2)
-        return net(torch.randn(batch, 3, cfg.image_size, cfg.image_size), t, **cond).square().mean()
+            cond["low_res"] = torch.randn(batch, 3, size // 2, size // 2)
+        return net(torch.randn(batch, 3, size, size), t, **cond).square().mean()
     text = {
         "text_tokens": torch.randint(0, cfg.vocab_size, (batch, cfg.text_context)),
         "text_emb": torch.randn(batch, cfg.embed_dim),
@@ -53,18 +62,19 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"| network | params | s/step (batch {args.batch}, {args.threads} thread(s), median of {args.steps}) |")
     print("|---|---|---|")
-    for name in TOY:
+    for name, crop in TOY:
         net = build_network(name)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         times = []
         for _ in range(args.steps + 1):
             start = time.perf_counter()
             opt.zero_grad()
-            _loss(name, net, args.batch).backward()
+            _loss(name, net, args.batch, crop).backward()
             opt.step()
             times.append(time.perf_counter() - start)
         med = sorted(times[1:])[len(times[1:]) // 2]
-        print(f"| {name} | {sum(p.numel() for p in net.parameters()):,} | {med:.3f} |")
+        label = f"{name} ({crop}×{crop} crops)" if crop else name
+        print(f"| {label} | {sum(p.numel() for p in net.parameters()):,} | {med:.3f} |")
 
 
 if __name__ == "__main__":

@@ -122,9 +122,9 @@ def item_table(progress: StudyProgress, items: Mapping[int, ItemRecord]) -> pd.D
 
 
 def win_rate_table(rates: Sequence[WinRate]) -> pd.DataFrame:
-    """One row per (protocol, pair): W/L/T, n, P(A beats B) and its interval, as percentages."""
+    """One row per pair (of one protocol): W/L/T, n, P(A beats B) and its interval, as percentages."""
     rows = [
-        {"protocol": r.protocol, "system A": r.system_a, "system B": r.system_b, "A wins": r.wins,
+        {"system A": r.system_a, "system B": r.system_b, "A wins": r.wins,
          "B wins": r.losses, "not sure": r.ties, "n": r.n, "P(A beats B) %": 100 * r.win_rate,
          f"{r.level:.0%} CI low %": 100 * r.ci_low, f"{r.level:.0%} CI high %": 100 * r.ci_high,
          "p (sign test)": r.p_value}

@@ -123,7 +123,7 @@ def render_instructions(protocol: Protocol, annotator: AnnotatorRecord, *, with_
 
 def _response_ms(assignment_id: int) -> int:
     shown = _state(_SHOWN_AT, {}).get(assignment_id)
-    return 0 if shown is None else max(0, int(round((time.monotonic() - shown) * 1000)))
+    return 0 if shown is None else max(0, round((time.monotonic() - shown) * 1000))
 
 
 def _answer(repo: Repository, annotator_id: int, assignment_id: int, choice: str) -> None:
@@ -170,8 +170,8 @@ def _stimuli(repo: Repository, protocol: Protocol, item: ItemRecord) -> tuple[st
 def _image_html(uri: str, side: str) -> str:
     return (
         f'<img src="{uri}" alt="{side} image" draggable="false" '
-        'style="width:100%;max-width:640px;aspect-ratio:1/1;image-rendering:pixelated;display:block;margin:auto;'
-        'border-radius:4px;box-shadow:0 0 0 1px #ccc;"/>'
+        'style="width:100%;max-width:min(640px,62vh);aspect-ratio:1/1;image-rendering:pixelated;display:block;margin:auto;'
+        'border-radius:4px;"/>'
     )
 
 
@@ -212,7 +212,8 @@ def render_item(
 
 
 def _answer_buttons(repo: Repository, protocol: Protocol, annotator_id: int, aid: int) -> None:
-    """Left / Not sure / Right buttons, each bound to its protocol shortcut (native `st.button(shortcut=...)`)."""
+    """Left / Not sure / Right buttons, each bound to its protocol shortcut (native `st.button(shortcut=...)`, which
+    also shows the key, e.g. ``←``, on the button)."""
     by_key = {o.key: o for o in protocol.active_options}
     slots = ("left", "tie", "right")
     cols = st.columns(len(slots))
@@ -220,9 +221,7 @@ def _answer_buttons(repo: Repository, protocol: Protocol, annotator_id: int, aid
         option = by_key.get(key)
         if option is None:
             continue
-        label = f"← {option.label}" if key == "left" else f"{option.label} →" if key == "right" else (
-            f"{option.label} {option.shortcut_symbol}")
-        col.button(label, key=f"vote-{aid}-{key}", type="primary" if key != "tie" else "secondary",
+        col.button(option.label, key=f"vote-{aid}-{key}", type="primary" if key != "tie" else "secondary",
                    width="stretch", shortcut=option.shortcut, on_click=_answer, args=(repo, annotator_id, aid, key))
 
 

@@ -61,19 +61,46 @@ class PostgresServer:
         """Create the cluster and start the server; raises `RuntimeError` with the server's output on failure."""
         bin_dir = self.binaries()
         if bin_dir is None:
-            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+            raise RuntimeError(
+                "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+            )
         if self._as_postgres:
             shutil.chown(self.dir, user="postgres", group="postgres")
-        init = self._run(str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                         "--no-instructions")
+        init = self._run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
-        options = [f"-c port={self.port}", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''",
-                   f"-c max_connections={self.max_connections}", "-c shared_buffers=64MB"]
+        options = [
+            f"-c port={self.port}",
+            "-c listen_addresses=127.0.0.1",
+            "-c unix_socket_directories=''",
+            f"-c max_connections={self.max_connections}",
+            "-c shared_buffers=64MB",
+        ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        start = self._run(str(bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w",
-                          "-t", "60", "-o", " ".join(options), "start")
+        start = self._run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            " ".join(options),
+            "start",
+        )
         if start.returncode != 0:
             log = (self.dir / "server.log").read_text(errors="replace") if (self.dir / "server.log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {start.stderr.strip()} {log[-500:]}")

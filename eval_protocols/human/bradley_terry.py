@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import optimize, sparse
+from scipy.sparse import csgraph
 from scipy.special import expit
 
 from eval_protocols.human.votes import SCORE_OF_WINNER, left_sign
@@ -58,7 +59,7 @@ class Outcomes:
     @property
     def n_votes(self) -> int:
         """Total votes Σ_u w_u."""
-        return int(round(float(self.weight.sum())))
+        return round(float(self.weight.sum()))
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class BTRatings:
     C: float | None
     """Inverse L2 strength (scikit-learn's C), or None for the plain maximum-likelihood fit."""
     converged: bool
-    """Whether L-BFGS-B met its gradient tolerance (False e.g. when a system won every vote and C is None)."""
+    """L-BFGS-B met its tolerance and, without L2, the maximum-likelihood estimate exists (see `mle_exists`)."""
 
     def rating_of(self, system: str) -> float:
         """Rating of ``system``; ValueError naming the known systems if it is absent."""
@@ -125,17 +126,15 @@ def aggregate_outcomes(votes: pd.DataFrame, *, use_side: bool = False) -> Outcom
     Raises:
         ValueError: a vote compares a system with itself.
     """
-    model_a = votes["model_a"].astype(str).to_numpy()
-    model_b = votes["model_b"].astype(str).to_numpy()
-    same = np.flatnonzero(model_a == model_b)
+    n = len(votes)
+    codes, systems = pd.factorize(pd.concat([votes["model_a"], votes["model_b"]], ignore_index=True), sort=True)
+    a, b = codes[:n].astype(np.int64), codes[n:].astype(np.int64)
+    same = np.flatnonzero(a == b)
     if same.size:
         raise ValueError(
             f"Bradley–Terry: identical-system pairs in row(s) {', '.join(map(str, same[:5]))}; "
             "drop votes where model_a == model_b before fitting"
         )
-    codes, systems = pd.factorize(np.concatenate([model_a, model_b]), sort=True)
-    n = len(votes)
-    a, b = codes[:n].astype(np.int64), codes[n:].astype(np.int64)
     y2 = votes["winner"].map(SCORE_OF_WINNER).to_numpy(dtype=np.float64) * 2.0
     if np.isnan(y2).any():
         raise ValueError("Bradley–Terry: winner values outside model_a/model_b/tie; validate the vote table first")
@@ -185,6 +184,7 @@ def bradley_terry(
     """
     outcomes = aggregate_outcomes(votes, use_side=side_term)
     params, converged = fit_outcomes(outcomes, C=C, side_term=side_term)
+    converged = converged and (C is not None or mle_exists(outcomes))
     m = len(outcomes.systems)
     shift = _anchor_shift(params[None, :m], outcomes.systems, anchor)[0]
     ratings = SCALE * params[:m] + shift
@@ -220,6 +220,23 @@ def _anchor_shift(r: np.ndarray, systems: tuple[str, ...], anchor: tuple[str, fl
     if name not in systems:
         raise ValueError(f"anchor system '{name}' has no votes; anchor one of: {', '.join(systems)}")
     return value - SCALE * r[:, systems.index(name)]
+
+
+def mle_exists(outcomes: Outcomes) -> bool:
+    """Whether the unpenalised BT maximum likelihood is finite (Zermelo / Ford condition).
+
+    Draw an edge i → j when i beat or tied j at least once; the MLE exists iff this graph is strongly
+    connected. Otherwise some group of systems never lost to the rest and its ratings run off to infinity
+    (use the L2 term C, or collect more votes).
+    """
+    m = len(outcomes.systems)
+    won = outcomes.y > 0.0
+    lost = outcomes.y < 1.0
+    src = np.concatenate([outcomes.a[won], outcomes.b[lost]])
+    dst = np.concatenate([outcomes.b[won], outcomes.a[lost]])
+    graph = sparse.csr_matrix((np.ones(src.size), (src, dst)), shape=(m, m))
+    n_components, _ = csgraph.connected_components(graph, directed=True, connection="strong")
+    return bool(n_components == 1)
 
 
 def negative_log_likelihood(
@@ -305,19 +322,20 @@ def bootstrap_outcomes(
     n_votes = outcomes.n_votes
     w_star = rng.multinomial(n_votes, outcomes.weight / outcomes.weight.sum(), size=n_bootstrap) / n_votes
     alpha = math.log(BASE)
-    rows = np.arange(u)
-    x = sparse.csr_matrix(
+    # Row u of the design matrix X has ≤ 3 non-zeros: +α at a, −α at b, α·side at η.
+    cols = np.stack([outcomes.a, outcomes.b] + ([np.full(u, m)] if side_term else []), axis=1)
+    vals = np.stack([np.full(u, alpha), np.full(u, -alpha)] + ([alpha * outcomes.side] if side_term else []), axis=1)
+    rows = np.repeat(np.arange(u), cols.shape[1])
+    x = sparse.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(u, k))
+    # Row u of `outer` is vec(x_u x_uᵀ), so H = Σ_u h_u x_u x_uᵀ for all replicates is one sparse product.
+    pairs = [(i, j) for i in range(cols.shape[1]) for j in range(cols.shape[1])]
+    outer = sparse.csr_matrix(
         (
-            np.concatenate([np.full(u, alpha), np.full(u, -alpha)] + ([alpha * outcomes.side] if side_term else [])),
-            (
-                np.concatenate([rows, rows] + ([rows] if side_term else [])),
-                np.concatenate([outcomes.a, outcomes.b] + ([np.full(u, m)] if side_term else [])),
-            ),
+            np.concatenate([vals[:, i] * vals[:, j] for i, j in pairs]),
+            (np.tile(np.arange(u), len(pairs)), np.concatenate([cols[:, i] * k + cols[:, j] for i, j in pairs])),
         ),
-        shape=(u, k),
+        shape=(u, k * k),
     )
-    xd = x.toarray()
-    outer = sparse.csr_matrix((xd[:, :, None] * xd[:, None, :]).reshape(u, k * k))
     l2 = 0.0 if C is None else 1.0 / (2.0 * C * n_votes)
     fixed = np.zeros((k, k))
     fixed[:m, :m] = (1.0 if C is None else 0.0) / m

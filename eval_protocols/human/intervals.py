@@ -38,7 +38,9 @@ def z_quantile(level: float = 0.95) -> float:
     return float(stats.norm.ppf(0.5 + level / 2.0))
 
 
-def successes(wins: ArrayLike, losses: ArrayLike, ties: ArrayLike, ties_mode: TiesMode = "half") -> tuple[np.ndarray, np.ndarray]:
+def successes(
+    wins: ArrayLike, losses: ArrayLike, ties: ArrayLike, ties_mode: TiesMode = "half"
+) -> tuple[np.ndarray, np.ndarray]:
     """Successes k and trials n under a tie convention.
 
     Returns:
@@ -150,7 +152,9 @@ def count_interval(
         return wilson_interval(k, n, level=level)
     if method == "exact":
         return exact_interval(k, n, level=level)
-    raise ValueError(f"unknown interval method '{method}' for counts; use normal, wilson or exact (or bootstrap on votes)")
+    raise ValueError(
+        f"unknown interval method '{method}' for counts; use normal, wilson or exact (or bootstrap on votes)"
+    )
 
 
 def sign_test(wins: ArrayLike, losses: ArrayLike) -> np.ndarray:

@@ -59,7 +59,7 @@ def votes_needed_normal(win_rate: float, power: float = 0.8, alpha: float = 0.05
     z_a = stats.norm.ppf(1.0 - alpha / 2.0)
     z_b = stats.norm.ppf(power)
     n = (z_a * math.sqrt(p0 * (1 - p0)) + z_b * math.sqrt(win_rate * (1 - win_rate))) ** 2 / (win_rate - p0) ** 2
-    return int(math.ceil(n - 1e-9))
+    return math.ceil(n - 1e-9)
 
 
 def power_normal(n: int, win_rate: float, alpha: float = 0.05, p0: float = 0.5) -> float:
@@ -72,17 +72,16 @@ def power_normal(n: int, win_rate: float, alpha: float = 0.05, p0: float = 0.5) 
 
 
 def power_exact(n: np.ndarray | int, win_rate: float, alpha: float = 0.05) -> np.ndarray:
-    """Exact power of the two-sided sign test (H0: ½) with n decisive votes; vectorised over n."""
-    n = np.atleast_1d(np.asarray(n, dtype=np.int64))
-    power = np.zeros(n.shape)
-    for i, nn in enumerate(n):
-        k = np.arange(nn // 2 + 1)
-        ok = 2.0 * stats.binom.cdf(k, nn, 0.5) <= alpha
-        if not ok.any():
-            continue
-        c = int(k[ok].max())
-        power[i] = stats.binom.cdf(c, nn, win_rate) + stats.binom.sf(nn - c - 1, nn, win_rate)
-    return power
+    """Exact power of the two-sided sign test (H0: ½) with n decisive votes; vectorised over n.
+
+    The critical value c_n (largest k with 2·P(X ≤ k | ½) ≤ α, −1 if none) comes from the binomial quantile:
+    q = F⁻¹(α/2) is the smallest k with F(k) ≥ α/2, so c_n = q when F(q) = α/2 exactly, else q − 1.
+    """
+    ns = np.atleast_1d(np.asarray(n, dtype=np.int64))
+    q = stats.binom.ppf(alpha / 2.0, ns, 0.5)
+    c = np.where(2.0 * stats.binom.cdf(q, ns, 0.5) <= alpha, q, q - 1.0)
+    power = stats.binom.cdf(c, ns, win_rate) + stats.binom.sf(ns - c - 1.0, ns, win_rate)
+    return np.where(c >= 0, power, 0.0)
 
 
 def votes_needed_exact(win_rate: float, power: float = 0.8, alpha: float = 0.05) -> tuple[int, int]:
@@ -93,23 +92,12 @@ def votes_needed_exact(win_rate: float, power: float = 0.8, alpha: float = 0.05)
     _check(win_rate, power, alpha)
     n_max = 3 * votes_needed_normal(win_rate, power, alpha) + 50
     ns = np.arange(1, n_max + 1)
-    p = _power_exact_grid(ns, win_rate, alpha)
+    p = power_exact(ns, win_rate, alpha)
     reached = np.flatnonzero(p >= power)
     if reached.size == 0:
         raise ValueError(f"exact power {power} not reached below n = {n_max}; lower the power or raise the win rate")
     below = np.flatnonzero(p < power)
     return int(ns[reached[0]]), int(ns[below[-1] + 1]) if below.size else 1
-
-
-def _power_exact_grid(ns: np.ndarray, win_rate: float, alpha: float) -> np.ndarray:
-    """Exact power for every n in ``ns`` (critical values by a vectorised search over k ≤ n/2)."""
-    n_max = int(ns.max())
-    k = np.arange(n_max // 2 + 1)
-    cdf0 = stats.binom.cdf(k[None, :], ns[:, None], 0.5)
-    ok = (2.0 * cdf0 <= alpha) & (k[None, :] <= ns[:, None] // 2)
-    has = ok.any(axis=1)
-    c = np.where(has, np.where(ok, k[None, :], -1).max(axis=1), -1)
-    return np.where(has, stats.binom.cdf(c, ns, win_rate) + stats.binom.sf(ns - c - 1, ns, win_rate), 0.0)
 
 
 def half_width(n: int, p: float = 0.5, level: float = 0.95) -> float:
@@ -136,7 +124,7 @@ def plan_study(
         n_normal=n_normal,
         n_exact=n_exact,
         n_exact_stable=n_stable,
-        total_votes_normal=int(math.ceil(n_normal / (1.0 - tie_rate) - 1e-9)),
+        total_votes_normal=math.ceil(n_normal / (1.0 - tie_rate) - 1e-9),
         n=n,
         half_width=None if n is None else half_width(n, win_rate, 1.0 - alpha),
         power_at_n_normal=None if n is None else power_normal(n, win_rate, alpha),

@@ -87,8 +87,8 @@ class ExclusionPolicy:
 
     min_attention_pass_rate: float | None = 0.8
     """Exclude annotators passing fewer attention checks than this share."""
-    min_attention_checks: int = 1
-    """Annotators with fewer checks are not judged on the pass rate."""
+    min_attention_checks: int = 3
+    """Annotators with fewer checks are not judged on the pass rate (one lapse must not exclude anyone)."""
     min_majority_agreement: float | None = None
     """Exclude annotators agreeing with the leave-one-out majority less often than this."""
     min_agreement_votes: int = 10
@@ -133,8 +133,15 @@ def position_bias(votes: pd.DataFrame, *, level: float = 0.95) -> tuple[Position
     low, high = iv.wilson_interval(wins, n, level=level)
     p = iv.sign_test(wins, n - wins)
     return tuple(
-        PositionBias(str(proto), int(wins[i]), int(n[i]), float(wins[i] / n[i]) if n[i] else float("nan"),
-                     float(low[i]), float(high[i]), float(p[i]))
+        PositionBias(
+            str(proto),
+            int(wins[i]),
+            int(n[i]),
+            float(wins[i] / n[i]) if n[i] else float("nan"),
+            float(low[i]),
+            float(high[i]),
+            float(p[i]),
+        )
         for i, proto in enumerate(sums.index)
     )
 
@@ -150,7 +157,13 @@ def outcome_codes(votes: pd.DataFrame) -> pd.DataFrame:
     o = orient(votes)
     code = np.select([o["score"] == 1.0, o["score"] == 0.0], [0, 1], 2)
     unit = (
-        o["protocol"].astype(str) + "\x1f" + votes["prompt"].astype(str) + "\x1f" + o["system_a"] + "\x1f" + o["system_b"]
+        o["protocol"].astype(str)
+        + "\x1f"
+        + votes["prompt"].astype(str)
+        + "\x1f"
+        + o["system_a"]
+        + "\x1f"
+        + o["system_b"]
     )
     return pd.DataFrame({"unit": unit, "protocol": o["protocol"], "code": code}, index=votes.index)
 
@@ -209,7 +222,9 @@ def agreement(votes: pd.DataFrame) -> tuple[Agreement, ...]:
         arr = table.to_numpy()
         multi = arr.sum(axis=1) >= 2
         out.append(
-            Agreement(str(proto), krippendorff_alpha_nominal(arr), fleiss_kappa(arr), int(multi.sum()), int(arr[multi].sum()))
+            Agreement(
+                str(proto), krippendorff_alpha_nominal(arr), fleiss_kappa(arr), int(multi.sum()), int(arr[multi].sum())
+            )
         )
     return tuple(out)
 

@@ -76,7 +76,8 @@ class SimulatedStudy:
     """A simulated vote table with its ground truth."""
 
     votes: pd.DataFrame
-    """Vote table: model_a, model_b, winner, annotator, prompt, protocol, left, latency_ms, expected."""
+    """Vote table: model_a, model_b, winner, annotator, prompt, protocol, left, latency_ms, expected
+    (string columns as pandas categoricals, which keeps a million-vote simulation fast)."""
     spammers: tuple[str, ...]
     """Annotator ids of the spammers."""
     spec: SimulationSpec
@@ -99,11 +100,19 @@ def simulate_votes(spec: SimulationSpec, seed: int | np.random.Generator = 0) ->
         [(index[a], index[b]) for a, b in (spec.pairs or itertools.combinations(spec.systems, 2))], dtype=np.int64
     )
     n, m = spec.n_votes, len(systems)
-    annot_ids = np.array([f"annotator_{i:03d}" for i in range(spec.n_annotators)])
+    annot_ids = _ids("annotator", spec.n_annotators)
     is_spammer = np.zeros(spec.n_annotators, dtype=bool)
     is_spammer[rng.permutation(spec.n_annotators)[: round(spec.spammer_share * spec.n_annotators)]] = True
-    u = rng.normal(0.0, spec.annotator_sd, size=(spec.n_annotators, m)) if spec.annotator_sd > 0 else np.zeros((spec.n_annotators, m))
-    v = rng.normal(0.0, spec.prompt_sd, size=(spec.n_prompts, m)) if spec.prompt_sd > 0 else np.zeros((spec.n_prompts, m))
+    u = (
+        rng.normal(0.0, spec.annotator_sd, size=(spec.n_annotators, m))
+        if spec.annotator_sd > 0
+        else np.zeros((spec.n_annotators, m))
+    )
+    v = (
+        rng.normal(0.0, spec.prompt_sd, size=(spec.n_prompts, m))
+        if spec.prompt_sd > 0
+        else np.zeros((spec.n_prompts, m))
+    )
 
     annot = rng.integers(0, spec.n_annotators, n)
     prompt = rng.integers(0, spec.n_prompts, n)
@@ -115,20 +124,20 @@ def simulate_votes(spec: SimulationSpec, seed: int | np.random.Generator = 0) ->
     diff = r[a] - r[b] + u[annot, a] - u[annot, b] + v[prompt, a] - v[prompt, b] + spec.position_bias * side
     a_wins = rng.random(n) < 1.0 / (1.0 + 10.0 ** (-diff / 400.0))
     tie = rng.random(n) < spec.tie_rate
-    winner = np.where(tie, "tie", np.where(a_wins, "model_a", "model_b"))
+    winner = np.where(tie, 2, np.where(a_wins, 0, 1))  # codes into WINNERS
     spam = is_spammer[annot]
     spam_left = rng.random(n) < 0.5
-    winner = np.where(spam, np.where(spam_left == (side > 0), "model_a", "model_b"), winner)
+    winner = np.where(spam, np.where(spam_left == (side > 0), 0, 1), winner)
     latency = _latency(rng, spam, spec)
     votes = pd.DataFrame(
         {
-            "model_a": systems[a],
-            "model_b": systems[b],
-            "winner": winner,
-            "annotator": annot_ids[annot],
-            "prompt": np.array([f"prompt_{i}" for i in range(spec.n_prompts)])[prompt],
+            "model_a": pd.Categorical.from_codes(a, categories=systems),
+            "model_b": pd.Categorical.from_codes(b, categories=systems),
+            "winner": pd.Categorical.from_codes(winner, categories=["model_a", "model_b", "tie"]),
+            "annotator": pd.Categorical.from_codes(annot, categories=annot_ids),
+            "prompt": pd.Categorical.from_codes(prompt, categories=_ids("prompt", spec.n_prompts)),
             "protocol": spec.protocol,
-            "left": np.where(side > 0, systems[a], systems[b]),
+            "left": pd.Categorical.from_codes(np.where(side > 0, a, b), categories=systems),
             "latency_ms": latency,
             "expected": pd.Series([None] * n, dtype=object),
         }
@@ -136,6 +145,12 @@ def simulate_votes(spec: SimulationSpec, seed: int | np.random.Generator = 0) ->
     if spec.attention_checks > 0:
         votes = pd.concat([votes, _attention_rows(rng, spec, annot_ids, is_spammer)], ignore_index=True)
     return SimulatedStudy(votes, tuple(annot_ids[is_spammer]), spec)
+
+
+def _ids(prefix: str, n: int) -> np.ndarray:
+    """``prefix_000`` … zero-padded ids that sort in numeric order."""
+    width = max(3, len(str(n - 1)))
+    return np.array([f"{prefix}_{i:0{width}d}" for i in range(n)])
 
 
 def _latency(rng: np.random.Generator, spam: np.ndarray, spec: SimulationSpec) -> np.ndarray:

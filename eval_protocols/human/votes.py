@@ -39,9 +39,9 @@ SCORE_OF_WINNER: dict[str, float] = {"model_a": 1.0, "tie": 0.5, "model_b": 0.0}
 def load_votes(path: str | Path) -> pd.DataFrame:
     """Read a vote table from CSV, Parquet or JSON and validate it.
 
-    JSON may be a list of objects (FastChat / GenAI-Arena ``clean_battle_*.json``) or JSON lines. For such
-    records, ``judge`` becomes ``annotator`` and, when no ``left`` column exists, ``left = model_a`` (FastChat
-    shows ``model_a`` on the left); ``anony`` and any other fields are kept.
+    JSON may be a list of objects (FastChat / GenAI-Arena ``clean_battle_*.json``) or JSON lines. ``judge``
+    becomes ``annotator``; for FastChat records (with ``judge`` or ``anony``) without a ``left`` column,
+    ``left = model_a`` (FastChat shows ``model_a`` on the left); ``anony`` and any other fields are kept.
 
     Args:
         path: a ``.csv``, ``.parquet``/``.pq`` or ``.json``/``.jsonl`` file.
@@ -84,7 +84,8 @@ def _read_json_votes(path: Path) -> pd.DataFrame:
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise ValueError(f"votes file {path}: expected a JSON list of objects with model_a, model_b, winner")
     df = pd.DataFrame.from_records(records)
-    if "left" not in df.columns and "model_a" in df.columns:
+    fastchat = {"judge", "anony"} & set(df.columns)
+    if fastchat and "left" not in df.columns and "model_a" in df.columns:
         df["left"] = df["model_a"]
     return df
 
@@ -129,7 +130,9 @@ def validate_votes(df: pd.DataFrame, *, source: str = "vote table") -> pd.DataFr
     if len(df) == 0:
         raise ValueError(f"{source}: no votes; collect votes or pass a non-empty vote table")
     empty = df["model_a"].isna().to_numpy() | df["model_b"].isna().to_numpy()
-    empty |= (df["model_a"].astype(str).str.len() == 0).to_numpy() | (df["model_b"].astype(str).str.len() == 0).to_numpy()
+    empty |= (df["model_a"].astype(str).str.len() == 0).to_numpy() | (
+        df["model_b"].astype(str).str.len() == 0
+    ).to_numpy()
     _raise_for_rows(empty, source, "empty model_a/model_b", "fill in both system ids")
     bad_winner = ~df["winner"].isin(WINNERS).to_numpy()
     if bad_winner.any():
@@ -139,7 +142,10 @@ def validate_votes(df: pd.DataFrame, *, source: str = "vote table") -> pd.DataFr
         )
     same = (df["model_a"].astype(str) == df["model_b"].astype(str)).to_numpy()
     _raise_for_rows(
-        same, source, "identical-system pairs (model_a == model_b)", "drop these rows; a system cannot be compared with itself"
+        same,
+        source,
+        "identical-system pairs (model_a == model_b)",
+        "drop these rows; a system cannot be compared with itself",
     )
     if "left" in df.columns:
         left = df["left"]
@@ -218,4 +224,6 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], purpose: str) -> N
     """Raise ValueError naming the optional columns ``purpose`` needs but ``df`` lacks."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{purpose} needs column(s) {', '.join(missing)} in the vote table; record them with each vote")
+        raise ValueError(
+            f"{purpose} needs column(s) {', '.join(missing)} in the vote table; record them with each vote"
+        )

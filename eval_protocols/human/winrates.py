@@ -158,7 +158,9 @@ def _cluster_columns(votes: pd.DataFrame, cluster_by: tuple[str, ...] | None) ->
         return tuple(c for c in CLUSTER_COLUMNS if c in votes.columns and votes[c].nunique(dropna=True) > 1)
     missing = [c for c in cluster_by if c not in votes.columns]
     if missing:
-        raise ValueError(f"cannot cluster the bootstrap by missing column(s) {', '.join(missing)}; drop them from cluster_by")
+        raise ValueError(
+            f"cannot cluster the bootstrap by missing column(s) {', '.join(missing)}; drop them from cluster_by"
+        )
     return tuple(cluster_by)
 
 

@@ -31,7 +31,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("votes", metavar="VOTES_FILE", help="vote table: .csv, .parquet or .json")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--ties", choices=TIES_MODES, default="half", help="ties as half a win (default) or dropped")
-    p.add_argument("--ci", choices=CI_METHODS, default="normal", help="win-rate interval (default: normal, as in unCLIP)")
+    p.add_argument(
+        "--ci", choices=CI_METHODS, default="normal", help="win-rate interval (default: normal, as in unCLIP)"
+    )
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap replicates (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of every bootstrap (default 0)")
     p.add_argument("--protocol", metavar="P", help="analyse only this protocol")
@@ -92,6 +94,8 @@ def format_result(result: AnalysisResult) -> str:
         for i, (name, rating) in enumerate(zip(r.systems, r.ratings)):
             ci = f"  [{r.ci_low[i]:.1f}, {r.ci_high[i]:.1f}]" if r.ci_low and r.ci_high else ""
             lines.append(f"    {i + 1:>2}. {name:<{width}} {rating:8.1f}{ci}")
+        if not r.converged:
+            lines.append("    warning: no finite maximum-likelihood ratings (a group of systems never lost); use --C 1")
         if r.side_advantage is not None:
             lines.append(f"    left-side advantage: {r.side_advantage:+.1f} Elo")
         b = p.position_bias

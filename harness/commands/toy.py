@@ -40,6 +40,7 @@ def register(subparsers: Any) -> None:
     )
     _add_common(render, out_help="output directory (created if missing)")
     render.add_argument("--size", type=int, default=64, help="image size: 64 (native) or 32 (area downsample)")
+    render.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     prompts = actions.add_parser(
         "prompts",
@@ -59,7 +60,9 @@ def _add_common(parser: argparse.ArgumentParser, out_help: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``harness toy ACTION``; prints what was written; returns the exit status."""
     if args.toy_action == "render":
-        result = export_renders(args.out, args.n, args.split, seed=args.seed, size=args.size)
+        result = export_renders(
+            args.out, args.n, args.split, seed=args.seed, size=args.size, progress=not args.no_progress
+        )
         print(
             f"wrote {result.count} scenes ({result.distinct_images} distinct {args.size}x{args.size} PNGs) "
             f"of split {args.split}, seed {args.seed}; manifest: {result.path}"

@@ -61,7 +61,9 @@ def lock_study(conn: Connection, study_id: int) -> StudyRecord:
     stmt = select(studies).where(studies.c.study_id == study_id).with_for_update(key_share=True)
     row = conn.execute(stmt).first()
     if row is None:
-        raise AssignmentError(f"study {study_id} does not exist; check the study id (studies are listed on the admin page)")
+        raise AssignmentError(
+            f"study {study_id} does not exist; check the study id (studies are listed on the admin page)"
+        )
     return rows.study_record(row)
 
 
@@ -81,7 +83,7 @@ def _active(cutoff: datetime) -> Any:
 
 
 def _open_items(study_id: int, annotator_id: int, cutoff: datetime) -> tuple[Any, Any]:
-    """(select of items open to the annotator, their active-assignment count column)."""
+    """(select of the ids of items open to the annotator, their active-assignment count column)."""
     active = (
         select(assignments.c.item_id, func.count().label("n"))
         .where(assignments.c.study_id == study_id, _active(cutoff))
@@ -91,7 +93,7 @@ def _open_items(study_id: int, annotator_id: int, cutoff: datetime) -> tuple[Any
     n_active = func.coalesce(active.c.n, 0)
     seen = exists().where(assignments.c.item_id == items.c.item_id, assignments.c.annotator_id == annotator_id)
     stmt = (
-        select(items)
+        select(items.c.item_id)
         .outerjoin(active, active.c.item_id == items.c.item_id)
         .where(items.c.study_id == study_id, n_active < items.c.votes_target, ~seen)
     )
@@ -168,10 +170,16 @@ def _assign_new(
     row = conn.execute(stmt.order_by(n_active, rotation, items.c.position).limit(1)).first()
     if row is None:
         return None
-    values = {"study_id": study_id, "item_id": row.item_id, "annotator_id": annotator_id, "status": "pending",
-              "created_at": now, "completed_at": None}
+    values = {
+        "study_id": study_id,
+        "item_id": row.item_id,
+        "annotator_id": annotator_id,
+        "status": "pending",
+        "created_at": now,
+        "completed_at": None,
+    }
     assignment_id = conn.execute(insert(assignments).values(**values)).inserted_primary_key[0]  # type: ignore[index]
-    return AssignmentRecord(assignment_id=int(assignment_id), **values), rows.item_record(row)  # type: ignore[arg-type]
+    return AssignmentRecord(assignment_id=int(assignment_id), **values), _item(conn, row.item_id)
 
 
 def _check_owner(row: Row[Any], annotator_id: int | None) -> None:
@@ -225,20 +233,29 @@ def record_vote(
     left_model, right_model = (item.system_a, item.system_b) if item.left == "a" else (item.system_b, item.system_a)
     winner_model = {"left": left_model, "right": right_model}.get(choice)
     winner = "tie" if winner_model is None else ("model_a" if winner_model == item.system_a else "model_b")
-    values = {"assignment_id": assignment_id, "study_id": row.study_id, "item_id": row.item_id,
-              "annotator_id": row.annotator_id, "protocol": study.protocol_name, "choice": choice, "winner": winner,
-              "model_a": item.system_a, "model_b": item.system_b, "left_model": left_model, "prompt": item.prompt,
-              "response_ms": int(response_ms), "created_at": now}
+    values = {
+        "assignment_id": assignment_id,
+        "study_id": row.study_id,
+        "item_id": row.item_id,
+        "annotator_id": row.annotator_id,
+        "protocol": study.protocol_name,
+        "choice": choice,
+        "winner": winner,
+        "model_a": item.system_a,
+        "model_b": item.system_b,
+        "left_model": left_model,
+        "prompt": item.prompt,
+        "response_ms": int(response_ms),
+        "created_at": now,
+    }
     vote_id = conn.execute(insert(votes).values(**values)).inserted_primary_key[0]  # type: ignore[index]
     _finish(conn, assignment_id, "completed", now)
-    return VoteRecord(vote_id=int(vote_id), **values)  # type: ignore[arg-type]
+    return VoteRecord(vote_id=int(vote_id), **values)
 
 
 def _finish(conn: Connection, assignment_id: int, status: AssignmentStatus, now: datetime) -> None:
     conn.execute(
-        update(assignments)
-        .where(assignments.c.assignment_id == assignment_id)
-        .values(status=status, completed_at=now)
+        update(assignments).where(assignments.c.assignment_id == assignment_id).values(status=status, completed_at=now)
     )
 
 
@@ -353,4 +370,3 @@ def study_progress(conn: Connection, study_id: int, cutoff: datetime) -> StudyPr
         annotators=people,
         per_item=per_item,
     )
-

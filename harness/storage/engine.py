@@ -20,7 +20,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from harness.errors import StorageError
 
@@ -178,8 +185,8 @@ def connection_problem(url: URL, exc: BaseException) -> str | None:
             )
             return f"SQLite store {url.database}: {first}; {fix}"
         return None
-    markers = ("connection", "could not", "timeout", "password authentication", "does not exist", "server closed")
-    if any(marker in lowered for marker in markers):
+    pg_markers = ("connection", "could not", "timeout", "password authentication", "does not exist", "server closed")
+    if any(marker in lowered for marker in pg_markers):
         return (
             f"cannot use the PostgreSQL store {mask_url(url)}: {first}; check that the server runs and that "
             "host, port, user, password and database in HARNESS_DB_URL / --url are right"

@@ -19,10 +19,10 @@ import hashlib
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,7 +57,7 @@ DEFAULT_ASSIGNMENT_TIMEOUT = timedelta(minutes=30)
 
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def token_hash(token: str) -> str:
@@ -130,7 +130,7 @@ class Repository:
         """Close every pooled connection (the object is unusable afterwards)."""
         self.engine.dispose()
 
-    def __enter__(self) -> Repository:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -206,8 +206,16 @@ class Repository:
             new = [r for key, r in batch.items() if key not in existing]
             if new:
                 values = [
-                    {"sha256": r.sha256, "run_id": r.run_id, "prompt_id": r.prompt_id, "prompt": r.prompt,
-                     "model_id": r.model_id, "seed": r.seed, "settings": r.settings, "path": r.path}
+                    {
+                        "sha256": r.sha256,
+                        "run_id": r.run_id,
+                        "prompt_id": r.prompt_id,
+                        "prompt": r.prompt,
+                        "model_id": r.model_id,
+                        "seed": r.seed,
+                        "settings": r.settings,
+                        "path": r.path,
+                    }
                     for r in new
                 ]
                 conn.execute(self._insert(images).on_conflict_do_nothing(), values)
@@ -241,9 +249,21 @@ class Repository:
         """Insert or replace results keyed by ``(run_id, metric, model_id, group, extractor_id)``; returns the count."""
         now = self.clock()
         values = [
-            {"run_id": r.run_id, "metric": r.metric, "model_id": r.model_id, "group_key": rows.group_key(r.group),
-             "group": r.group, "value": float(r.value), "ci_low": r.ci_low, "ci_high": r.ci_high, "n": int(r.n),
-             "extractor_id": r.extractor_id, "inputs_hash": r.inputs_hash, "details": r.details, "updated_at": now}
+            {
+                "run_id": r.run_id,
+                "metric": r.metric,
+                "model_id": r.model_id,
+                "group_key": rows.group_key(r.group),
+                "group": r.group,
+                "value": float(r.value),
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "n": int(r.n),
+                "extractor_id": r.extractor_id,
+                "inputs_hash": r.inputs_hash,
+                "details": r.details,
+                "updated_at": now,
+            }
             for r in results
         ]
         if not values:
@@ -357,7 +377,9 @@ class Repository:
         now = self.clock()
         with write_transaction(self.engine) as conn:
             if conn.execute(select(studies.c.study_id).where(studies.c.study_id == study_id)).first() is None:
-                raise HarnessError(f"study {study_id} does not exist; check the study id (studies are listed on the admin page)")
+                raise HarnessError(
+                    f"study {study_id} does not exist; check the study id (studies are listed on the admin page)"
+                )
             result = conn.execute(
                 insert(annotators).values(study_id=study_id, name=name, token_sha256=token_hash(token), created_at=now)
             )
@@ -426,11 +448,28 @@ class Repository:
                 if attempt == 2:
                     raise
         if vote is None:
-            raise AssignmentError(
-                f"assignment {assignment_id} expired after {self.assignment_timeout} without an answer and its item "
-                "went to another annotator; the answer was not counted, load the next item"
-            )
+            raise self._expired(assignment_id)
         return vote
+
+    def record_vote_and_next(
+        self, assignment_id: int, choice: str, response_ms: int, *, annotator_id: int | None = None
+    ) -> tuple[VoteRecord, tuple[AssignmentRecord, ItemRecord] | None]:
+        """`record_vote`, then `next_item_for` the same annotator, in one transaction (one commit per click).
+
+        Same rules, errors and idempotence as the two calls made one after the other; what the voting page calls.
+        """
+        now = self.clock()
+        with write_transaction(self.engine) as conn:
+            vote = assign.record_vote(conn, assignment_id, choice, response_ms, annotator_id, now, self._cutoff(now))
+            if vote is not None:
+                return vote, assign.next_item(conn, vote.annotator_id, vote.study_id, now, self._cutoff(now))
+        raise self._expired(assignment_id)
+
+    def _expired(self, assignment_id: int) -> AssignmentError:
+        return AssignmentError(
+            f"assignment {assignment_id} expired after {self.assignment_timeout} without an answer and its item "
+            "went to another annotator; the answer was not counted, load the next item"
+        )
 
     def skip(self, assignment_id: int, *, annotator_id: int | None = None) -> AssignmentRecord:
         """Skip a pending assignment: the item goes back to the pool, never to this annotator (idempotent).
@@ -501,4 +540,3 @@ def _validate_study(study: StudyRecord, study_items: Sequence[ItemRecord]) -> No
             raise HarnessError(f"{where}: left is {item.left!r}; use 'a' or 'b'")
         if item.expected not in (None, "left", "right") or (item.expected is not None) != item.is_attention_check:
             raise HarnessError(f"{where}: an attention check needs expected 'left'/'right', other items None")
-

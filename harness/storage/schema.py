@@ -14,13 +14,11 @@ Invariants the database itself enforces:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
-    MetaData,
-    Table,
     BigInteger,
     Boolean,
     DateTime,
@@ -28,7 +26,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -51,15 +51,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given to the store; pass an aware datetime (UTC)")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
-        return value.astimezone(timezone.utc)  # type: ignore[no-any-return]
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
 NAMING_CONVENTION = {
@@ -170,7 +170,7 @@ class AssignmentRow(Base):
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("item_id", "annotator_id", name="uq_assignments_item_annotator"),
-        Index("ix_assignments_study_status", "study_id", "status"),
+        Index("ix_assignments_study_item", "study_id", "item_id", "status", "created_at"),
         Index("ix_assignments_annotator_status", "annotator_id", "status"),
     )
 
@@ -187,9 +187,7 @@ class VoteRow(Base):
     __tablename__ = "votes"
 
     vote_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    assignment_id: Mapped[int] = mapped_column(
-        ForeignKey("assignments.assignment_id", ondelete="CASCADE"), unique=True
-    )
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.assignment_id", ondelete="CASCADE"), unique=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.study_id", ondelete="CASCADE"), index=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.item_id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.annotator_id", ondelete="CASCADE"))

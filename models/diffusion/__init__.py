@@ -6,6 +6,7 @@ Everything here takes the network as a callable ``model_fn(x_t, t, **cond) -> Te
 
 from __future__ import annotations
 
+from models.diffusion.config import DiffusionConfig
 from models.diffusion.gaussian import (
     GaussianDiffusion,
     ModelFn,
@@ -33,6 +34,7 @@ from models.diffusion.slerp import slerp, text_diff_direction
 __all__ = [
     "SCHEDULE_NAMES",
     "ClassifierFreeGuidance",
+    "DiffusionConfig",
     "GaussianDiffusion",
     "ModelFn",
     "ModelMeanType",

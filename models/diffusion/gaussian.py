@@ -162,7 +162,9 @@ class GaussianDiffusion:
         """
         if noise.shape != x0.shape:
             raise ValueError(f"noise shape {tuple(noise.shape)} must equal x0 shape {tuple(x0.shape)}")
-        return extract(self.sqrt_alphas_cumprod, t, x0) * x0 + extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+        return (
+            extract(self.sqrt_alphas_cumprod, t, x0) * x0 + extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+        )
 
     def q_posterior_mean_variance(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The forward posterior q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I) (Ho et al. eq. 6–7).
@@ -187,9 +189,10 @@ class GaussianDiffusion:
 
     def predict_x0_from_eps(self, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
         """x̂_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t = √(1/ᾱ_t) x_t − √(1/ᾱ_t − 1) ε."""
-        return extract(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t - extract(
-            self.sqrt_recipm1_alphas_cumprod, t, x_t
-        ) * eps
+        return (
+            extract(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t
+            - extract(self.sqrt_recipm1_alphas_cumprod, t, x_t) * eps
+        )
 
     def predict_eps_from_x0(self, x_t: Tensor, t: Tensor, x0: Tensor) -> Tensor:
         """ε̂ = (√(1/ᾱ_t) x_t − x_0) / √(1/ᾱ_t − 1), the inverse of :meth:`predict_x0_from_eps`."""
@@ -269,7 +272,9 @@ class GaussianDiffusion:
         else:
             pred_eps = self.predict_eps_from_x0(x, t, pred_x0)
         mean, _, _ = self.q_posterior_mean_variance(pred_x0, x, t)
-        return PMeanVariance(mean, log_variance.exp(), log_variance, pred_x0, pred_eps)
+        # Fixed variances are (B, 1, ..., 1) here: exponentiate before broadcasting.
+        variance = log_variance.exp().expand_as(x)
+        return PMeanVariance(mean, variance, log_variance.expand_as(x), pred_x0, pred_eps)
 
     def split_output(self, model_output: Tensor, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """Split the network output into (mean part, variance values or None), checking shapes.
@@ -294,11 +299,12 @@ class GaussianDiffusion:
         return model_output, None
 
     def _log_variance(self, var_values: Tensor | None, x: Tensor, t: Tensor) -> Tensor:
+        """log Σ_θ: (B, 1, ..., 1) for fixed variances, x's shape when learned."""
         if self.model_var_type is ModelVarType.FIXED_SMALL:
-            return extract(self.posterior_log_variance_clipped, t, x).expand_as(x)
+            return extract(self.posterior_log_variance_clipped, t, x)
         if self.model_var_type is ModelVarType.FIXED_LARGE:
             large = np.append(self.posterior_variance[1] if self.num_timesteps > 1 else self.betas[0], self.betas[1:])
-            return extract(np.log(large), t, x).expand_as(x)
+            return extract(np.log(large), t, x)
         assert var_values is not None
         min_log = extract(self.posterior_log_variance_clipped, t, x)
         max_log = extract(np.log(self.betas), t, x)

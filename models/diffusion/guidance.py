@@ -127,7 +127,9 @@ class ClassifierFreeGuidance:
             if key in self.mask_keys:
                 continue
             if key in self.null_cond:
-                doubled[key] = torch.cat([_check_batch(key, value, batch), _expand_null(key, self.null_cond[key], batch)])
+                doubled[key] = torch.cat(
+                    [_check_batch(key, value, batch), _expand_null(key, self.null_cond[key], batch)]
+                )
             elif isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == batch:
                 doubled[key] = torch.cat([value, value])
             else:
@@ -135,7 +137,9 @@ class ClassifierFreeGuidance:
         for key in self.mask_keys:
             given = cond.get(key)
             keep = torch.ones(batch, dtype=torch.bool, device=device) if given is None else given.to(torch.bool)
-            doubled[key] = torch.cat([_check_batch(key, keep, batch), torch.zeros(batch, dtype=torch.bool, device=device)])
+            doubled[key] = torch.cat(
+                [_check_batch(key, keep, batch), torch.zeros(batch, dtype=torch.bool, device=device)]
+            )
         return doubled
 
     def _guided_channels(self, x: Tensor, out: Tensor) -> int | None:

@@ -28,14 +28,14 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypedDict, Union
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor
 
 from models.diffusion.gaussian import GaussianDiffusion, ModelFn, extract
 
-GeneratorArg = Union[torch.Generator, Sequence[torch.Generator]]
+GeneratorArg = torch.Generator | Sequence[torch.Generator]
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(steps_done, steps_total)`` after each network call."""
 
@@ -141,7 +141,7 @@ def p_sample(
         return out.mean, out.pred_x0
     noise = randn(x.shape, generator, x.device, x.dtype)
     nonzero = (t > 0).to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
-    return out.mean + nonzero * torch.exp(0.5 * out.log_variance) * noise, out.pred_x0
+    return out.mean + nonzero * out.variance.sqrt() * noise, out.pred_x0
 
 
 def ddim_sample(
@@ -175,7 +175,10 @@ def ddim_sample(
     alpha_bar = extract(diffusion.alphas_cumprod, t, x)
     alpha_bar_prev = extract(diffusion.alphas_cumprod_prev, t, x)
     sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar)) * torch.sqrt(1 - alpha_bar / alpha_bar_prev)
-    mean = out.pred_x0 * torch.sqrt(alpha_bar_prev) + torch.sqrt((1 - alpha_bar_prev - sigma**2).clamp(min=0)) * out.pred_eps
+    mean = (
+        out.pred_x0 * torch.sqrt(alpha_bar_prev)
+        + torch.sqrt((1 - alpha_bar_prev - sigma**2).clamp(min=0)) * out.pred_eps
+    )
     if eta == 0 or not bool((t > 0).any()):
         return mean, out.pred_x0
     if generator is None:
@@ -222,8 +225,14 @@ def p_sample_loop_progressive(
         t = torch.full((x.shape[0],), index, device=x.device, dtype=torch.long)
         with torch.no_grad():
             x, pred_x0 = p_sample(
-                diffusion, model_fn, x, t, generator=generator, cond=cond,
-                clip_denoised=clip_denoised, denoised_fn=denoised_fn,
+                diffusion,
+                model_fn,
+                x,
+                t,
+                generator=generator,
+                cond=cond,
+                clip_denoised=clip_denoised,
+                denoised_fn=denoised_fn,
             )
         if progress is not None:
             progress(step + 1, total)
@@ -258,8 +267,15 @@ def ddim_sample_loop_progressive(
         t = torch.full((x.shape[0],), index, device=x.device, dtype=torch.long)
         with torch.no_grad():
             x, pred_x0 = ddim_sample(
-                diffusion, model_fn, x, t, generator=generator, eta=eta, cond=cond,
-                clip_denoised=clip_denoised, denoised_fn=denoised_fn,
+                diffusion,
+                model_fn,
+                x,
+                t,
+                generator=generator,
+                eta=eta,
+                cond=cond,
+                clip_denoised=clip_denoised,
+                denoised_fn=denoised_fn,
             )
         if progress is not None:
             progress(step + 1, total)
@@ -355,10 +371,15 @@ def sample(
         kind = Sampler(sampler)
     except ValueError:
         raise ValueError(f"unknown sampler {sampler!r}; use one of: {', '.join(s.value for s in Sampler)}") from None
-    common = dict(
-        cond=cond, noise=noise, clip_denoised=clip_denoised, denoised_fn=denoised_fn,
-        progress=progress, device=device, dtype=dtype,
-    )
+    common: dict[str, Any] = {
+        "cond": cond,
+        "noise": noise,
+        "clip_denoised": clip_denoised,
+        "denoised_fn": denoised_fn,
+        "progress": progress,
+        "device": device,
+        "dtype": dtype,
+    }
     if kind is Sampler.DDPM:
         if eta != 0.0:
             raise ValueError("eta applies to DDIM only; use sampler='ddim' or leave eta at 0")

@@ -83,7 +83,9 @@ def linear_betas(num_timesteps: int) -> np.ndarray:
     """
     _check_num_timesteps(num_timesteps)
     if num_timesteps <= 20:
-        raise ValueError(f"the linear schedule needs more than 20 steps (β_T = 20/T < 1), got {num_timesteps}; use cosine")
+        raise ValueError(
+            f"the linear schedule needs more than 20 steps (β_T = 20/T < 1), got {num_timesteps}; use cosine"
+        )
     scale = 1000.0 / num_timesteps
     return np.linspace(scale * 1e-4, scale * 0.02, num_timesteps, dtype=np.float64)
 

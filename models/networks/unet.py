@@ -69,7 +69,7 @@ class UNet(nn.Module):
         skip_channels, ch, ds = [mc], mc, 1
         for level, mult in enumerate(config.channel_mult):
             for _ in range(config.num_res_blocks):
-                layers = [self._resblock(ch, mult * mc)]
+                layers: list[nn.Module] = [self._resblock(ch, mult * mc)]
                 ch = mult * mc
                 if ds in attention_ds:
                     layers.append(self._attention(ch))
@@ -81,7 +81,7 @@ class UNet(nn.Module):
                 skip_channels.append(ch)
                 ds *= 2
 
-        middle = [self._resblock(ch, ch)]
+        middle: list[nn.Module] = [self._resblock(ch, ch)]
         if attention_ds:
             middle.append(self._attention(ch))
         middle.append(self._resblock(ch, ch))
@@ -95,7 +95,9 @@ class UNet(nn.Module):
                 if ds in attention_ds:
                     layers.append(self._attention(ch))
                 if level and i == config.num_res_blocks:
-                    up = self._resblock(ch, ch, up=True) if config.resblock_updown else Upsample(ch, use_conv=True)
+                    up: nn.Module = (
+                        self._resblock(ch, ch, up=True) if config.resblock_updown else Upsample(ch, use_conv=True)
+                    )
                     layers.append(up)
                     ds //= 2
                 self.output_blocks.append(nn.ModuleList(layers))
@@ -234,9 +236,9 @@ class UNet(nn.Module):
 
     @staticmethod
     def _run_layers(
-        layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None
+        layers: nn.Module, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None
     ) -> torch.Tensor:
-        for layer in layers:
+        for layer in layers.children():
             if isinstance(layer, ResBlock):
                 h = layer(h, emb)
             elif isinstance(layer, AttentionBlock):

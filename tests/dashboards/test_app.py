@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-
 from voting_store import SYSTEM_A, SYSTEM_B, VotingStore, page_text
 
 from eval_protocols.human.votes import validate_votes
@@ -174,7 +173,7 @@ def test_admin_password_field(store: VotingStore) -> None:
 def test_export_is_the_vote_table(store: VotingStore, repo: Repository) -> None:
     from dashboards import tables
 
-    annotator_id, token = _invite(repo, store)
+    annotator_id, _ = _invite(repo, store)
     while (nxt := repo.next_item_for(annotator_id, store.study_id)) is not None:
         choice = nxt[1].expected or "left"  # attention checks answered correctly
         repo.record_vote(nxt[0].assignment_id, choice, response_ms=10, annotator_id=annotator_id)

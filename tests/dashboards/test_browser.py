@@ -10,7 +10,7 @@ Set ``HARNESS_SCREENSHOT_DIR`` to keep a screenshot of the vote page there.
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import socket
 import subprocess
 import sys
@@ -124,7 +124,14 @@ def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore
             expect(stimuli).to_have_count(2)
             _assert_blind(page.content(), page, store)
 
-            page.get_by_role("button", name="Right image →").click()  # mouse vote
+            with Repository.open(store.url) as repo:  # the item now shown is the annotator's pending assignment
+                pending = repo.next_item_for(annotator.annotator_id, store.study_id)
+            assert pending is not None
+            # click once the rerun has replaced the buttons (a click on the previous item's stale button would,
+            # rightly, not count a second vote for it)
+            button = page.locator(f".st-key-vote-{pending[0].assignment_id}-right button")
+            expect(button).to_have_text(re.compile("Right image"))
+            button.click()  # mouse vote
             expect(page.get_by_text(f"2 of {store.n_items} items done")).to_be_visible()
             _assert_blind(page.content(), page, store)
         finally:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,20 @@ def _png(rng: np.random.Generator, size: int, tag: str) -> bytes:
     return buf.getvalue()
 
 
-def build_store(root: Path, *, n_items: int = 3, protocol: str = "photorealism", attention: bool = True) -> VotingStore:
-    """Create ``root/store.db`` with a run of images and one open study (``n_items`` + 1 attention check)."""
+def build_store(
+    root: Path,
+    *,
+    n_items: int = 3,
+    protocol: str = "photorealism",
+    attention: bool = True,
+    prompts: tuple[str, ...] = (),
+    render: Callable[[str, str, int], bytes] | None = None,
+) -> VotingStore:
+    """Create ``root/store.db`` with a run of images and one open study (``n_items`` + 1 attention check).
+
+    ``render(system, prompt, k)`` makes the PNG bytes of image ``k`` of a side (default: random pixels carrying a
+    text chunk naming the system); ``prompts`` are cycled as the items' captions.
+    """
     url = f"sqlite:///{root / 'store.db'}"
     rng = np.random.default_rng(0)
     proto = get_protocol(protocol)
@@ -55,7 +68,7 @@ def build_store(root: Path, *, n_items: int = 3, protocol: str = "photorealism",
     image_records: list[ImageRecord] = []
 
     def add(model: str, prompt_id: str, prompt: str, k: int) -> str:
-        data = _png(rng, 32, model)
+        data = _png(rng, 32, model) if render is None else render(model, prompt, k)
         sha = hashlib.sha256(data).hexdigest()
         (run_dir / "images" / f"{sha}.png").write_bytes(data)
         image_records.append(ImageRecord(sha, RUN_ID, prompt_id, prompt, model, k, {}, f"images/{sha}.png"))
@@ -65,7 +78,7 @@ def build_store(root: Path, *, n_items: int = 3, protocol: str = "photorealism",
     for k in range(n_items + int(attention)):
         check = k == n_items
         a, b = (CHECK_REAL, CHECK_FAKE) if check else (SYSTEM_A, SYSTEM_B)
-        prompt = f"a red circle above a blue square number {k}"
+        prompt = prompts[k % len(prompts)] if prompts else f"a red circle above a blue square number {k}"
         items.append(ItemRecord(
             item_id=0, study_id=0, position=k, prompt_id=f"p{k}", prompt=prompt, system_a=a, system_b=b,
             images_a=tuple(add(a, f"p{k}", prompt, j) for j in range(per_side)),
@@ -73,7 +86,7 @@ def build_store(root: Path, *, n_items: int = 3, protocol: str = "photorealism",
             left="a" if k % 2 == 0 else "b", is_attention_check=check,
             expected=("left" if k % 2 == 0 else "right") if check else None,
         ))
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     study = StudyRecord(0, f"{RUN_ID}/{protocol}", protocol, proto.to_dict(), "open", 1, proto.allow_tie, now, 7)
     with Repository.open(url) as repo:
         repo.create_run(RunRecord(RUN_ID, "secret run", now, str(run_dir)))

@@ -6,7 +6,8 @@ with paraphrases; what a caption leaves open is drawn at random. Everything is a
 ``(seed, index, split)``; the ``test`` split holds out (shape, colour) pairs never seen in ``train``/``val``.
 
 Modules: `vocab` (words and their meaning), `splits` (hold-out, seeding), `captions` (grammar, parser),
-`scene` (specs, sampler), `render` (rasteriser), `export` (PNG folders and prompt sets for the CLI).
+`scene` (specs, sampler), `shapes` (outline geometry), `render` (rasteriser), `export` (PNG folders and prompt
+sets for ``harness toy``).
 
 Example::
 

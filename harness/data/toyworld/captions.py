@@ -3,7 +3,7 @@
 Grammar (``[x]`` optional, ``|`` alternatives, words from `vocab`)::
 
     caption  := [prefix] body
-    prefix   := "there is" | "there are" | "a picture of" | "an image showing"
+    prefix   := "there is" | "a scene with" | "a picture of" | "an image showing"
     body     := np                                     one object
               | np "and" np                            two objects
               | np rel np                              two objects and their relation
@@ -32,7 +32,7 @@ from harness.data.toyworld.vocab import COLOUR_NAMES, RELATIONS, SHAPES, SIZES, 
 MAX_OBJECTS: Final[int] = 3
 
 PREFIXES_SINGULAR: Final[tuple[str, ...]] = ("", "there is ", "a picture of ", "an image showing ")
-PREFIXES_PLURAL: Final[tuple[str, ...]] = ("", "there are ", "a picture of ", "an image showing ")
+PREFIXES_PLURAL: Final[tuple[str, ...]] = ("", "a scene with ", "a picture of ", "an image showing ")
 RELATION_PHRASES: Final[dict[str, tuple[str, ...]]] = {
     "left of": ("to the left of", "left of", "on the left of"),
     "right of": ("to the right of", "right of", "on the right of"),
@@ -99,7 +99,11 @@ class CaptionSpec:
 
     def fixed(self) -> dict[str, Any]:
         """Which attributes the caption fixes: ``{"count": True, "objects": [[...], ...], "relation": bool}``."""
-        return {"count": True, "objects": [list(m.fixed()) for m in self.objects], "relation": self.relation is not None}
+        return {
+            "count": True,
+            "objects": [list(m.fixed()) for m in self.objects],
+            "relation": self.relation is not None,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; `from_dict` inverts it."""

@@ -3,8 +3,8 @@
 Rendering order, all in float RGB in [0, 255] at the native size (64):
 
 1. background: solid, linear gradient, or a texture of summed sinusoids;
-2. drop shadows: each object's silhouette shifted by ``shadow_length`` *away* from the light, supersampled,
-   blurred (soft edges) and multiplied in: ``I <- I * (1 - SHADOW_STRENGTH * alpha)``;
+2. drop shadows: each object's silhouette shifted by ``shadow_length`` *away* from the light, with a soft edge
+   (`shadow_alpha`), multiplied in: ``I <- I * (1 - SHADOW_STRENGTH * alpha)``;
 3. objects: coverage from ``SUPERSAMPLE x SUPERSAMPLE`` point samples per pixel (anti-aliasing), base colour
    shaded by ``1 + SHADE_STRENGTH * clip(d . L, -1, 1)``, with ``d`` the offset from the object's centre in units
    of its radius and ``L`` the unit vector towards the light, so the lit side is brighter on every object;
@@ -17,7 +17,6 @@ Every step only reads the scene spec, so the image is a deterministic function o
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Final
 
@@ -30,12 +29,12 @@ BASE_SIZE: Final[int] = 64
 RENDER_SIZES: Final[tuple[int, ...]] = (32, 64)
 SUPERSAMPLE: Final[int] = 4  # samples per pixel along each axis for object edges
 EDGE_BAND: Final[float] = 0.75  # pixels: > half a pixel diagonal (0.7071), so pixels outside the band are uniform
-SHADOW_SUPERSAMPLE: Final[int] = 2  # shadows are blurred afterwards, so fewer samples suffice
-SHADOW_BLUR: Final[np.ndarray] = np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9.0  # separable, in native pixels
+SHADOW_SOFTNESS: Final[float] = 3.0  # width (native pixels) of a shadow's soft edge
 SHADOW_STRENGTH: Final[float] = 0.45  # fraction of light a full shadow removes
 SHADE_STRENGTH: Final[float] = 0.3  # lit side x1.3, far side x0.7
 TEXTURE_WAVES: Final[int] = 3
 TEXTURE_CYCLES: Final[tuple[float, float]] = (2.5, 7.0)  # spatial frequency of texture waves, cycles per image
+
 
 def render_scene(scene: SceneSpec, size: int = BASE_SIZE) -> np.ndarray:
     """Render ``scene`` as an image.
@@ -104,79 +103,87 @@ def _texture(seed: int, coords: np.ndarray) -> np.ndarray:
 
 
 def shadow_alpha(scene: SceneSpec, size: int = BASE_SIZE) -> np.ndarray:
-    """Shadow opacity in [0, 1], (size, size): silhouettes moved ``shadow_length`` away from the light, blurred."""
+    """Drop-shadow opacity, (size, size) in [0, 1].
+
+    Each object's silhouette, moved ``shadow_length`` away from the light, with a soft edge from its signed
+    distance bound ``d`` (pixels): ``alpha = clip(1/2 - d / w, 0, 1)`` with ``w`` = `SHADOW_SOFTNESS` (scaled
+    to ``size``); overlapping shadows take the maximum, so they never double-darken.
+    """
     lx, ly = scene.light.vector
-    offset = (-lx * scene.light.shadow_length, -ly * scene.light.shadow_length)
+    softness = SHADOW_SOFTNESS * size / BASE_SIZE
     alpha = np.zeros((size, size))
     for obj in scene.objects:
-        window = object_coverage(obj, size, SHADOW_SUPERSAMPLE, offset=offset)
-        if window is not None:
-            (ys, xs), cov = window
-            alpha[ys, xs] = np.maximum(alpha[ys, xs], cov)
-    return _blur(alpha, SHADOW_BLUR)
+        cx = (obj.x - lx * scene.light.shadow_length) * size
+        cy = (obj.y - ly * scene.light.shadow_length) * size
+        window = _window(cx, cy, obj.extent * size + softness / 2, size)
+        if window is None:
+            continue
+        ys, xs = window
+        radius = obj.radius * size
+        u, v = _to_local(
+            np.arange(xs.start, xs.stop) + 0.5 - cx, np.arange(ys.start, ys.stop) + 0.5 - cy, radius, obj.rotation
+        )
+        soft = np.clip(0.5 - SHAPE_BOUNDS[obj.shape](u, v) * (radius / softness), 0.0, 1.0)
+        alpha[ys, xs] = np.maximum(alpha[ys, xs], soft)
+    return alpha
 
 
-def _blur(alpha: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Separable convolution with zero padding, output the size of the input: ``K alpha K^T``."""
-    k = _blur_matrix(alpha.shape[0], tuple(kernel.tolist()))
-    return k @ alpha @ k.T
-
-
-@functools.lru_cache(maxsize=8)
-def _blur_matrix(size: int, kernel: tuple[float, ...]) -> np.ndarray:
-    """(size, size) banded matrix ``K[i, j] = kernel[j - i + r]`` applying a (2r+1)-tap kernel along one axis."""
-    r = len(kernel) // 2
-    k = np.zeros((size, size))
-    for offset, weight in enumerate(kernel):
-        k += weight * np.eye(size, k=offset - r)
-    return k
+def _window(cx: float, cy: float, reach: float, size: int) -> tuple[slice, slice] | None:
+    """Rows and columns of the pixels within ``reach`` of ``(cx, cy)`` (pixels), clipped to the frame."""
+    x0, x1 = max(math.floor(cx - reach), 0), min(math.ceil(cx + reach), size)
+    y0, y1 = max(math.floor(cy - reach), 0), min(math.ceil(cy + reach), size)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return slice(y0, y1), slice(x0, x1)
 
 
 def object_coverage(
-    obj: ObjectSpec, size: int, supersample: int = SUPERSAMPLE, offset: tuple[float, float] = (0.0, 0.0)
+    obj: ObjectSpec, size: int, supersample: int = SUPERSAMPLE
 ) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """Fraction of each pixel the object covers, within its bounding window.
+
+    Pixels whose centre lies farther than `EDGE_BAND` from the outline are wholly inside or outside; the others
+    average ``supersample x supersample`` point samples, which gives exactly the full supersampled coverage.
 
     Args:
         obj: the object.
         size: image size in pixels.
         supersample: point samples per pixel along each axis.
-        offset: displacement of the object (fraction of the image width), e.g. for its shadow.
 
     Returns:
         ``((rows, cols), coverage)`` with ``coverage`` (h, w) in [0, 1] for ``image[rows, cols]``, or None when
         the object lies outside the frame.
     """
-    cx, cy = (obj.x + offset[0]) * size, (obj.y + offset[1]) * size
-    radius, reach = obj.radius * size, obj.extent * size
-    x0, x1 = max(math.floor(cx - reach), 0), min(math.ceil(cx + reach), size)
-    y0, y1 = max(math.floor(cy - reach), 0), min(math.ceil(cy + reach), size)
-    if x1 <= x0 or y1 <= y0:
+    cx, cy, radius = obj.x * size, obj.y * size, obj.radius * size
+    window = _window(cx, cy, obj.extent * size, size)
+    if window is None:
         return None
+    ys, xs = window
     bound = SHAPE_BOUNDS[obj.shape]
-    rotation = math.radians(obj.rotation)
-    # Pixel centres: pixels farther than half a diagonal (plus slack) from the outline are all in or all out.
-    centre_u, centre_v = _to_local(np.arange(x0, x1) + 0.5 - cx, np.arange(y0, y1) + 0.5 - cy, radius, rotation)
-    at_centre = bound(centre_u, centre_v)
+    at_centre = bound(
+        *_to_local(
+            np.arange(xs.start, xs.stop) + 0.5 - cx, np.arange(ys.start, ys.stop) + 0.5 - cy, radius, obj.rotation
+        )
+    )
     band = EDGE_BAND / radius
     coverage = (at_centre < -band).astype(np.float64)
     rows, cols = np.nonzero(np.abs(at_centre) <= band)
     if rows.size:
         sub = (np.arange(supersample) + 0.5) / supersample - 0.5  # sample offsets from the pixel centre
-        sx = (cols + x0 + 0.5 - cx)[:, None, None] + sub[None, None, :]
-        sy = (rows + y0 + 0.5 - cy)[:, None, None] + sub[None, :, None]
-        u, v = _to_local(sx, sy, radius, rotation)
-        coverage[rows, cols] = (bound(u, v) <= 0.0).mean(axis=(1, 2))
-    return (slice(y0, y1), slice(x0, x1)), coverage
+        sx = (cols + xs.start + 0.5 - cx)[:, None, None] + sub[None, None, :]
+        sy = (rows + ys.start + 0.5 - cy)[:, None, None] + sub[None, :, None]
+        coverage[rows, cols] = (bound(*_to_local(sx, sy, radius, obj.rotation)) <= 0.0).mean(axis=(1, 2))
+    return window, coverage
 
 
-def _to_local(dx: np.ndarray, dy: np.ndarray, radius: float, rotation: float) -> tuple[np.ndarray, np.ndarray]:
+def _to_local(dx: np.ndarray, dy: np.ndarray, radius: float, degrees: float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel offsets from an object's centre -> its local frame (units of radius, counter-clockwise rotation undone).
 
     1-D ``dx`` (columns) and ``dy`` (rows) broadcast to a grid; arrays of matching shape map point by point.
     """
     if dx.ndim == 1 and dy.ndim == 1:
         dx, dy = dx[None, :], dy[:, None]
+    rotation = math.radians(degrees)
     cos_r, sin_r = math.cos(rotation) / radius, math.sin(rotation) / radius
     return cos_r * dx - sin_r * dy, sin_r * dx + cos_r * dy
 
@@ -205,9 +212,13 @@ def area_downsample(image: np.ndarray, factor: int) -> np.ndarray:
     Raises:
         ValueError: H or W is not a multiple of ``factor``.
     """
-    h, w, c = image.shape
+    h, w, _ = image.shape
     if h % factor or w % factor:
         raise ValueError(f"image of {h}x{w} cannot be downsampled by {factor}; use a factor dividing both sides")
-    blocks = image.reshape(h // factor, factor, w // factor, factor, c).astype(np.uint32).sum(axis=(1, 3))
+    wide = image.astype(np.uint32)
+    total = np.zeros((h // factor, w // factor, image.shape[2]), dtype=np.uint32)
+    for i in range(factor):
+        for j in range(factor):
+            total += wide[i::factor, j::factor]
     n = factor * factor
-    return ((blocks + n // 2) // n).astype(np.uint8)
+    return ((total + n // 2) // n).astype(np.uint8)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import colorsys
 import math
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 
@@ -34,7 +34,6 @@ from harness.data.toyworld.vocab import (
     relation_mask,
 )
 
-BackgroundKind = Literal["solid", "gradient", "texture"]
 BACKGROUND_KINDS: Final[tuple[str, ...]] = ("solid", "gradient", "texture")
 
 N_OBJECTS_P: Final[tuple[float, float, float]] = (0.4, 0.35, 0.25)  # P(1), P(2), P(3) objects
@@ -266,7 +265,9 @@ def sample_scene(seed: int, index: int, split: str = "train") -> SceneSpec:
         size = SIZES[int(rng.integers(len(SIZES)))]
         colour_named = (shape, colour) in split_spec.required_pairs or rng.random() < COLOUR_NAMED_P
         size_named = rng.random() < SIZE_NAMED_P
-        mentions.append((ObjectMention(shape, colour if colour_named else None, size if size_named else None), colour, size))
+        mentions.append(
+            (ObjectMention(shape, colour if colour_named else None, size if size_named else None), colour, size)
+        )
     relation = RELATIONS[int(rng.integers(len(RELATIONS)))] if n >= 2 and rng.random() < RELATION_P else None
     spec = CaptionSpec(objects=tuple(m for m, _, _ in mentions), relation=relation)
     attributes = [(m.shape, colour, size) for m, colour, size in mentions]
@@ -310,7 +311,9 @@ def _realise(
 ) -> SceneSpec:
     """Draw radii, rotations, positions, background and light for objects of the given (shape, colour, size)."""
     radii = [SIZE_RADIUS[size] * rng.uniform(1 - SIZE_JITTER, 1 + SIZE_JITTER) for _, _, size in attributes]
-    rotations = [0.0 if shape == "circle" else rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG) for shape, _, _ in attributes]
+    rotations = [
+        0.0 if shape == "circle" else rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG) for shape, _, _ in attributes
+    ]
     extents = np.array([r * SHAPE_EXTENT[shape] for r, (shape, _, _) in zip(radii, attributes, strict=True)])
     centres = place_objects(extents, spec.relation, rng)
     objects = tuple(

@@ -26,7 +26,7 @@ ShapeBound = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 SQUARE_HALF_SIDE: Final[float] = 0.82
 TRIANGLE_INRADIUS: Final[float] = 0.62  # circumradius 1.24
-HEXAGON_INRADIUS: Final[float] = 0.92  # circumradius 1.06
+HEXAGON_INRADIUS: Final[float] = 0.88  # circumradius 1.016: flat sides clearly inside the unit circle
 DIAMOND_HALF_AXES: Final[tuple[float, float]] = (0.8, 1.12)  # taller than wide: never a rotated square
 STAR_OUTER_RADIUS: Final[float] = 1.25
 CROSS_ARM: Final[tuple[float, float]] = (0.34, 1.0)  # half width, half length

@@ -41,7 +41,7 @@ SHAPE_EXTENT: Final[dict[str, float]] = {
     "square": 1.17,
     "triangle": 1.24,
     "star": 1.25,
-    "hexagon": 1.07,
+    "hexagon": 1.02,
     "diamond": 1.12,
     "cross": 1.06,
 }
@@ -58,7 +58,7 @@ INVERSE_RELATION: Final[dict[str, str]] = {
 RELATION_MIN_GAP: Final[float] = 0.12
 
 
-def relation_mask(dx: np.ndarray, dy: np.ndarray, relation: str) -> np.ndarray:
+def relation_mask(dx: np.ndarray | float, dy: np.ndarray | float, relation: str) -> np.ndarray:
     """Whether ``subject <relation> object`` holds, for arrays of centre displacements ``object - subject``.
 
     A relation holds when the centres are at least `RELATION_MIN_GAP` apart along its axis and that axis
@@ -76,16 +76,16 @@ def relation_mask(dx: np.ndarray, dy: np.ndarray, relation: str) -> np.ndarray:
     Raises:
         ValueError: ``relation`` is not in `RELATIONS`.
     """
-    dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
-    horizontal, vertical = np.abs(dx) >= np.abs(dy), np.abs(dy) >= np.abs(dx)
+    x, y = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
+    horizontal, vertical = np.abs(x) >= np.abs(y), np.abs(y) >= np.abs(x)
     if relation == "left of":
-        return (dx >= RELATION_MIN_GAP) & horizontal
+        return (x >= RELATION_MIN_GAP) & horizontal
     if relation == "right of":
-        return (-dx >= RELATION_MIN_GAP) & horizontal
+        return (-x >= RELATION_MIN_GAP) & horizontal
     if relation == "above":
-        return (dy >= RELATION_MIN_GAP) & vertical
+        return (y >= RELATION_MIN_GAP) & vertical
     if relation == "below":
-        return (-dy >= RELATION_MIN_GAP) & vertical
+        return (-y >= RELATION_MIN_GAP) & vertical
     raise ValueError(f"unknown relation {relation!r}; use one of {', '.join(RELATIONS)}")
 
 

@@ -30,9 +30,14 @@ def _votes(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
 
 
 SMALL = _votes(
-    [("a", "b", "model_a")] * 7 + [("b", "a", "model_a")] * 3 + [("a", "b", "tie")] * 4
-    + [("b", "c", "model_a")] * 5 + [("c", "b", "model_a")] * 4 + [("c", "b", "tie")] * 2
-    + [("a", "c", "model_b")] * 2 + [("c", "a", "model_b")] * 6
+    [("a", "b", "model_a")] * 7
+    + [("b", "a", "model_a")] * 3
+    + [("a", "b", "tie")] * 4
+    + [("b", "c", "model_a")] * 5
+    + [("c", "b", "model_a")] * 4
+    + [("c", "b", "tie")] * 2
+    + [("a", "c", "model_b")] * 2
+    + [("c", "a", "model_b")] * 6
 )
 
 
@@ -51,8 +56,12 @@ def _brute_force_elo(votes: pd.DataFrame, l2: float = 0.0) -> dict[str, float]:
             total -= y * math.log(p) + (1 - y) * math.log(1 - p)
         return total + l2 * sum(v * v for v in r.values())
 
-    res = optimize.minimize(nll, np.zeros(len(systems) - len(fixed)), method="Nelder-Mead",
-                            options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 20000})
+    res = optimize.minimize(
+        nll,
+        np.zeros(len(systems) - len(fixed)),
+        method="Nelder-Mead",
+        options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 20000},
+    )
     r = np.concatenate([fixed, res.x])
     return dict(zip(systems, r - r.mean() + 1000.0))
 
@@ -96,8 +105,14 @@ def test_reproduces_genai_arena_leaderboard(task: str, csv: str, column: str) ->
 def test_unregularised_genai_arena_reference_values() -> None:
     votes = _genai_arena("_generation")
     fit = bradley_terry(votes[votes["anony"].astype(bool)])
-    ref = {"PlayGroundV2": 1151.31, "PixArtAlpha": 1078.40, "SDXL": 1027.21, "SDXLTurbo": 972.13,
-           "OpenJourney": 921.31, "LCM": 849.64}
+    ref = {
+        "PlayGroundV2": 1151.31,
+        "PixArtAlpha": 1078.40,
+        "SDXL": 1027.21,
+        "SDXLTurbo": 972.13,
+        "OpenJourney": 921.31,
+        "LCM": 849.64,
+    }
     for name, value in ref.items():
         assert fit.rating_of(name) == pytest.approx(value, abs=0.05)
 
@@ -150,3 +165,10 @@ def test_anchor() -> None:
     assert fit.rating_of("b") == pytest.approx(1114.0)
     with pytest.raises(ValueError, match="anchor system 'zz'"):
         bradley_terry(SMALL, anchor=("zz", 1.0))
+
+
+def test_divergent_mle_is_flagged_and_l2_fixes_it() -> None:
+    votes = _votes([("a", "b", "model_a")] * 5 + [("b", "c", "tie")] * 3 + [("c", "b", "model_a")] * 2)
+    assert not bradley_terry(votes).converged  # a never lost: its MLE rating is infinite
+    assert bradley_terry(votes, C=1.0).converged
+    assert bradley_terry(SMALL).converged

@@ -57,11 +57,25 @@ def test_normal_with_ties_uses_score_variance() -> None:
     assert low > wald_low  # ties shrink the variance by T/(4n)
 
 
-def test_unclip_table1_half_width() -> None:
-    low, high = iv.normal_interval(705, 295, 0)
-    assert round(float(high - low) / 2, 3) == 0.028
-    low, high = iv.normal_interval(489, 511, 0)
+# unCLIP Table 1 and §5.1 (normal approximation, n = 1000). 45.3% ± 3.0% is left out: without ties the
+# interval is ±3.1%; it needs about two dozen ties among the 1,000 votes (ties shrink Var(s) by T/4n).
+@pytest.mark.parametrize(
+    ("rate", "half_width"),
+    [(0.705, 0.028), (0.489, 0.031), (0.471, 0.031), (0.411, 0.030), (0.626, 0.030), (0.570, 0.031), (0.531, 0.031)],
+)
+def test_unclip_table1_half_widths(rate: float, half_width: float) -> None:
+    wins = round(rate * 1000)
+    low, high = iv.normal_interval(wins, 1000 - wins, 0)
+    assert round(float(high - low) / 2, 3) == half_width
+    assert float(low + high) / 2 == pytest.approx(rate)
+
+
+def test_unclip_453_needs_ties() -> None:
+    low, high = iv.normal_interval(453, 547, 0)
     assert round(float(high - low) / 2, 3) == 0.031
+    low, high = iv.normal_interval(441, 535, 24)  # same p̂ = (441 + 12)/1000 = 45.3% with 24 ties
+    assert float(low + high) / 2 == pytest.approx(0.453)
+    assert round(float(high - low) / 2, 3) == 0.030
 
 
 def test_vectorised_shapes() -> None:
@@ -100,8 +114,12 @@ def test_cluster_bootstrap_widens_for_correlated_clusters() -> None:
     scores = (rng.random(cluster.size) < p).astype(float)
     iid = iv.cluster_bootstrap_interval(scores, n_bootstrap=2000, rng=np.random.default_rng(0))
     clu = iv.cluster_bootstrap_interval(scores, [cluster], n_bootstrap=2000, rng=np.random.default_rng(0))
-    two = iv.cluster_bootstrap_interval(scores, [cluster, np.arange(cluster.size) % 7], n_bootstrap=2000, rng=np.random.default_rng(0))
+    two = iv.cluster_bootstrap_interval(
+        scores, [cluster, np.arange(cluster.size) % 7], n_bootstrap=2000, rng=np.random.default_rng(0)
+    )
     assert clu[1] - clu[0] > 2.0 * (iid[1] - iid[0])
     assert two[1] - two[0] >= 0.9 * (clu[1] - clu[0])
-    single = iv.cluster_bootstrap_interval(scores, [np.zeros(cluster.size)], n_bootstrap=2000, rng=np.random.default_rng(0))
+    single = iv.cluster_bootstrap_interval(
+        scores, [np.zeros(cluster.size)], n_bootstrap=2000, rng=np.random.default_rng(0)
+    )
     assert single[:2] == iid[:2]  # one cluster cannot be resampled: i.i.d. fallback

@@ -31,10 +31,17 @@ GENAI_ARENA = Path(__file__).resolve().parents[3].parent / "shared" / "external"
 # and side, so a coding by screen side or by model_a would differ.
 HAND = pd.DataFrame(
     [
-        ("u1", "x", "y", "model_a", "r1"), ("u1", "y", "x", "model_b", "r2"), ("u1", "x", "y", "model_a", "r3"),
-        ("u2", "y", "x", "model_b", "r1"), ("u2", "x", "y", "model_a", "r2"), ("u2", "y", "x", "model_a", "r3"),
-        ("u3", "x", "y", "model_b", "r1"), ("u3", "y", "x", "model_a", "r2"),
-        ("u4", "y", "x", "model_b", "r1"), ("u4", "x", "y", "model_b", "r2"), ("u4", "y", "x", "tie", "r3"),
+        ("u1", "x", "y", "model_a", "r1"),
+        ("u1", "y", "x", "model_b", "r2"),
+        ("u1", "x", "y", "model_a", "r3"),
+        ("u2", "y", "x", "model_b", "r1"),
+        ("u2", "x", "y", "model_a", "r2"),
+        ("u2", "y", "x", "model_a", "r3"),
+        ("u3", "x", "y", "model_b", "r1"),
+        ("u3", "y", "x", "model_a", "r2"),
+        ("u4", "y", "x", "model_b", "r1"),
+        ("u4", "x", "y", "model_b", "r2"),
+        ("u4", "y", "x", "tie", "r3"),
     ],
     columns=["prompt", "model_a", "model_b", "winner", "annotator"],
 )
@@ -91,8 +98,9 @@ def test_simulated_position_bias_is_detected() -> None:
 
 
 def test_annotator_quality_flags_spammers() -> None:
-    spec = SimulationSpec(n_votes=3000, n_annotators=20, n_prompts=50, spammer_share=0.25, attention_checks=10,
-                          ratings=(1000.0, 1300.0))
+    spec = SimulationSpec(
+        n_votes=3000, n_annotators=20, n_prompts=50, spammer_share=0.25, attention_checks=10, ratings=(1000.0, 1300.0)
+    )
     study = simulate_votes(spec, 4)
     quality = {q.annotator: q for q in annotator_quality(study.votes)}
     spam = [quality[a] for a in study.spammers]
@@ -107,8 +115,15 @@ def test_annotator_quality_flags_spammers() -> None:
     [(ExclusionPolicy(), True), (ExclusionPolicy(max_fast_share=None), False)],
 )
 def test_exclusion_brings_contaminated_estimate_back(policy: ExclusionPolicy, all_caught: bool) -> None:
-    spec = SimulationSpec(n_votes=6000, n_annotators=40, n_prompts=300, spammer_share=0.3, attention_checks=8,
-                          ratings=(1000.0, 1100.0), tie_rate=0.1)
+    spec = SimulationSpec(
+        n_votes=6000,
+        n_annotators=40,
+        n_prompts=300,
+        spammer_share=0.3,
+        attention_checks=8,
+        ratings=(1000.0, 1100.0),
+        tie_rate=0.1,
+    )
     study = simulate_votes(spec, 7)
     truth = true_win_rate(spec, "unclip", "glide")
     ordinary = study.votes[study.votes["expected"].isna()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from eval_protocols.human import intervals as iv
@@ -11,8 +12,15 @@ from eval_protocols.human.votes import orient, validate_votes
 
 
 def test_simulated_table_is_valid_and_seeded() -> None:
-    spec = SimulationSpec(systems=("a", "b", "c"), ratings=(900.0, 1000.0, 1100.0), n_votes=500, attention_checks=3,
-                          spammer_share=0.25, n_annotators=8, tie_rate=0.1)
+    spec = SimulationSpec(
+        systems=("a", "b", "c"),
+        ratings=(900.0, 1000.0, 1100.0),
+        n_votes=500,
+        attention_checks=3,
+        spammer_share=0.25,
+        n_annotators=8,
+        tie_rate=0.1,
+    )
     one, two = simulate_votes(spec, 11), simulate_votes(spec, 11)
     assert one.votes.equals(two.votes) and one.spammers == two.spammers and len(one.spammers) == 2
     validate_votes(one.votes)
@@ -21,8 +29,15 @@ def test_simulated_table_is_valid_and_seeded() -> None:
 
 
 def test_true_win_rate_matches_large_simulation() -> None:
-    spec = SimulationSpec(n_votes=200_000, n_annotators=2000, n_prompts=2000, annotator_sd=120.0, prompt_sd=80.0,
-                          position_bias=40.0, tie_rate=0.2)
+    spec = SimulationSpec(
+        n_votes=200_000,
+        n_annotators=2000,
+        n_prompts=2000,
+        annotator_sd=120.0,
+        prompt_sd=80.0,
+        position_bias=40.0,
+        tie_rate=0.2,
+    )
     votes = simulate_votes(spec, 0).votes
     estimate = orient(votes, baseline="glide")["score"].mean()
     assert estimate == pytest.approx(true_win_rate(spec, "unclip", "glide"), abs=0.005)
@@ -41,7 +56,9 @@ def test_closed_form_interval_coverage(n: int, tie_rate: float) -> None:
     spec = SimulationSpec(tie_rate=tie_rate, n_votes=n)
     truth = true_win_rate(spec, "unclip", "glide")
     p_win = (truth - tie_rate / 2) / (1 - tie_rate) * (1 - tie_rate)
-    counts = np.random.default_rng(n + int(100 * tie_rate)).multinomial(n, [p_win, 1 - tie_rate - p_win, tie_rate], size=2000)
+    counts = np.random.default_rng(n + int(100 * tie_rate)).multinomial(
+        n, [p_win, 1 - tie_rate - p_win, tie_rate], size=2000
+    )
     w, l, t = counts.T
     if n >= 1000:
         assert 0.93 <= _coverage(*iv.normal_interval(w, l, t), truth) <= 0.97
@@ -58,7 +75,7 @@ def test_clustered_bootstrap_coverage_when_annotators_differ() -> None:
     spec = SimulationSpec(n_votes=1000 * studies, n_annotators=per_study * studies, annotator_sd=150.0, tie_rate=0.15)
     truth = true_win_rate(spec, "unclip", "glide")
     votes = simulate_votes(spec, 123).votes
-    annotator = votes["annotator"].str.removeprefix("annotator_").astype(int).to_numpy()
+    annotator = pd.factorize(votes["annotator"], sort=True)[0]  # ids sort in numeric order
     score = orient(votes, baseline="glide")["score"].to_numpy()
     order = np.argsort(annotator // per_study, kind="stable")
     bounds = np.searchsorted((annotator // per_study)[order], np.arange(studies + 1))

@@ -56,6 +56,9 @@ def test_fastchat_json_maps_judge_bothbad_and_left(tmp_path: Path) -> None:
     assert list(df["annotator"]) == ["u1", "u2"]
     assert list(df["anony"]) == [True, False]
     assert list(left_sign(df)) == [1.0, 1.0]  # FastChat shows model_a on the left
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps([{"model_a": "x", "model_b": "y", "winner": "tie"}]))
+    assert "left" not in load_votes(plain).columns  # no side is invented for non-FastChat records
 
 
 def test_genai_arena_file_is_rejected_for_its_self_battle() -> None:

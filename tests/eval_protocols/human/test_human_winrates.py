@@ -15,10 +15,14 @@ from eval_protocols.human.winrates import pair_counts, win_rates
 
 def _votes() -> pd.DataFrame:
     rows = (
-        [("unclip", "glide", "model_a", "photo")] * 60 + [("glide", "unclip", "model_b", "photo")] * 10
-        + [("unclip", "glide", "model_b", "photo")] * 20 + [("glide", "unclip", "tie", "photo")] * 10
-        + [("unclip", "glide", "model_a", "caption")] * 40 + [("unclip", "glide", "model_b", "caption")] * 45
-        + [("unclip", "dalle", "model_a", "caption")] * 5 + [("dalle", "glide", "tie", "caption")] * 5
+        [("unclip", "glide", "model_a", "photo")] * 60
+        + [("glide", "unclip", "model_b", "photo")] * 10
+        + [("unclip", "glide", "model_b", "photo")] * 20
+        + [("glide", "unclip", "tie", "photo")] * 10
+        + [("unclip", "glide", "model_a", "caption")] * 40
+        + [("unclip", "glide", "model_b", "caption")] * 45
+        + [("unclip", "dalle", "model_a", "caption")] * 5
+        + [("dalle", "glide", "tie", "caption")] * 5
     )
     return pd.DataFrame(rows, columns=["model_a", "model_b", "winner", "protocol"])
 
@@ -48,7 +52,9 @@ def test_holm_across_all_comparisons() -> None:
 
 
 def test_bootstrap_interval_is_seeded_and_pair_independent() -> None:
-    votes = simulate_votes(SimulationSpec(systems=("a", "b", "c"), ratings=(1000.0, 1050.0, 1100.0), n_votes=900), 0).votes
+    votes = simulate_votes(
+        SimulationSpec(systems=("a", "b", "c"), ratings=(1000.0, 1050.0, 1100.0), n_votes=900), 0
+    ).votes
     one = win_rates(votes, ci="bootstrap", n_bootstrap=300, seed=4)
     two = win_rates(votes, ci="bootstrap", n_bootstrap=300, seed=4)
     assert one == two and one[0].cluster_by == ("prompt", "annotator")

@@ -13,8 +13,13 @@ from harness.cli import main
 
 @pytest.fixture
 def votes_csv(tmp_path: Path) -> Path:
-    spec = SimulationSpec(systems=("glide", "unclip", "dalle"), ratings=(1000.0, 1100.0, 1050.0), n_votes=600,
-                          tie_rate=0.2, attention_checks=2)
+    spec = SimulationSpec(
+        systems=("glide", "unclip", "dalle"),
+        ratings=(1000.0, 1100.0, 1050.0),
+        n_votes=600,
+        tie_rate=0.2,
+        attention_checks=2,
+    )
     path = tmp_path / "votes.csv"
     simulate_votes(spec, 0).votes.to_csv(path, index=False)
     return path

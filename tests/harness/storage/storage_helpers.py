@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from harness.storage.records import ItemRecord, StudyRecord
 
@@ -16,7 +16,7 @@ def make_study(name: str = "photo", *, votes_per_item: int = 2, allow_tie: bool 
         status="open",
         votes_per_item=votes_per_item,
         allow_tie=allow_tie,
-        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
         seed=7,
     )
 

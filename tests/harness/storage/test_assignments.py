@@ -69,7 +69,10 @@ def test_record_vote_is_idempotent_and_maps_sides(repo: Repository) -> None:
     assert vote.winner == ("model_a" if right_system == item.system_a else "model_b")
     assert vote.left_model == (item.system_a if item.left == "a" else item.system_b)
     assert (vote.model_a, vote.model_b, vote.protocol, vote.prompt) == (
-        item.system_a, item.system_b, "photorealism", item.prompt
+        item.system_a,
+        item.system_b,
+        "photorealism",
+        item.prompt,
     )
     assert vote.response_ms == 1234 and vote.annotator_id == a and vote.item_id == item.item_id
     assert repo.next_item_for(a, study_id)[1].item_id != item.item_id  # type: ignore[index]
@@ -195,3 +198,21 @@ def test_remaining_counts_for_the_progress_bar(repo: Repository) -> None:
     assert repo.annotator_progress(b).remaining == 3  # a's pending item holds the only slot
     repo.record_vote(assignment.assignment_id, "left", 1)
     assert repo.annotator_progress(a).completed == 1
+
+
+def test_record_vote_and_next_in_one_transaction(repo: Repository, clock: FakeClock) -> None:
+    study_id = repo.create_study(make_study(votes_per_item=1), make_items(3))
+    a, b = invite(repo, study_id, 2)
+    assignment, item = repo.next_item_for(a, study_id)  # type: ignore[misc]
+    vote, nxt = repo.record_vote_and_next(assignment.assignment_id, "left", 10, annotator_id=a)
+    assert vote.item_id == item.item_id and nxt is not None and nxt[1].item_id != item.item_id
+    again, same_next = repo.record_vote_and_next(assignment.assignment_id, "right", 10, annotator_id=a)
+    assert again == vote and same_next == nxt  # double click: same vote, same next item, nothing new
+    assert len(repo.load_votes(study_id)) == 1
+    clock.advance(hours=1)
+    _, taken = repo.next_item_for(b, study_id)  # type: ignore[misc]
+    assert taken.item_id == nxt[1].item_id  # a's stale slot went to b
+    repo.record_vote(repo.next_item_for(b, study_id)[0].assignment_id, "left", 1)  # type: ignore[index]
+    with pytest.raises(AssignmentError, match="expired"):
+        repo.record_vote_and_next(nxt[0].assignment_id, "left", 10, annotator_id=a)
+    assert len(repo.load_votes(study_id)) == 2

@@ -28,13 +28,19 @@ def _annotate(url: str, study_id: int, annotator_id: int, seed: int, barrier: th
     cast = 0
     with Repository.open(url, pool_size=1, max_overflow=2) as repo:
         barrier.wait()
-        while (nxt := repo.next_item_for(annotator_id, study_id)) is not None:
+        nxt = repo.next_item_for(annotator_id, study_id)
+        while nxt is not None:
             assignment, _ = nxt
             if rng.random() < 0.1:
                 repo.skip(assignment.assignment_id, annotator_id=annotator_id)
+                nxt = repo.next_item_for(annotator_id, study_id)
                 continue
             choice = str(rng.choice(["left", "right", "tie"]))
-            first = repo.record_vote(assignment.assignment_id, choice, 500, annotator_id=annotator_id)
+            if seed % 2:  # half the annotators use the one-transaction call of the voting page
+                first, nxt = repo.record_vote_and_next(assignment.assignment_id, choice, 5, annotator_id=annotator_id)
+            else:
+                first = repo.record_vote(assignment.assignment_id, choice, 500, annotator_id=annotator_id)
+                nxt = repo.next_item_for(annotator_id, study_id)
             assert repo.record_vote(assignment.assignment_id, "left", 1, annotator_id=annotator_id) == first
             cast += 1
     return cast

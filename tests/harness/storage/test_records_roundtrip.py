@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from storage_helpers import make_items, make_study
@@ -12,7 +12,7 @@ from harness.errors import HarnessError
 from harness.storage.records import ImageRecord, MetricResultRecord, RunRecord
 from harness.storage.repository import Repository, token_hash
 
-T0 = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 
 
 def make_run(run_id: str = "run-1", created_at: datetime = T0) -> RunRecord:
@@ -85,8 +85,17 @@ def test_images_of_an_unknown_run_are_refused(repo: Repository) -> None:
 def test_metric_results_upsert_by_key(repo: Repository) -> None:
     repo.create_run(make_run())
     fid = MetricResultRecord(
-        run_id="run-1", metric="fid", model_id="unclip", group={"steps": 25, "guidance_scale": 3.0}, value=12.5,
-        ci_low=11.0, ci_high=14.0, n=500, extractor_id="inception-toy", inputs_hash="h1", details={"k": [1, 2]},
+        run_id="run-1",
+        metric="fid",
+        model_id="unclip",
+        group={"steps": 25, "guidance_scale": 3.0},
+        value=12.5,
+        ci_low=11.0,
+        ci_high=14.0,
+        n=500,
+        extractor_id="inception-toy",
+        inputs_hash="h1",
+        details={"k": [1, 2]},
     )
     other_group = replace(fid, group={"guidance_scale": 1.0, "steps": 25}, value=20.0, ci_low=None, ci_high=None)
     clip = replace(fid, metric="clip_score", extractor_id="", value=0.31, details={})

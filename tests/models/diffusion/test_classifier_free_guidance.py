@@ -23,8 +23,9 @@ class _MaskNet:
         self.learned_variance = learned_variance
         self.batch_sizes: list[int] = []
 
-    def __call__(self, x: Tensor, t: Tensor, *, label: Tensor, low_res: Tensor | None = None,
-                 cond_mask: Tensor | None = None) -> Tensor:
+    def __call__(
+        self, x: Tensor, t: Tensor, *, label: Tensor, low_res: Tensor | None = None, cond_mask: Tensor | None = None
+    ) -> Tensor:
         self.batch_sizes.append(x.shape[0])
         emb = torch.stack([label.float().sin(), label.float().cos()], dim=1)
         if cond_mask is not None:

@@ -44,8 +44,14 @@ def cosine_1000() -> GaussianDiffusion:
 
 def test_ddpm_with_the_exact_denoiser_recovers_the_data_mean_and_variance(cosine_1000: GaussianDiffusion) -> None:
     n = 20_000
-    x = p_sample_loop(cosine_1000, _gaussian_data_eps_model(cosine_1000), (n, 1),
-                      generator=torch.Generator().manual_seed(0), clip_denoised=False, dtype=torch.float64)
+    x = p_sample_loop(
+        cosine_1000,
+        _gaussian_data_eps_model(cosine_1000),
+        (n, 1),
+        generator=torch.Generator().manual_seed(0),
+        clip_denoised=False,
+        dtype=torch.float64,
+    )
     assert x.mean().item() == pytest.approx(MU, abs=4 * S / math.sqrt(n))
     assert x.std().item() == pytest.approx(S, rel=0.02)
 
@@ -61,8 +67,9 @@ def test_ddim_inversion_reconstructs_x0_and_finds_the_analytic_latent(cosine_100
         ab = spaced.alphas_cumprod[-1]
         latent = math.sqrt(ab) * MU + math.sqrt(ab * S**2 + 1 - ab) * (x0 - MU) / S
         torch.testing.assert_close(x_t, latent, atol=0.1 * 100 / steps, rtol=0)
-        rec = ddim_sample_loop(spaced, model_fn, x0.shape, generator=None, noise=x_t, clip_denoised=False,
-                               dtype=torch.float64)
+        rec = ddim_sample_loop(
+            spaced, model_fn, x0.shape, generator=None, noise=x_t, clip_denoised=False, dtype=torch.float64
+        )
         errors[steps] = (rec - x0).abs().max().item()
     assert errors[1000] < 0.01
     assert errors[100] > 5 * errors[1000]  # first-order convergence: the error is discretisation, not a bias
@@ -81,16 +88,23 @@ class _BatchInvariantNet:
 @pytest.mark.parametrize(("sampler", "eta", "guidance"), [("ddpm", 0.0, 1.0), ("ddim", 0.7, 3.0), ("ddim", 0.0, 3.0)])
 def test_a_sample_is_bit_identical_whatever_its_batch(sampler: str, eta: float, guidance: float) -> None:
     diffusion = SpacedDiffusion.from_base(
-        GaussianDiffusion(get_named_beta_schedule("cosine", 200), ModelMeanType.EPSILON, ModelVarType.FIXED_LARGE), 8)
+        GaussianDiffusion(get_named_beta_schedule("cosine", 200), ModelMeanType.EPSILON, ModelVarType.FIXED_LARGE), 8
+    )
     prompts = ["a red cube", "a blue ball", "a red cube", "two green cones", "a red cube"]
     seeds = [0, 0, 1, 5, 2]
     labels = torch.tensor([3, 1, 3, 7, 3])
     model_fn = classifier_free_guidance(_BatchInvariantNet(), guidance)
 
     def run(indices: list[int]) -> Tensor:
-        return sample(model_fn, (len(indices), 3, 4, 4), diffusion=diffusion, sampler=sampler, eta=eta,
-                      generator=[generator_for(prompts[i], seeds[i]) for i in indices],
-                      cond={"label": labels[indices]})
+        return sample(
+            model_fn,
+            (len(indices), 3, 4, 4),
+            diffusion=diffusion,
+            sampler=sampler,
+            eta=eta,
+            generator=[generator_for(prompts[i], seeds[i]) for i in indices],
+            cond={"label": labels[indices]},
+        )
 
     batch = run([0, 1, 2, 3, 4])
     for i in range(5):
@@ -120,8 +134,15 @@ def test_progressive_loops_yield_every_step_and_report_progress() -> None:
     diffusion = SpacedDiffusion.from_base(GaussianDiffusion(get_named_beta_schedule("linear", 100)), 6)
     model_fn = _gaussian_data_eps_model(GaussianDiffusion(get_named_beta_schedule("linear", 100)))
     calls: list[tuple[int, int]] = []
-    steps = list(p_sample_loop_progressive(diffusion, model_fn, (2, 1), generator=torch.Generator().manual_seed(0),
-                                           progress=lambda done, total: calls.append((done, total))))
+    steps = list(
+        p_sample_loop_progressive(
+            diffusion,
+            model_fn,
+            (2, 1),
+            generator=torch.Generator().manual_seed(0),
+            progress=lambda done, total: calls.append((done, total)),
+        )
+    )
     assert [s["t"] for s in steps] == [5, 4, 3, 2, 1, 0] and [s["step"] for s in steps] == list(range(6))
     assert calls == [(i, 6) for i in range(1, 7)]
     assert all(s["sample"].shape == (2, 1) and s["pred_x0"].shape == (2, 1) for s in steps)

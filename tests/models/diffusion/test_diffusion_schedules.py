@@ -68,7 +68,9 @@ def test_cosine_betas_are_capped_at_0999() -> None:
 
 
 def test_betas_for_alpha_bar_reproduces_a_custom_alpha_bar() -> None:
-    alpha_bar = lambda tau: 1.0 - 0.9 * tau  # noqa: E731
+    def alpha_bar(tau: float) -> float:
+        return 1.0 - 0.9 * tau
+
     betas = betas_for_alpha_bar(20, alpha_bar)
     np.testing.assert_allclose(np.cumprod(1 - betas), [alpha_bar((i + 1) / 20) for i in range(20)], rtol=1e-12)
 

@@ -22,8 +22,11 @@ from models.diffusion.schedules import get_named_beta_schedule
 T = 100
 
 
-def _diffusion(mean_type: ModelMeanType = ModelMeanType.EPSILON, var_type: ModelVarType = ModelVarType.FIXED_SMALL,
-               schedule: str = "cosine") -> GaussianDiffusion:
+def _diffusion(
+    mean_type: ModelMeanType = ModelMeanType.EPSILON,
+    var_type: ModelVarType = ModelVarType.FIXED_SMALL,
+    schedule: str = "cosine",
+) -> GaussianDiffusion:
     return GaussianDiffusion(get_named_beta_schedule(schedule, T), mean_type, var_type)
 
 
@@ -72,7 +75,9 @@ def test_posterior_matches_bayes_rule_for_the_two_gaussians() -> None:
         beta = diffusion.betas[step]
         alpha_bar_prev = float(np.prod(1 - diffusion.betas[:step]))
         precision = 1 / (1 - alpha_bar_prev) + (1 - beta) / beta
-        mean_ref = (math.sqrt(alpha_bar_prev) * x0 / (1 - alpha_bar_prev) + math.sqrt(1 - beta) * x_t / beta) / precision
+        mean_ref = (
+            math.sqrt(alpha_bar_prev) * x0 / (1 - alpha_bar_prev) + math.sqrt(1 - beta) * x_t / beta
+        ) / precision
         mean, var, log_var = diffusion.q_posterior_mean_variance(x0, x_t, t)
         torch.testing.assert_close(mean, mean_ref)
         torch.testing.assert_close(var, torch.full_like(var, 1 / precision))
@@ -88,8 +93,11 @@ def test_oracle_model_of_each_parameterisation_gives_the_true_posterior(mean_typ
     diffusion = _diffusion(mean_type)
     x0, eps, t = _batch()
     x_t = diffusion.q_sample(x0, t, eps)
-    target = {ModelMeanType.EPSILON: eps, ModelMeanType.START_X: x0,
-              ModelMeanType.VELOCITY: diffusion.get_v(x0, eps, t)}[mean_type]
+    target = {
+        ModelMeanType.EPSILON: eps,
+        ModelMeanType.START_X: x0,
+        ModelMeanType.VELOCITY: diffusion.get_v(x0, eps, t),
+    }[mean_type]
     seen: dict[str, Tensor] = {}
 
     def model_fn(x: Tensor, tt: Tensor, **cond: Tensor) -> Tensor:
@@ -111,8 +119,9 @@ def test_clip_denoised_clamps_x0_to_pixel_range() -> None:
     x = torch.zeros(2, 1, 2, 2)
     out = diffusion.p_mean_variance(lambda x, t: torch.full_like(x, 3.0), x, torch.tensor([5, 5]))
     assert torch.all(out.pred_x0 == 1.0)
-    shifted = diffusion.p_mean_variance(lambda x, t: torch.full_like(x, 3.0), x, torch.tensor([5, 5]),
-                                        clip_denoised=False, denoised_fn=lambda z: z - 1)
+    shifted = diffusion.p_mean_variance(
+        lambda x, t: torch.full_like(x, 3.0), x, torch.tensor([5, 5]), clip_denoised=False, denoised_fn=lambda z: z - 1
+    )
     assert torch.all(shifted.pred_x0 == 2.0)
 
 
@@ -129,8 +138,9 @@ def test_fixed_and_learned_variances() -> None:
         out = learned.p_mean_variance(lambda x, tt, o=output: o, x0, t, clip_denoised=False)
         torch.testing.assert_close(out.log_variance[:, 0, 0, 0], torch.tensor(ref[t.numpy()]))
     small = _diffusion().p_mean_variance(lambda x, tt: eps, x0, t, clip_denoised=False)
-    torch.testing.assert_close(small.log_variance[:, 0, 0, 0],
-                               torch.tensor(learned.posterior_log_variance_clipped[t.numpy()]))
+    torch.testing.assert_close(
+        small.log_variance[:, 0, 0, 0], torch.tensor(learned.posterior_log_variance_clipped[t.numpy()])
+    )
 
 
 def test_output_shape_mismatches_raise() -> None:
@@ -152,8 +162,9 @@ def test_bad_betas_raise(betas: np.ndarray) -> None:
 def test_normal_kl_matches_torch_distributions() -> None:
     g = torch.Generator().manual_seed(3)
     m1, m2, lv1, lv2 = (torch.randn(50, generator=g, dtype=torch.float64) for _ in range(4))
-    ref = torch.distributions.kl_divergence(torch.distributions.Normal(m1, (0.5 * lv1).exp()),
-                                            torch.distributions.Normal(m2, (0.5 * lv2).exp()))
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.Normal(m1, (0.5 * lv1).exp()), torch.distributions.Normal(m2, (0.5 * lv2).exp())
+    )
     torch.testing.assert_close(normal_kl(m1, lv1, m2, lv2), ref)
 
 
@@ -164,8 +175,11 @@ def test_discretized_log_likelihood_matches_scipy_bins() -> None:
     got = discretized_gaussian_log_likelihood(x, mean, std.log())
     cdf = scipy.stats.norm(mean.numpy(), std.numpy()).cdf
     xs = x.numpy()
-    ref = np.where(xs < -0.999, cdf(xs + 1 / 255),
-                   np.where(xs > 0.999, 1 - cdf(xs - 1 / 255), cdf(xs + 1 / 255) - cdf(xs - 1 / 255)))
+    ref = np.where(
+        xs < -0.999,
+        cdf(xs + 1 / 255),
+        np.where(xs > 0.999, 1 - cdf(xs - 1 / 255), cdf(xs + 1 / 255) - cdf(xs - 1 / 255)),
+    )
     np.testing.assert_allclose(got.numpy(), np.log(ref), rtol=1e-9)
 
 

@@ -47,8 +47,14 @@ def test_fast27_swaps_the_last_step_as_glide() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("abc", "bad timestep respacing"), ("ddimx", "bad timestep respacing"), ("ddim600", "integer stride"),
-     ("0", "positive"), ("10,10", "segment of 8 steps"), ("1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "do not fit")],
+    [
+        ("abc", "bad timestep respacing"),
+        ("ddimx", "bad timestep respacing"),
+        ("ddim600", "integer stride"),
+        ("0", "positive"),
+        ("10,10", "segment of 8 steps"),
+        ("1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "do not fit"),
+    ],
 )
 def test_bad_spacings_raise_with_a_hint(spec: str, message: str) -> None:
     total = 15 if spec.startswith(("10,", "1,")) else 1000

@@ -74,13 +74,9 @@ def upgrade() -> None:
         sa.Column("inputs_hash", sa.String(200), nullable=False),
         sa.Column("details", JSON, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.run_id"], name="fk_metric_results_run_id_runs", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], name="fk_metric_results_run_id_runs", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name="pk_metric_results"),
-        sa.UniqueConstraint(
-            "run_id", "metric", "model_id", "group_key", "extractor_id", name="uq_metric_results_key"
-        ),
+        sa.UniqueConstraint("run_id", "metric", "model_id", "group_key", "extractor_id", name="uq_metric_results_key"),
     )
     op.create_table(
         "items",
@@ -132,14 +128,16 @@ def upgrade() -> None:
             name="fk_assignments_annotator_id_annotators",
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(["item_id"], ["items.item_id"], name="fk_assignments_item_id_items", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["item_id"], ["items.item_id"], name="fk_assignments_item_id_items", ondelete="CASCADE"
+        ),
         sa.ForeignKeyConstraint(
             ["study_id"], ["studies.study_id"], name="fk_assignments_study_id_studies", ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("assignment_id", name="pk_assignments"),
         sa.UniqueConstraint("item_id", "annotator_id", name="uq_assignments_item_annotator"),
     )
-    op.create_index("ix_assignments_study_status", "assignments", ["study_id", "status"])
+    op.create_index("ix_assignments_study_item", "assignments", ["study_id", "item_id", "status", "created_at"])
     op.create_index("ix_assignments_annotator_status", "assignments", ["annotator_id", "status"])
     op.create_table(
         "votes",
@@ -167,7 +165,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(["item_id"], ["items.item_id"], name="fk_votes_item_id_items", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["study_id"], ["studies.study_id"], name="fk_votes_study_id_studies", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["study_id"], ["studies.study_id"], name="fk_votes_study_id_studies", ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("vote_id", name="pk_votes"),
         sa.UniqueConstraint("assignment_id", name="uq_votes_assignment_id"),
     )

@@ -1,0 +1,80 @@
+"""`harness app`: start the voting app (`streamlit run dashboards/app.py`, headless) and print its admin URL.
+
+The store is opened (and migrated) once before Streamlit starts, so a bad ``--db`` fails here with one line. The
+store URL and the admin secret travel to the app in its environment (``HARNESS_DB_URL``, ``HARNESS_ADMIN_SECRET``),
+not on its command line where other users could read a password; without ``--admin-secret`` (or
+``$HARNESS_ADMIN_SECRET``) a random secret is generated and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "app",
+        help="start the voting app (vote, admin and results pages)",
+        description="Start the Streamlit voting app on HOST:PORT against the store and print the admin URL. "
+        "Annotators open invite links from the admin page or `harness study invite`.",
+        epilog="Example: harness app --host 0.0.0.0 --port 8501 --db postgresql+psycopg://u:pw@db:5432/harness",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a LAN)")
+    p.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
+    p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
+    p.add_argument("--admin-secret", default=None,
+                   help="secret of the admin page (default: $HARNESS_ADMIN_SECRET, else a random one is printed)")
+    p.set_defaults(func=run)
+
+
+def app_script() -> Path:
+    """Path of ``dashboards/app.py`` (found without importing the dashboards package)."""
+    spec = importlib.util.find_spec("dashboards")
+    if spec is None or not spec.submodule_search_locations:
+        raise HarnessError("the dashboards package is not installed; reinstall unclip-harness (pip install -e .)")
+    return Path(next(iter(spec.submodule_search_locations))) / "app.py"
+
+
+def streamlit_command(script: Path, host: str, port: int) -> list[str]:
+    """The ``python -m streamlit run`` command line of the app (headless, no usage stats, viewer toolbar)."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.headless", "true",
+        "--server.address", host,
+        "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise HarnessError(f"--port {args.port} is not a TCP port; use 1-65535, e.g. 8501")
+    if not args.host.strip():
+        raise HarnessError("--host is empty; use 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)")
+    from harness.storage.repository import Repository
+
+    with Repository.open(args.db) as repo:  # fail fast on a bad URL; migrates a new store
+        db_url = repo.engine.url.render_as_string(hide_password=False)
+        shown_url = repo.url
+    secret = args.admin_secret or os.environ.get("HARNESS_ADMIN_SECRET") or secrets.token_urlsafe(18)
+    shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
+    base = f"http://{shown_host}:{args.port}"
+    print(f"store: {shown_url}")
+    print(f"admin page: {base}/?admin={secret}")
+    print(f"results page: {base}/?page=results&admin={secret}")
+    print("invite links: from the admin page, or `harness study invite STUDY_ID --base-url " + base + "`")
+    sys.stdout.flush()
+    env = {**os.environ, "HARNESS_ADMIN_SECRET": secret, "HARNESS_DB_URL": db_url}
+    try:
+        return subprocess.call(streamlit_command(app_script(), args.host, args.port), env=env)
+    except FileNotFoundError as exc:
+        raise HarnessError(f"cannot start streamlit ({exc}); install it with `pip install streamlit`") from None

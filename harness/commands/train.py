@@ -1,0 +1,82 @@
+"""``harness train MODEL``: train a toy-world model (CLIP, attribute oracle, and the other trainers as they land).
+
+Each model's subcommand lives in its own module, ``harness/commands/train_<model>.py``, exposing
+``register(actions) -> None`` that adds its parser to ``harness train``'s subparsers and sets ``func``. A module
+listed in `TRAIN_COMMAND_MODULES` that does not exist yet is skipped, as in `harness.cli`.
+
+Examples::
+
+    harness train clip --out runs/clip-toy --steps 3000 --batch 128
+    harness train clip --out runs/clip-toy --steps 3000 --resume
+    harness train oracle --out runs/oracle --steps 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+TRAIN_COMMAND_MODULES: tuple[str, ...] = (
+    "harness.commands.train_clip",
+    "harness.commands.train_oracle",
+    "harness.commands.train_prior",
+    "harness.commands.train_ar_prior",
+    "harness.commands.train_decoder",
+    "harness.commands.train_upsampler",
+    "harness.commands.train_glide",
+)
+
+_EPILOG = """examples:
+  harness train clip --out runs/clip-toy --steps 3000 --batch 128
+  harness train clip --out runs/clip-toy --steps 3000 --resume        # continue after an interruption
+  harness train evaluate-clip checkpoints/toy/clip_toy.safetensors
+  harness train oracle --out runs/oracle --steps 2000
+  harness train evaluate-oracle checkpoints/toy/oracle.safetensors"""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``train`` and every available model's subcommand."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a toy-world model (clip, oracle, ...) with checkpoints, resume and a JSONL log",
+        description="Train the toy models on toy-world renders. Every run folder resumes with --resume.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=run, train_parser=parser)
+    actions = parser.add_subparsers(dest="train_model", metavar="MODEL")
+    for name in TRAIN_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(actions)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``harness train`` without a model: print the help."""
+    args.train_parser.print_help()
+    return 2
+
+
+def add_optim_arguments(
+    parser: argparse.ArgumentParser, *, steps: int, lr: float, batch: int, warmup: int, ema: float | None
+) -> None:
+    """The optimisation flags every trainer shares (see `harness.train.loop.OptimSpec`)."""
+    parser.add_argument("--out", required=True, help="run folder (state.pt, log.jsonl, exported checkpoint)")
+    parser.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
+    parser.add_argument("--batch", type=int, default=batch, help=f"examples per step (default {batch})")
+    parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr})")
+    parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decoupled weight decay (default 0.1)")
+    parser.add_argument("--warmup", type=int, default=warmup, help=f"linear warm-up steps (default {warmup})")
+    parser.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1.0)")
+    parser.add_argument(
+        "--ema", type=float, default=ema, help=f"EMA decay of the exported weights, 0 = off (default {ema})"
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=250, help="steps between resumable states")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the cores are shared)")
+    parser.add_argument("--export", default=None, help="also write the final checkpoint to this stem")

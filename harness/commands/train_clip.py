@@ -1,0 +1,96 @@
+"""``harness train clip`` (contrastive training of the toy CLIP) and ``harness train evaluate-clip`` (retrieval).
+
+Examples::
+
+    harness train clip --out runs/clip-toy --steps 3000 --batch 128 --export checkpoints/toy/clip_toy
+    harness train evaluate-clip checkpoints/toy/clip_toy.safetensors --n 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.commands.train import add_optim_arguments
+from harness.errors import HarnessError
+from harness.train.clip import ClipDataSpec, describe, evaluate_retrieval, train_clip
+from harness.train.loop import OptimSpec
+from models.networks.clip import TOY_CLIP_CONFIG, load_clip
+
+
+def register(actions: Any) -> None:
+    """Add ``clip`` and ``evaluate-clip`` to ``harness train``'s subparsers."""
+    train = actions.add_parser(
+        "clip",
+        help="train the toy CLIP (open_clip, ClipLoss) on toy-world renders and paraphrased captions",
+        description="Contrastive training of an open_clip CLIP on the toy world's train split.",
+    )
+    add_optim_arguments(train, steps=3000, lr=1e-3, batch=128, warmup=200, ema=0.0)
+    train.add_argument("--config", default=str(TOY_CLIP_CONFIG), help="open_clip model config JSON (default toy)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data stream")
+    train.add_argument("--fresh", type=int, default=32, help="new renders per step; the rest is replayed (default 32)")
+    train.add_argument("--window", type=int, default=8192, help="replay window in examples (default 8192)")
+    train.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
+    train.set_defaults(func=run_train)
+
+    evaluate = actions.add_parser(
+        "evaluate-clip",
+        help="text->image retrieval of a CLIP checkpoint on held-out toy-world pairs",
+        description="Top-1/top-5 text->image retrieval among N test-split pairs, against chance.",
+    )
+    evaluate.add_argument("checkpoint", help="weights file (e.g. checkpoints/toy/clip_toy.safetensors)")
+    evaluate.add_argument("--config", default=str(TOY_CLIP_CONFIG), help="open_clip config JSON or architecture name")
+    evaluate.add_argument("--n", type=int, default=100, help="pairs (candidates per caption; default 100)")
+    evaluate.add_argument("--split", default="test", help="toy-world split (default test: held-out pairs)")
+    evaluate.add_argument("--seed", type=int, default=1, help="dataset seed of the pairs (default 1)")
+    evaluate.add_argument("--size", type=int, default=32, help="render size, 32 or 64 (default 32)")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train; prints the summary line."""
+    torch.set_num_threads(args.threads)
+    optim = OptimSpec(
+        steps=args.steps,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup,
+        grad_clip=args.grad_clip,
+        ema_decay=args.ema or None,
+        checkpoint_every=args.checkpoint_every,
+    )
+    data = ClipDataSpec(data_seed=args.seed, fresh=args.fresh, window=args.window)
+    try:
+        summary = train_clip(
+            Path(args.out),
+            optim,
+            batch=args.batch,
+            data=data,
+            config=args.config,
+            model_seed=args.seed,
+            export=Path(args.export) if args.export else None,
+            export_fp16=not args.fp32,
+            resume=args.resume,
+        )
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from exc
+    print(json.dumps(summary))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate retrieval; prints one line (or JSON)."""
+    torch.set_num_threads(1)
+    try:
+        model = load_clip(args.config, args.checkpoint)
+        result = evaluate_retrieval(model, n=args.n, split=args.split, seed=args.seed, size=args.size)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from exc
+    print(json.dumps(asdict(result)) if args.json else describe(result))
+    return 0

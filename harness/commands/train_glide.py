@@ -1,0 +1,39 @@
+"""``harness train glide``: the GLIDE-style toy baseline (text UNet with its own text Transformer).
+
+Example::
+
+    harness train glide --out runs/glide-toy --steps 8000 --batch 48 --bf16 --export checkpoints/toy/glide_toy
+    harness train glide --out runs/glide-toy --steps 8000 --batch 48 --bf16 --export checkpoints/toy/glide_toy --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.commands.train_stages import add_stage_arguments, optim_spec, stage_spec
+from harness.errors import HarnessError
+from harness.train.glide import DEFAULT_CONFIG, train_glide
+
+
+def register(actions: Any) -> None:
+    """Add ``glide`` to ``harness train``'s subparsers."""
+    parser = actions.add_parser(
+        "glide",
+        help="train the GLIDE-style toy baseline (text-conditional UNet, 20%% empty captions)",
+        description="Train the GLIDE base model on toy-world renders (v-prediction, learned variance, EMA).",
+    )
+    add_stage_arguments(parser, steps=8000, lr=1e-3, batch=48, config=DEFAULT_CONFIG)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; prints the summary as JSON."""
+    try:
+        summary = train_glide(Path(args.out), optim_spec(args), stage_spec(args), resume=args.resume)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from exc
+    print(json.dumps(summary))
+    return 0

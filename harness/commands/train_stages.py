@@ -1,0 +1,72 @@
+"""Flags and settings shared by the diffusion-stage trainers' subcommands (``harness train glide|decoder|...``).
+
+Not a command itself: `harness.commands.train_glide`, `train_decoder`, `train_upsampler`, `train_prior` and
+`train_ar_prior` import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from harness.commands.train import add_optim_arguments
+from harness.train.diffusion import ImageDataSpec
+from harness.train.glide import StageRunSpec
+from harness.train.loop import OptimSpec
+
+
+def add_stage_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    steps: int,
+    lr: float,
+    batch: int,
+    config: str,
+    size: int = 32,
+    grid_every: int = 1000,
+    ema: float = 0.999,
+) -> None:
+    """Optimiser flags plus data, device, precision and export flags."""
+    add_optim_arguments(parser, steps=steps, lr=lr, batch=batch, warmup=200, ema=ema)
+    parser.add_argument("--config", default=config, help=f"network config name or JSON path (default {config})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data stream")
+    parser.add_argument("--fresh", type=int, default=16, help="new renders per step; the rest is replayed")
+    parser.add_argument("--window", type=int, default=8192, help="replay window in examples (default 8192)")
+    parser.add_argument("--size", type=int, default=size, help=f"render size (default {size})")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and CUDA)")
+    parser.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
+    parser.add_argument(
+        "--grid-every", type=int, default=grid_every, help=f"steps between sample grids, 0 = off (default {grid_every})"
+    )
+
+
+def optim_spec(args: argparse.Namespace) -> OptimSpec:
+    """`OptimSpec` from the parsed flags; also sets the torch CPU thread count."""
+    torch.set_num_threads(args.threads)
+    return OptimSpec(
+        steps=args.steps,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup,
+        grad_clip=args.grad_clip,
+        ema_decay=args.ema or None,
+        checkpoint_every=args.checkpoint_every,
+    )
+
+
+def stage_spec(args: argparse.Namespace) -> StageRunSpec:
+    """`StageRunSpec` from the parsed flags."""
+    data = ImageDataSpec(data_seed=args.seed, fresh=args.fresh, window=args.window, size=args.size)
+    return StageRunSpec(
+        batch=args.batch,
+        data=data,
+        config=args.config,
+        model_seed=args.seed,
+        device=args.device,
+        bf16=args.bf16,
+        export=args.export,
+        fp16=not args.fp32,
+        grid_every=args.grid_every,
+    )

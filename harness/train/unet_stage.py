@@ -1,0 +1,83 @@
+"""The training glue every UNet stage shares (GLIDE base, unCLIP decoder, upsampler).
+
+A stage trainer supplies ``batch_fn(step) -> (x0, cond)``: the clean images (B, 3, S, S) in [−1, 1] and the
+network's conditioning keywords (condition-dropout masks included). This module draws t ~ U{0..T−1} and ε from
+the step's generator, computes the process's per-sample loss (`GaussianDiffusion.training_losses`: ε/x0/v MSE,
+plus λ·L_vlb with learned variance) under optional bf16 autocast, and runs `train_loop`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.train.diffusion import autocast, make_exporter, step_generator
+from harness.train.loop import OptimSpec, train_loop
+from models.diffusion import DiffusionConfig
+
+BatchFn = Callable[[int], tuple[torch.Tensor, dict[str, Any]]]
+
+
+def diffusion_step_fn(
+    network: torch.nn.Module,
+    diffusion_config: DiffusionConfig,
+    batch_fn: BatchFn,
+    *,
+    data_seed: int,
+    device: torch.device,
+    bf16: bool,
+) -> Callable[[int], tuple[torch.Tensor, dict[str, float]]]:
+    """``step -> (loss, metrics)`` of one diffusion training step (module docstring)."""
+    diffusion = diffusion_config.build()
+
+    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        x0, cond = batch_fn(step)
+        gen = step_generator(data_seed, step, salt=1)
+        t = torch.randint(0, diffusion.num_timesteps, (x0.shape[0],), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        cond = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in cond.items()}
+        with autocast(device, bf16):
+            terms = diffusion.training_losses(network, x0.to(device), t.to(device), noise.to(device), cond)
+        metrics = {"mse": float(terms["mse"].mean().detach())}
+        if "vb" in terms:
+            metrics["vb"] = float(terms["vb"].mean().detach())
+        return terms["loss"].float().mean(), metrics
+
+    return step_fn
+
+
+def run_stage_training(
+    network: torch.nn.Module,
+    diffusion_config: DiffusionConfig,
+    batch_fn: BatchFn,
+    optim: OptimSpec,
+    out_dir: Path,
+    *,
+    name: str,
+    meta: Mapping[str, Any],
+    run_config: Mapping[str, Any],
+    data_seed: int,
+    device: torch.device,
+    bf16: bool,
+    export: Path | None,
+    fp16: bool,
+    grid_fn: Callable[[torch.nn.Module], torch.Tensor] | None,
+    grid_every: int,
+    grid_columns: int,
+    resume: bool,
+) -> dict[str, Any]:
+    """Train ``network`` on ``batch_fn``'s data; checkpoint ``out_dir/<name>`` (+ ``export``) with ``meta``."""
+    network.to(device)
+    step_fn = diffusion_step_fn(network, diffusion_config, batch_fn, data_seed=data_seed, device=device, bf16=bf16)
+    export_fn = make_exporter(
+        out_dir, name, {**meta, "run": dict(run_config)}, export=export, fp16=fp16, grid_fn=grid_fn,
+        grid_every=grid_every, grid_columns=grid_columns,
+    )
+    summary = train_loop(
+        network, step_fn, optim, out_dir, run_config=run_config, export=export_fn, resume=resume, desc=f"train {name}"
+    )
+    targets = [out_dir / name] + ([export] if export is not None else [])
+    return {**summary, "exports": [str(t) for t in targets]}

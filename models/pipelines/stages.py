@@ -1,0 +1,182 @@
+"""One diffusion stage = a network + its process; the sampling and image helpers both pipelines share.
+
+A :class:`Stage` joins a network from ``models.networks`` and a :class:`~models.diffusion.DiffusionConfig` from
+``models.diffusion`` (the only place the two packages meet, DESIGN.md rule 2). :func:`sample_stage` draws samples
+with classifier-free guidance, DDPM or DDIM, and respaced steps.
+
+Per-sample determinism (DESIGN.md): every sample owns a ``torch.Generator`` seeded from (prompt, seed) by
+:func:`~models.diffusion.generator_for`, so its noise never depends on its batch-mates; and :func:`sample_stage`
+runs the network on chunks of exactly ``chunk`` rows, padding the last chunk with copies of its first row, so
+the kernels see the same batch shape whatever the number of prompts (some CPU/GPU kernels pick their algorithm
+from the batch size, which would change the last bits). An image for (prompt, seed, settings) is therefore
+bit-identical whatever batch it was requested in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.diffusion import ClassifierFreeGuidance, DiffusionConfig, sample
+
+SEED_KEY_SEPARATOR = "\0"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A trained diffusion stage: the network and the process it was trained with.
+
+    Attributes:
+        network: the denoiser ``network(x_t, t, **cond)`` (eval mode).
+        diffusion: its process.
+    """
+
+    network: nn.Module
+    diffusion: DiffusionConfig
+
+
+def sample_stage(
+    stage: Stage,
+    shape: Sequence[int],
+    cond: Mapping[str, Any],
+    generators: Sequence[torch.Generator],
+    *,
+    respacing: str,
+    guidance_scale: float = 1.0,
+    sampler: str = "ddim",
+    eta: float = 0.0,
+    noise: Tensor | None = None,
+    chunk: int | None = None,
+    clip_denoised: bool = True,
+    mask_keys: Sequence[str] = ("cond_mask",),
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Sample B items of one stage, in fixed-size chunks (module docstring).
+
+    Args:
+        stage: network + process.
+        shape: (B, ...) of the samples.
+        cond: conditioning keywords; tensors with first dim B are split across chunks, others passed whole.
+        generators: B per-sample generators.
+        respacing: step count string (``"50"``, ``"ddim25"``, ``"10,10,3,2,2"``...).
+        guidance_scale: classifier-free guidance s (1 = conditional model, no unconditional pass).
+        sampler: ``"ddpm"`` or ``"ddim"``.
+        eta: DDIM η.
+        noise: optional starting x_T (B, ...) (e.g. from DDIM inversion).
+        chunk: rows per network call (None: B, i.e. one chunk).
+        clip_denoised: clamp x̂_0 to [−1, 1] (images); False for CLIP embeddings.
+        mask_keys: condition-mask keywords the guidance wrapper toggles.
+        device: where to sample.
+
+    Returns:
+        (B, ...) float32 samples.
+    """
+    batch = int(shape[0])
+    if len(generators) != batch:
+        raise ValueError(f"got {len(generators)} generators for {batch} samples; pass one per sample")
+    chunk = batch if chunk is None else max(1, int(chunk))
+    diffusion = stage.diffusion.build(respacing=respacing)
+    model_fn: Callable[..., Tensor] = stage.network
+    if guidance_scale != 1.0:
+        model_fn = ClassifierFreeGuidance(stage.network, guidance_scale, mask_keys=mask_keys)
+    outputs = []
+    for lo in range(0, batch, chunk):
+        hi = min(batch, lo + chunk)
+        rows = list(range(lo, hi)) + [lo] * (chunk - (hi - lo))
+        index = torch.tensor(rows, dtype=torch.long)
+        sub_cond = {key: _take(value, index, batch, device) for key, value in cond.items()}
+        sub_noise = None if noise is None else noise[index].to(device)
+        gens = [generators[r] for r in range(lo, hi)] + [_dummy_generator() for _ in range(chunk - (hi - lo))]
+        out = sample(
+            model_fn,
+            (chunk, *shape[1:]),
+            diffusion=diffusion,
+            generator=gens,
+            sampler=sampler,
+            eta=eta,
+            cond=sub_cond,
+            noise=sub_noise,
+            clip_denoised=clip_denoised,
+            device=device,
+        )
+        outputs.append(out[: hi - lo].float().cpu())
+    return torch.cat(outputs)
+
+
+def _take(value: Any, index: Tensor, batch: int, device: torch.device | str) -> Any:
+    if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == batch:
+        return value[index.to(value.device)].to(device)
+    return value
+
+
+def _dummy_generator() -> torch.Generator:
+    """Noise source of padding rows (their samples are discarded)."""
+    return torch.Generator().manual_seed(0)
+
+
+# ---------------------------------------------------------------------- images
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """(B, 3, H, W) float in [−1, 1] → (B, H, W, 3) uint8: round((x + 1) · 127.5), clamped."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def from_uint8(images: Tensor) -> Tensor:
+    """(B, H, W, 3) uint8 → (B, 3, H, W) float32 in [−1, 1]: x / 127.5 − 1."""
+    return images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def gaussian_blur(images: Tensor, kernel: int = 3, sigma: float = 0.6) -> Tensor:
+    """Depthwise Gaussian blur with reflect padding: the upsamplers' conditioning augmentation (unCLIP §2.1).
+
+    Args:
+        images: (B, C, H, W) float.
+        kernel: odd kernel side (3 in the paper's toy-size setting).
+        sigma: σ in pixels (0.6).
+    """
+    if kernel % 2 == 0 or kernel < 1:
+        raise ValueError(f"blur kernel must be an odd positive size, got {kernel}")
+    radius = kernel // 2
+    grid = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    weights = torch.exp(-(grid**2) / (2 * sigma**2))
+    weights = (weights / weights.sum()).to(images.dtype)
+    c = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, weights.view(1, 1, 1, -1).expand(c, 1, 1, kernel), groups=c)
+    return F.conv2d(x, weights.view(1, 1, -1, 1).expand(c, 1, kernel, 1), groups=c)
+
+
+def upsample_images(
+    stage: Stage,
+    low_res: Tensor,
+    generators: Sequence[torch.Generator],
+    *,
+    respacing: str,
+    eta: float = 0.0,
+    chunk: int | None = None,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Upsample (B, 3, h, w) images in [−1, 1] with an unconditional super-resolution stage (DDIM, no guidance).
+
+    Returns:
+        (B, 3, S, S) float32 in [−1, 1], S = the stage network's ``config.image_size``.
+    """
+    size = int(stage.network.config.image_size)
+    shape = (low_res.shape[0], low_res.shape[1], size, size)
+    return sample_stage(
+        stage,
+        shape,
+        {"low_res": low_res},
+        generators,
+        respacing=respacing,
+        eta=eta,
+        chunk=chunk,
+        mask_keys=(),
+        device=device,
+    )
