@@ -6,7 +6,8 @@ visit → the protocol snapshot's instructions and worked examples with a "Start
 
 Votes are written by button callbacks (they run before the rerun that shows the next item) with the assignment id
 *that was rendered* in the button's ``args``, never "the current one": a double click, a rerun or a second tab hits
-`Repository.record_vote` again with the same id, which returns the first vote and stores nothing. The response
+`Repository.record_vote_and_next` again with the same id, which returns the first vote and stores nothing (the
+vote and the next assignment are one transaction, so a crash loses at most the click being saved). The response
 time runs from the first time this session rendered the assignment (`time.monotonic`, kept in session state by
 assignment id) to the click.
 
@@ -127,9 +128,10 @@ def _response_ms(assignment_id: int) -> int:
 
 
 def _answer(repo: Repository, annotator_id: int, assignment_id: int, choice: str) -> None:
-    """Button callback: record the answer to the *rendered* assignment (idempotent in the repository)."""
+    """Button callback: record the answer to the *rendered* assignment and assign the next item, in one transaction
+    (idempotent in the repository: a repeated call returns the first vote and the same next item)."""
     try:
-        repo.record_vote(assignment_id, choice, response_ms=_response_ms(assignment_id), annotator_id=annotator_id)
+        repo.record_vote_and_next(assignment_id, choice, _response_ms(assignment_id), annotator_id=annotator_id)
     except StudyNotOpenError:
         st.session_state[_FLASH] = CLOSED_TEXT
     except AssignmentError:

@@ -1,9 +1,9 @@
 """The feature-extractor interface, the image conversion rules and batched, streamed extraction.
 
 Every extractor (Inception for FID, CLIP image towers, test dummies) is a callable
-``extractor(images: uint8 (N, H, W, 3)) -> float (N, D)`` with an ``extractor_id`` that names the network, its weights and
-its preprocessing, so two feature arrays are comparable exactly when their ids are equal. Metrics receive features, never
-extractors (DESIGN.md dependency rule 3).
+``extractor(images: uint8 (N, H, W, 3)) -> float (N, D)`` with an ``extractor_id`` that names the network, its
+weights and its preprocessing, so two feature arrays are comparable exactly when their ids are equal. Metrics receive
+features, never extractors (DESIGN.md dependency rule 3).
 
 Image conversion rules (`to_uint8_rgb`), applied before any extractor sees an image:
 
@@ -130,15 +130,14 @@ def _to_0_255(array: np.ndarray) -> np.ndarray:
     if np.issubdtype(array.dtype, np.integer):
         if array.min() < 0 or array.max() > 255:
             raise ValueError(
-                f"{array.dtype} image has values in [{array.min()}, {array.max()}], not [0, 255]; rescale to uint8 first"
+                f"{array.dtype} image has values in [{array.min()}, {array.max()}], not [0, 255]; "
+                "rescale to uint8 first"
             )
         return array.astype(np.float64)
     raise ValueError(f"image dtype {array.dtype} is not supported; pass uint8 in [0, 255] or float in [0, 1]")
 
 
-def iter_features(
-    extractor: FeatureExtractor, images: Iterable[Any], batch_size: int = 64
-) -> Iterator[np.ndarray]:
+def iter_features(extractor: FeatureExtractor, images: Iterable[Any], batch_size: int = 64) -> Iterator[np.ndarray]:
     """Stream features batch by batch: only ``batch_size`` images are held at once.
 
     Images are converted by `to_uint8_rgb`; a batch is cut early where the image size changes, so each call of the
@@ -181,7 +180,8 @@ def _run(extractor: FeatureExtractor, batch: list[np.ndarray]) -> np.ndarray:
     features = np.asarray(extractor(np.stack(batch)), dtype=np.float32)
     if features.shape != (len(batch), extractor.dim):
         raise ValueError(
-            f"extractor {extractor.extractor_id} returned shape {features.shape}, expected ({len(batch)}, {extractor.dim})"
+            f"extractor {extractor.extractor_id} returned shape {features.shape}, "
+            f"expected ({len(batch)}, {extractor.dim})"
         )
     return features
 

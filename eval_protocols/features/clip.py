@@ -106,7 +106,7 @@ class OpenClipFeatures:
         return F.normalize(self.model.encode_image(pixels).float(), dim=-1).cpu().numpy()
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """``uint8 (N, H, W, 3)`` -> normalised ``float32 (N, 3, h, w)`` at the model's input size (module docstring)."""
+        """``uint8 (N, H, W, 3)`` -> normalised ``float32 (N, 3, h, w)`` at the model's input size (see module)."""
         x = images.permute(0, 3, 1, 2).float()
         target_h, target_w = self.image_size
         scale = max(target_h / x.shape[2], target_w / x.shape[3])
@@ -172,7 +172,9 @@ def _create(arch: str | Mapping[str, Any], path: Path | None) -> torch.nn.Module
         if arch.startswith("local-dir:"):
             return open_clip.create_model(arch, load_weights=path is not None, pretrained_text=False)
         if arch not in open_clip.list_models():
-            raise ValueError(f"unknown open_clip architecture {arch!r}; see open_clip.list_models() or pass a config dict")
+            raise ValueError(
+                f"unknown open_clip architecture {arch!r}; see open_clip.list_models() or pass a config dict"
+            )
         return open_clip.create_model(
             arch, pretrained=str(path) if path else None, pretrained_image=False, pretrained_text=False
         )

@@ -13,8 +13,9 @@ Resize modes (the largest single cause of disagreeing published FIDs, reference/
 
 Weights: torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth`` or pytorch-fid's
 ``pt_inception-2015-12-05-6726825d.pth`` (both ports of TF ``inception-2015-12-05``; the suffix is the start of the
-file's sha256, torch hub's convention). Looked up in this order: the ``weights_path`` argument, ``$HARNESS_INCEPTION_WEIGHTS``,
-``$TORCH_HOME/hub/checkpoints/<either name>``. Nothing is downloaded; a missing file raises `MissingWeightsError`.
+file's sha256, torch hub's convention). Looked up in this order: the ``weights_path`` argument,
+``$HARNESS_INCEPTION_WEIGHTS``, ``$TORCH_HOME/hub/checkpoints/<either name>``. Nothing is downloaded; a missing
+file raises `MissingWeightsError`.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A plain tensor state dict from ``path`` (``weights_only=True``: no code in the file is run)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the wrong kind of file
+    except Exception as exc:  # any unpickling failure means the wrong kind of file
         raise ValueError(
             f"{path}: not a PyTorch state dict ({type(exc).__name__}); use the torch-fidelity or pytorch-fid "
             f".pth file ({INCEPTION_FILE_NAMES[0]}), not a TorchScript or TF file"
@@ -186,6 +187,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _load_into(net: _InceptionV3Pool3, state_dict: dict[str, torch.Tensor], path: Path) -> None:
     """Strictly load ``state_dict``, with one clear line on mismatching keys."""
+
     def counted(keys: Any) -> set[str]:  # BatchNorm step counters are absent from some ports and unused in eval
         return {key for key in keys if not key.endswith("num_batches_tracked")}
 

@@ -72,7 +72,9 @@ def clip_r_precision_hits(
     if n_captions < 2:
         raise ValueError("CLIP R-precision needs at least 2 distinct captions to draw distractors from")
     if k > n_captions:
-        warnings.warn(f"R-precision: only {n_captions} distinct captions, using k = {n_captions} instead of {k}", stacklevel=2)
+        warnings.warn(
+            f"R-precision: only {n_captions} distinct captions, using k = {n_captions} instead of {k}", stacklevel=2
+        )
         k = n_captions
     rng = np.random.default_rng(seed)
     hits = np.empty(len(images), dtype=bool)
@@ -100,7 +102,10 @@ def _clip_score_metric(inputs: MetricInputs, scale: float = 100.0) -> list[Metri
 
 
 @register_metric(
-    "r_precision", higher_is_better=True, requires=("samples", "captions", "caption_index"), description="CLIP R-precision"
+    "r_precision",
+    higher_is_better=True,
+    requires=("samples", "captions", "caption_index"),
+    description="CLIP R-precision",
 )
 def _r_precision_metric(inputs: MetricInputs, k: int = 32, seed: int = 0) -> list[MetricResult]:
     return [clip_r_precision(inputs.samples, inputs.captions, inputs.caption_index, k=k, seed=seed)]

@@ -1,4 +1,4 @@
-"""One call that computes several registered metrics from saved features: what `harness score` and `harness metrics` use.
+"""One call that computes several registered metrics from saved features (for `harness score` and `harness metrics`).
 
 Example::
 

@@ -44,9 +44,7 @@ def vendi(features: np.ndarray) -> float:
     return float(np.exp(-np.sum(positive * np.log(positive))))
 
 
-def _per_caption(
-    name: str, score: Callable[[np.ndarray], float], features: Any, groups: Any
-) -> MetricResult:
+def _per_caption(name: str, score: Callable[[np.ndarray], float], features: Any, groups: Any) -> MetricResult:
     """Apply ``score`` to each caption's samples and average over captions."""
     array = as_features(features, "sample features", min_rows=2)
     by_caption = group_indices(groups, len(array), min_size=2)
@@ -78,7 +76,9 @@ def vendi_score(features: Any, groups: Any = None) -> MetricResult:
     return _per_caption("vendi", vendi, features, groups)
 
 
-@register_metric("diversity", higher_is_better=True, requires=("samples",), description="within-caption cosine distance")
+@register_metric(
+    "diversity", higher_is_better=True, requires=("samples",), description="within-caption cosine distance"
+)
 def _diversity_metric(inputs: MetricInputs) -> list[MetricResult]:
     return [pairwise_diversity(inputs.samples, inputs.groups)]
 

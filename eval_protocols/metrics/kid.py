@@ -5,10 +5,11 @@
     MMD²_u = sum_{i != j} k(x_i, x_j) / (m (m - 1)) + sum_{i != j} k(y_i, y_j) / (n (n - 1))
              - 2 sum_{i, j} k(x_i, y_j) / (m n)
 
-averaged over ``subsets`` pairs of subsets of ``subset_size`` rows drawn without replacement from each set (torchmetrics,
-torch-fidelity and clean-fid default to 100 x 1000). With m = n this is torchmetrics' ``maximum_mean_discrepancy``.
-Unlike torchmetrics (which raises), a ``subset_size`` larger than a set is clamped to that set's size, as clean-fid
-does; the size used is reported. Subsets come from a seeded ``np.random.Generator``, never the global RNG.
+averaged over ``subsets`` pairs of subsets of ``subset_size`` rows drawn without replacement from each set
+(torchmetrics, torch-fidelity and clean-fid default to 100 x 1000). With m = n this is torchmetrics'
+``maximum_mean_discrepancy``. Unlike torchmetrics (which raises), a ``subset_size`` larger than a set is clamped to
+that set's size, as clean-fid does; the size used is reported. Subsets come from a seeded ``np.random.Generator``,
+never the global RNG.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from eval_protocols.metrics.base import MetricResult, as_features
 from eval_protocols.metrics.registry import MetricInputs, register_metric
 
 
-def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef: float = 1.0) -> np.ndarray:
-    """``(gamma x y^T + coef)^degree`` for ``x (m, D)``, ``y (n, D)``; ``gamma = 1 / D`` when None. Returns ``(m, n)``."""
+def polynomial_kernel(
+    x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef: float = 1.0
+) -> np.ndarray:
+    """``(gamma x y^T + coef)^degree`` for ``x (m, D)``, ``y (n, D)`` (``gamma = 1 / D`` when None); ``(m, n)``."""
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
     return (gamma * (x @ y.T) + coef) ** degree
 
 
 def mmd2_unbiased(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
-    """Unbiased MMD² from kernel matrices ``k_xx (m, m)``, ``k_yy (n, n)``, ``k_xy (m, n)`` (module docstring); m, n >= 2."""
+    """Unbiased MMD² from kernels ``k_xx (m, m)``, ``k_yy (n, n)``, ``k_xy (m, n)`` (module docstring); m, n >= 2."""
     m, n = k_xx.shape[0], k_yy.shape[0]
     xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
     yy = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
@@ -92,6 +95,8 @@ def kernel_inception_distance(
     return MetricResult("kid", float(values.mean()), len(y), higher_is_better=False, details=details)
 
 
-@register_metric("kid", higher_is_better=False, requires=("reference", "samples"), description="Kernel Inception Distance")
+@register_metric(
+    "kid", higher_is_better=False, requires=("reference", "samples"), description="Kernel Inception Distance"
+)
 def _kid_metric(inputs: MetricInputs, **options: Any) -> list[MetricResult]:
     return [kernel_inception_distance(inputs.reference, inputs.samples, **options)]

@@ -47,9 +47,7 @@ def nearest_neighbour_radii(features: np.ndarray, ks: tuple[int, ...], block: in
     return radii
 
 
-def prdc(
-    reference: Any, samples: Any, *, k_pr: int = 3, k_dc: int = 5, block: int = 1024
-) -> list[MetricResult]:
+def prdc(reference: Any, samples: Any, *, k_pr: int = 3, k_dc: int = 5, block: int = 1024) -> list[MetricResult]:
     """Precision, recall (k = ``k_pr``), density and coverage (k = ``k_dc``) of samples against a reference.
 
     Args:

@@ -47,8 +47,12 @@ def register(subparsers: Any) -> None:
         epilog="Examples: harness metrics fd ref.npz samples.npy --json   |   "
         "harness metrics vendi clip.npy --groups prompts.txt",
     )
-    p.add_argument("name", metavar="NAME", choices=TWO_FILE_METRICS + ONE_FILE_METRICS, help="fd, kid, cmmd, prdc, "
-                   "vendi or diversity")
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        choices=TWO_FILE_METRICS + ONE_FILE_METRICS,
+        help="fd, kid, cmmd, prdc, vendi or diversity",
+    )
     p.add_argument("files", metavar="FILE", nargs="+", help="A.npy B.npy (reference, samples), or one file")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--groups", metavar="FILE", help="caption label per row for vendi/diversity (.npy or text lines)")

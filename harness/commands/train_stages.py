@@ -24,7 +24,7 @@ def add_stage_arguments(
     batch: int,
     config: str,
     size: int = 32,
-    grid_every: int = 1000,
+    grid_every: int = 2000,
     ema: float = 0.999,
 ) -> None:
     """Optimiser flags plus data, device, precision and export flags."""

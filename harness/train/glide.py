@@ -41,7 +41,8 @@ from models.pipelines.stages import Stage, to_uint8
 EXPORT_NAME = "glide_toy"
 DEFAULT_CONFIG = "glide_base_toy"
 TEXT_DROP = 0.2
-GRID_SETTINGS = SamplingConfig(decoder_guidance_scale=3.0, decoder_steps="25", batch_size=16)
+GRID_SETTINGS = SamplingConfig(decoder_guidance_scale=3.0, decoder_steps="20", batch_size=16)
+GRID_PER_CAPTION = 4
 
 
 def default_diffusion(network_config: UNetConfig) -> DiffusionConfig:
@@ -78,7 +79,7 @@ class StageRunSpec:
     bf16: bool = False
     export: str | None = None
     fp16: bool = True
-    grid_every: int = 1000
+    grid_every: int = 2000
 
 
 def train_glide(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: bool = False) -> dict[str, Any]:
@@ -106,7 +107,7 @@ def train_glide(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: 
         }
 
     def grid_fn(weights: torch.nn.Module) -> torch.Tensor:
-        prompts = [c for c in GRID_CAPTIONS for _ in range(8)]
+        prompts = [c for c in GRID_CAPTIONS for _ in range(GRID_PER_CAPTION)]
         gens = list(grid_generators(len(prompts)))
         images = text_unet_images(Stage(weights, diffusion), tokenizer, prompts, gens, GRID_SETTINGS, device=device)
         return to_uint8(images)
@@ -122,7 +123,7 @@ def train_glide(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: 
         network, diffusion, batch_fn, optim, out_dir, name=EXPORT_NAME, meta=meta, run_config=run_config,
         data_seed=spec.data.data_seed, device=device, bf16=spec.bf16,
         export=Path(spec.export) if spec.export else None, fp16=spec.fp16, grid_fn=grid_fn,
-        grid_every=spec.grid_every, grid_columns=8, resume=resume,
+        grid_every=spec.grid_every, grid_columns=GRID_PER_CAPTION, resume=resume,
     )
 
 

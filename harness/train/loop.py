@@ -8,7 +8,7 @@
   not linger (a plain 0.999 EMA still holds 18% of the initial weights after 1,700 steps).
 - Gradient clipping by global norm.
 - Resume: ``DIR/state.pt`` holds model, EMA, optimiser and step, written atomically every ``checkpoint_every``
-  steps, at the end, and on Ctrl-C. Batches are a function of ``(seed, step)``, so a resumed run continues the
+  steps, at the end, and on Ctrl-C or SIGTERM. Batches are a function of ``(seed, step)``, so a resumed run continues the
   same sequence of batches.
 - ``DIR/log.jsonl``: one JSON object per logged step (step, loss, lr, metrics, elapsed seconds).
 - Progress: a tqdm bar with loss and ETA.
@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -155,8 +157,9 @@ def train_loop(
     model.train()
     t0 = time.monotonic() - elapsed
     loss_value = float("nan")
-    step = start
+    completed = start
     bar = tqdm(range(start, spec.steps), desc=desc, initial=start, total=spec.steps, dynamic_ncols=True)
+    previous_handler = _stop_on_sigterm()
     try:
         for step in bar:
             lr = cosine_lr(step, spec)
@@ -169,22 +172,35 @@ def train_loop(
             optimizer.step()
             if ema is not None:
                 ema.update(model)
+            completed = step + 1
             loss_value = float(loss.detach())
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-            done = step + 1
-            if done % spec.log_every == 0 or done == spec.steps:
-                record = {"step": done, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm), **metrics}
+            if completed % spec.log_every == 0 or completed == spec.steps:
+                record = {"step": completed, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm), **metrics}
                 log.write(json.dumps({**record, "elapsed_s": round(time.monotonic() - t0, 2)}) + "\n")
                 log.flush()
-            if done % spec.checkpoint_every == 0 or done == spec.steps:
-                _checkpoint(state_path, model, optimizer, ema, done, time.monotonic() - t0, run_config, export)
+            if completed % spec.checkpoint_every == 0 or completed == spec.steps:
+                _checkpoint(state_path, model, optimizer, ema, completed, time.monotonic() - t0, run_config, export)
     except KeyboardInterrupt:
-        _checkpoint(state_path, model, optimizer, ema, step, time.monotonic() - t0, run_config, export)
+        _checkpoint(state_path, model, optimizer, ema, completed, time.monotonic() - t0, run_config, export)
         raise
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         bar.close()
         log.close()
     return {"steps": spec.steps, "final_loss": loss_value, "seconds": round(time.monotonic() - t0, 1)}
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM (``kill PID``) raise KeyboardInterrupt, so a stopped run saves its state; returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _restore(

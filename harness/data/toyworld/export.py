@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -23,14 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from harness.data.toyworld.render import RENDER_SIZES, render_scene
 from harness.data.toyworld.scene import sample_scene
 from harness.data.toyworld.splits import SPLITS
 from harness.errors import HarnessError, did_you_mean
+from harness.manifest import atomic_write_bytes, encode_png
 
 MANIFEST_NAME = "manifest.jsonl"
 IMAGES_DIR = "images"
@@ -67,13 +65,6 @@ def check_request(n: int, split: str, seed: int, size: int | None = None) -> Non
         raise HarnessError(f"--size must be one of {', '.join(map(str, RENDER_SIZES))}, got {size}")
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an (H, W, 3) uint8 RGB image; deterministic (no metadata, fixed compression level)."""
-    buf = io.BytesIO()
-    Image.fromarray(image, mode="RGB").save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
-
-
 def export_renders(
     out_dir: str | Path, n: int, split: str, seed: int = 0, size: int = 64, progress: bool = True
 ) -> ExportResult:
@@ -106,7 +97,7 @@ def export_renders(
             if sha not in seen:
                 path = images_dir / f"{sha}.png"
                 if not path.exists():
-                    _write_bytes(path, data)
+                    atomic_write_bytes(path, data)
                 seen.add(sha)
             record = {
                 "sha256": sha,
@@ -155,18 +146,6 @@ def _make_writable_dir(path: Path, what: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise HarnessError(f"cannot write to {what} {path}: {reason}; choose a writable --out") from None
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager

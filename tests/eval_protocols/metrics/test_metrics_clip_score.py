@@ -10,7 +10,7 @@ from eval_protocols.metrics.clip_score import clip_r_precision, clip_r_precision
 
 def test_clip_score_equals_the_formula(rng: np.random.Generator) -> None:
     images, texts = rng.normal(size=(30, 16)), rng.normal(size=(30, 16))
-    cos = np.array([a @ b / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(images, texts)])
+    cos = np.array([a @ b / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(images, texts, strict=True)])
     expected = np.mean([100 * max(c, 0.0) for c in cos])
     result = clip_score(images, texts)
     assert result.value == pytest.approx(expected, rel=1e-12)
@@ -31,7 +31,7 @@ def test_r_precision_with_all_captions_is_top1_retrieval(rng: np.random.Generato
     images = captions[index] + 1.2 * rng.normal(size=(60, 8))
     unit_i = images / np.linalg.norm(images, axis=1, keepdims=True)
     unit_c = captions / np.linalg.norm(captions, axis=1, keepdims=True)
-    brute = np.mean([np.argmax(unit_c @ img) == true for img, true in zip(unit_i, index)])
+    brute = np.mean([np.argmax(unit_c @ img) == true for img, true in zip(unit_i, index, strict=True)])
     assert clip_r_precision(images, captions, index, k=10).value == pytest.approx(brute)
     assert 0 < brute < 1
 

@@ -184,3 +184,15 @@ def test_pure_function_checks_inputs() -> None:
 def test_reference_stats_with_wrong_shape() -> None:
     with pytest.raises(ValueError, match="expected"):
         FrechetDistance(3).set_reference_stats(FeatureStats(np.zeros(2), np.eye(2), 10))
+
+
+def test_singular_covariance_uses_the_psd_root_and_still_matches_sqrtm(rng: np.random.Generator) -> None:
+    a = rng.normal(size=(32, 10))
+    s1 = a @ a.T  # rank 10 of 32: no Cholesky factor
+    assert int(torch.linalg.cholesky_ex(torch.from_numpy(s1)).info) != 0
+    b = rng.normal(size=(32, 40))
+    s2 = b @ b.T / 40
+    mu1, mu2 = rng.normal(size=32), rng.normal(size=32)
+    expected = _sqrtm_reference(mu1, s1, mu2, s2)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(mu1, s1, mu2, s2, method="eig") == pytest.approx(expected, rel=1e-6)

@@ -51,10 +51,12 @@ def test_unequal_subset_sizes_use_the_unbiased_formula(rng: np.random.Generator)
 
 
 def test_kid_is_about_zero_for_one_distribution_and_positive_for_two(rng: np.random.Generator) -> None:
-    same = kernel_inception_distance(rng.normal(size=(600, 32)), rng.normal(size=(600, 32)), subsets=20,
-                                     subset_size=200, seed=1)
-    shifted = kernel_inception_distance(rng.normal(size=(600, 32)), rng.normal(size=(600, 32)) + 0.5, subsets=20,
-                                        subset_size=200, seed=1)
+    same = kernel_inception_distance(
+        rng.normal(size=(600, 32)), rng.normal(size=(600, 32)), subsets=20, subset_size=200, seed=1
+    )
+    shifted = kernel_inception_distance(
+        rng.normal(size=(600, 32)), rng.normal(size=(600, 32)) + 0.5, subsets=20, subset_size=200, seed=1
+    )
     assert abs(same.value) < 3 * same.details["std"]
     assert shifted.value > 10 * same.details["std"] > 0
 

@@ -47,8 +47,10 @@ def test_fd_accepts_npz_statistics(
 
 def test_kid_and_prdc_keys(capsys: pytest.CaptureFixture[str], feature_files: tuple[Path, Path]) -> None:
     ref, samples = feature_files
-    kid = _run_json(capsys, ["metrics", "kid", str(ref), str(samples), "--json", "--subsets", "5", "--subset-size",
-                             "20", "--seed", "3"])
+    kid = _run_json(
+        capsys,
+        ["metrics", "kid", str(ref), str(samples), "--json", "--subsets", "5", "--subset-size", "20", "--seed", "3"],
+    )
     expected = kernel_inception_distance(np.load(ref), np.load(samples), subsets=5, subset_size=20, seed=3)
     assert kid["kid"] == pytest.approx(expected.value) and kid["kid_std"] == pytest.approx(expected.details["std"])
     prdc = _run_json(capsys, ["metrics", "prdc", str(ref), str(samples), "--json"])

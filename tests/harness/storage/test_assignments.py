@@ -41,13 +41,16 @@ def test_quota_and_no_repeats(repo: Repository) -> None:
 def test_least_voted_item_first(repo: Repository) -> None:
     study_id = repo.create_study(make_study(votes_per_item=3), make_items(4))
     a, b, c = invite(repo, study_id, 3)
-    first_a = vote_all(repo, study_id, a)[:1]
-    assignment, item = repo.next_item_for(b, study_id)  # type: ignore[misc]
-    assert item.item_id not in first_a  # b starts on an item nobody voted on
-    repo.skip(assignment.assignment_id, annotator_id=b)
+    first, voted = repo.next_item_for(a, study_id)  # type: ignore[misc]
+    repo.record_vote(first.assignment_id, "left", 1)
+    for annotator in (b, c):  # each starts on an item nobody voted on, and a different one
+        assignment, item = repo.next_item_for(annotator, study_id)  # type: ignore[misc]
+        assert item.item_id != voted.item_id
+        repo.record_vote(assignment.assignment_id, "left", 1)
     votes_per_item = Counter(v.item_id for v in repo.load_votes(study_id))
-    _, item_c = repo.next_item_for(c, study_id)  # type: ignore[misc]
-    assert votes_per_item[item_c.item_id] == min(votes_per_item.values())
+    assert len(votes_per_item) == 3
+    _, fourth = repo.next_item_for(a, study_id)  # type: ignore[misc]
+    assert votes_per_item[fourth.item_id] == 0  # the one item still without a vote
 
 
 def test_pending_assignment_is_returned_again(repo: Repository) -> None:
@@ -216,3 +219,10 @@ def test_record_vote_and_next_in_one_transaction(repo: Repository, clock: FakeCl
     with pytest.raises(AssignmentError, match="expired"):
         repo.record_vote_and_next(nxt[0].assignment_id, "left", 10, annotator_id=a)
     assert len(repo.load_votes(study_id)) == 2
+
+
+def test_annotators_tour_equally_filled_items_in_different_orders(repo: Repository) -> None:
+    study_id = repo.create_study(make_study(votes_per_item=5), make_items(12))
+    tours = [vote_all(repo, study_id, a) for a in invite(repo, study_id, 3)]
+    assert all(sorted(t) == sorted(tours[0]) and len(t) == 12 for t in tours)
+    assert len({tuple(t) for t in tours}) == 3  # same items, three different orders
