@@ -72,7 +72,7 @@ def bench_browser(root: Path, protocol: str, votes: int) -> None:
     store = build_store(root / protocol, n_items=votes + 1, protocol=protocol, attention=False, prompts=PROMPTS,
                         render=_render)
     with Repository.open(store.url) as repo:
-        _, token = repo.create_annotator(store.study_id, "bench")
+        annotator, token = repo.create_annotator(store.study_id, "bench")
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -97,7 +97,9 @@ def bench_browser(root: Path, protocol: str, votes: int) -> None:
             for k in range(votes):
                 expect(page.get_by_text(f"{k} of {store.n_items} items done")).to_be_visible(timeout=30_000)
                 expect(stimuli).to_have_count(2)
-                time.sleep(0.3)  # let the rerun settle, as a person would look at the item
+                with Repository.open(store.url) as repo:  # the item on screen is the pending assignment
+                    aid = repo.next_item_for(annotator.annotator_id, store.study_id)[0].assignment_id  # type: ignore[index]
+                expect(page.locator(f".st-key-vote-{aid}-left button")).to_be_visible()  # rerun has settled
                 src = stimuli.first.get_attribute("src") or ""
                 t0 = time.perf_counter()
                 page.keyboard.press("ArrowLeft")

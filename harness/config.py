@@ -121,6 +121,29 @@ class StudyConfig:
 
 
 @dataclass(frozen=True)
+class SimulateConfig:
+    """Simulated annotators that vote in the run's studies until humans do (`harness.simulate_votes`).
+
+    They vote through the store like people, named ``sim-<k>``, and every report labels their votes as simulated.
+
+    Attributes:
+        enabled: whether `harness run` lets them vote (only in studies without human votes).
+        annotators: how many simulated annotators per study (at least the votes wanted per item).
+        careless_share: share of careless raters, who answer at random and fast.
+        position_bias: added to the left image's standardised score (0 = none; 0.3 is a visible bias).
+        noise: standard deviation of the Gaussian judgement noise on the standardised score difference.
+        seed: seed of the annotators' draws.
+    """
+
+    enabled: bool = True
+    annotators: int = 12
+    careless_share: float = 0.15
+    position_bias: float = 0.1
+    noise: float = 0.5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A whole run: prompts × systems × sampling settings × seeds, then metrics, a study and a report.
 
@@ -140,6 +163,7 @@ class RunConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
+    simulate: SimulateConfig = field(default_factory=SimulateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (tuples become lists)."""

@@ -1,8 +1,8 @@
-"""`harness analyze VOTES_FILE`: win rates with intervals, sign tests and Bradley–Terry ratings from a vote file.
+"""`harness analyze VOTES_FILE | --study ID | --run CONFIG`: win rates, sign tests and Bradley–Terry ratings.
 
-Reads a vote table (CSV, Parquet, or JSON as FastChat / GenAI-Arena write it), runs
-`eval_protocols.human.analysis.analyze_votes` and prints a table per protocol, or the JSON document with
-``--json``. Reading votes from the store will call the same pure function.
+Reads a vote table (CSV, Parquet, or JSON as FastChat / GenAI-Arena write it), or the votes of a study (or of every
+study of a run) from the store (`harness.vote_table`: attention-check votes serve quality control only), runs
+`eval_protocols.human.analysis.analyze_votes` and prints a table per protocol, or the JSON document with ``--json``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 from typing import Any
+
+import pandas as pd
 
 from eval_protocols.human.analysis import AnalysisOptions, AnalysisResult, analyze_votes
 from eval_protocols.human.intervals import CI_METHODS, TIES_MODES
@@ -26,9 +28,15 @@ def register(subparsers: Any) -> None:
         help="win rates, intervals, p-values and Bradley–Terry ratings from a vote file",
         description="Analyse pairwise votes (columns model_a, model_b, winner; optional annotator, prompt, protocol, "
         "left). Ties count as half a win by default.",
-        epilog="Example: harness analyze votes.csv --ci wilson --json",
+        epilog="Examples: harness analyze votes.csv --ci wilson --json; harness analyze --study 1 --json; "
+        "harness analyze --run configs/toy.toml --exclude",
     )
-    p.add_argument("votes", metavar="VOTES_FILE", help="vote table: .csv, .parquet or .json")
+    p.add_argument("votes", metavar="VOTES_FILE", nargs="?", help="vote table: .csv, .parquet or .json")
+    p.add_argument("--study", metavar="ID", help="analyse the votes of this study in the store (id or name)")
+    p.add_argument("--run", metavar="CONFIG", help="analyse the votes of every study of this run config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the --run config")
+    p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--ties", choices=TIES_MODES, default="half", help="ties as half a win (default) or dropped")
     p.add_argument(
@@ -60,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             side_term=args.side_term,
             exclusion=ExclusionPolicy() if args.exclude else None,
         )
-        result = analyze_votes(load_votes(args.votes), options)
+        result = analyze_votes(_votes(args), options)
     except ValueError as exc:
         raise HarnessError(str(exc)) from exc
     if args.json:
@@ -69,6 +77,37 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_result(result))
     return 0
+
+
+def _votes(args: argparse.Namespace) -> pd.DataFrame:
+    """The vote table named by exactly one of VOTES_FILE, ``--study`` and ``--run``."""
+    given = [name for name, value in (("VOTES_FILE", args.votes), ("--study", args.study), ("--run", args.run)) if value]
+    if len(given) != 1:
+        raise HarnessError(
+            f"give exactly one vote source (got {', '.join(given) or 'none'}): a VOTES_FILE, --study ID or --run CONFIG"
+        )
+    if args.votes:
+        return load_votes(args.votes)
+    from harness.storage.repository import Repository
+    from harness.vote_table import run_study_ids, votes_of_studies
+
+    if args.study:
+        from harness.commands.study import resolve_study
+
+        with Repository.open(args.db) as repo:
+            study_ids = [resolve_study(repo, args.study).study_id]
+            votes = votes_of_studies(repo, study_ids)
+        where = f"study {args.study}"
+    else:
+        from harness.config import load_config
+
+        cfg = load_config(args.run, args.overrides)
+        with Repository.open(args.db or cfg.db_url or None) as repo:
+            votes = votes_of_studies(repo, run_study_ids(repo, cfg.run_id))
+        where = f"run {cfg.run_id}"
+    if len(votes) == 0:
+        raise HarnessError(f"{where} has no votes yet; invite annotators (`harness study invite`) and let them vote")
+    return votes
 
 
 def format_result(result: AnalysisResult) -> str:

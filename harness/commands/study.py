@@ -1,8 +1,9 @@
-"""`harness study create|list|open|close|invite`: human studies in the store, from the command line.
+"""`harness study create|list|open|close|invite|export`: human studies in the store, from the command line.
 
 ``create`` designs one study per protocol of a generated run's config (`harness.study.create_studies`);
 ``invite`` prints invite links ``BASE/?token=TOKEN`` (tokens are shown once: the store keeps only their hash);
-``open``/``close`` switch whether a study accepts votes. ``STUDY`` is a study id or a study's exact name.
+``open``/``close`` switch whether a study accepts votes; ``export`` writes a study's votes as a vote table
+(CSV, Parquet or JSON; attention-check votes carry their ``expected`` answer). ``STUDY`` is a study id or a study's exact name.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     invite.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"where the app is reached (default {DEFAULT_BASE_URL})")
     invite.add_argument("--db", default=None, help=_DB_HELP)
     invite.set_defaults(handler=run_invite)
+
+    export = actions.add_parser("export", help="write a study's votes as a vote table (.csv, .parquet, .json)")
+    export.add_argument("study", help="study id or name")
+    export.add_argument("--out", required=True, help="output file: votes.csv, votes.parquet or votes.json")
+    export.add_argument("--db", default=None, help=_DB_HELP)
+    export.set_defaults(handler=run_export)
 
 
 def invite_url(base_url: str, token: str) -> str:
@@ -146,4 +153,15 @@ def run_invite(args: argparse.Namespace) -> int:
     if study.status != "open":
         print(f"note: study {study.study_id} is {study.status}; open it with `harness study open {study.study_id}`",
               file=sys.stderr)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from harness.storage.repository import Repository
+    from harness.vote_table import study_vote_table, write_votes
+
+    with Repository.open(args.db) as repo:
+        votes = study_vote_table(repo, resolve_study(repo, args.study).study_id)
+    write_votes(votes, args.out)
+    print(f"{len(votes)} votes written to {args.out}")
     return 0

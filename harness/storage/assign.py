@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Row, and_, case, cast, exists, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, Row, and_, case, cast, exists, func, insert, literal, or_, select, update
 
 from harness.errors import HarnessError
 from harness.storage import rows
@@ -39,11 +39,17 @@ from harness.storage.records import (
 )
 from harness.storage.schema import annotators, assignments, items, studies, votes
 
-_TOUR_MULTIPLIER = 2654435761
-_TOUR_MODULUS = 2147483647  # a prime: position -> position * multiplier mod p is one-to-one
-"""Among equally-filled items, annotator ``k`` takes them in the order of ``(position * m + k * 40503) mod p``: one
-fixed pseudo-random cycle over the positions, entered at a different point by each annotator, so annotators do
-not all see the items in the same order (computed in SQL, no extra query)."""
+_TOUR_MODULUS = 2147483647
+"""Among equally-filled items, annotator ``k`` takes them in the order of ``(position * m_k + o_k) mod p`` (p prime,
+``m_k`` and ``o_k`` derived from ``k``): a pseudo-random permutation of the positions per annotator, so annotators
+do not all see the items in the same order (computed in SQL, no extra query)."""
+
+
+def _tour_key(annotator_id: int) -> Any:
+    multiplier = 1 + (annotator_id * 2654435761) % (_TOUR_MODULUS - 1)  # in [1, p-1]: one-to-one mod p
+    offset = (annotator_id * 1640531527) % _TOUR_MODULUS
+    position = cast(items.c.position, BigInteger)
+    return (position * literal(multiplier, BigInteger) + literal(offset, BigInteger)) % _TOUR_MODULUS
 
 
 class AssignmentError(HarnessError):
@@ -179,9 +185,7 @@ def _assign_new(
     conn: Connection, study_id: int, annotator_id: int, now: datetime, cutoff: datetime
 ) -> tuple[AssignmentRecord, ItemRecord] | None:
     stmt, n_active = _open_items(study_id, annotator_id, cutoff)
-    position = cast(items.c.position, BigInteger)
-    tour = (position * _TOUR_MULTIPLIER + (annotator_id * 40503) % _TOUR_MODULUS) % _TOUR_MODULUS
-    row = conn.execute(stmt.order_by(n_active, tour, items.c.position).limit(1)).first()
+    row = conn.execute(stmt.order_by(n_active, _tour_key(annotator_id), items.c.position).limit(1)).first()
     if row is None:
         return None
     values = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pg import PostgresServer, postgres_server, postgres_url  # noqa: F401  (fixtures)
+from pg import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 from harness.cli import main
 from harness.storage import migrate

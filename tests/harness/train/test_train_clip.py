@@ -34,7 +34,7 @@ def _clip_loss(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tenso
 def test_one_step_lowers_the_contrastive_loss_on_a_fixed_batch() -> None:
     torch.manual_seed(0)
     model = build_clip(TINY, seed=0)
-    images, captions = retrieval_pairs(16, split="train", seed=5, size=16 * 2)
+    images, captions = retrieval_pairs(16, split="train", seed=5, size=32)
     images_t = torch.from_numpy(images)
     tokens = clip_tokenizer(32)(captions)
     optimizer = make_adamw(model, OptimSpec(steps=1, lr=1e-3))
@@ -59,14 +59,14 @@ def test_stream_pairs_renders_with_paraphrases_of_their_scene() -> None:
 
 def test_training_run_exports_a_loadable_checkpoint(tmp_path: Path) -> None:
     optim = OptimSpec(steps=2, lr=1e-3, warmup_steps=1, checkpoint_every=2)
-    data = ClipDataSpec(fresh=8, window=16, render_size=16)
+    data = ClipDataSpec(fresh=8, window=16, render_size=32)
     summary = train_clip(tmp_path / "run", optim, batch=8, data=data, config=TINY, export=tmp_path / "ship" / "c")
     assert summary["steps"] == 2 and np.isfinite(summary["final_loss"])
     state, config, _ = load_checkpoint(tmp_path / "ship" / "c")
     assert config["model_config"] == TINY and config["trained_steps"] == 2
     assert all(t.dtype == torch.float16 for t in state.values() if t.is_floating_point())
     model = load_clip(TINY, tmp_path / "ship" / "c.safetensors")
-    result = evaluate_retrieval(model, n=8, size=16)
+    result = evaluate_retrieval(model, n=8, size=32)
     assert result.n == 8 and 1 <= result.mean_rank <= 8
 
 

@@ -1,0 +1,232 @@
+"""What simulated annotators see: a per-image (or per-grid) score for each protocol, measured, never made up.
+
+A judge maps the images of one side of an item to one number, higher = "better" for its protocol:
+
+* photorealism (`RealismJudge`): the negative mean distance of each image's weight-free pixel features
+  (`eval_protocols.features.pixels.PixelExtractor`, z-scored with the reference set's mean and standard deviation)
+  to its ``k`` nearest real renders: ``r(x) = −(1/k) Σ_{j ∈ kNN(x)} ‖z(x) − z(ref_j)‖₂``. Blur, noise, colour shifts
+  and broken shading all move an image away from the real renders;
+* caption similarity (`make_caption_judge`, best available first):
+  1. the toy attribute oracle (``checkpoints/toy/oracle.*``): the mean probability the oracle gives to each attribute
+     the caption's first object names (shape, and colour / size when named);
+  2. the toy CLIP (``checkpoints/toy/clip_toy.*``): the cosine similarity of image and caption embeddings;
+  3. colour match: for each colour the caption names, the share of pixels within a distance of 60 (of 441) of its
+     RGB value, averaged, so a faithful sample shows every named colour;
+* diversity (`DiversityJudge`): the Vendi score (`eval_protocols.metrics.diversity.vendi`) of the grid's features
+  (toy-CLIP embeddings when available, else the z-scored pixel features): the effective number of distinct images.
+
+Each judge has an ``judge_id`` naming the extractor and weights it used, recorded with the simulated votes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from eval_protocols.features.pixels import PixelExtractor
+from eval_protocols.metrics.diversity import vendi
+
+TOY_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints" / "toy"
+"""Where the project's trained toy checkpoints live (``HARNESS_TOY_CHECKPOINTS`` overrides)."""
+COLOUR_TOLERANCE = 60.0
+
+
+def toy_checkpoint_dir() -> Path:
+    """``$HARNESS_TOY_CHECKPOINTS`` or the project's ``checkpoints/toy``."""
+    return Path(os.environ.get("HARNESS_TOY_CHECKPOINTS", TOY_CHECKPOINTS))
+
+
+class Judge(Protocol):
+    """Scores the images of one side of an item; higher is better for the judge's protocol."""
+
+    judge_id: str
+
+    def __call__(self, images: np.ndarray, caption: str) -> float:
+        """``images``: ``uint8 (n, H, W, 3)`` (1 for a pair, 16 for a 4×4 grid); the item's caption."""
+        ...
+
+
+class _ZScoredPixels:
+    """Pixel features z-scored with the statistics of a reference set (std floored at 1e-3)."""
+
+    def __init__(self, reference: np.ndarray) -> None:
+        self.extractor = PixelExtractor()
+        ref = self.extractor(reference)
+        self.mean = ref.mean(axis=0)
+        self.std = np.maximum(ref.std(axis=0), 1e-3)
+        self.reference = (ref - self.mean) / self.std
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return (self.extractor(images) - self.mean) / self.std
+
+
+class RealismJudge:
+    """``r(x) = −mean distance of z(x) to its k nearest real renders``, averaged over the side's images.
+
+    Args:
+        reference: real renders, ``uint8 (N, H, W, 3)``, N ≥ 1.
+        k: neighbours (clipped to N).
+    """
+
+    def __init__(self, reference: np.ndarray, k: int = 5) -> None:
+        if len(reference) == 0:
+            raise ValueError("the realism judge needs at least one real render; render the reference set first")
+        self.features = _ZScoredPixels(reference)
+        self.k = min(k, len(reference))
+        self.judge_id = f"knn{self.k}-realism:{self.features.extractor.extractor_id}:ref{len(reference)}"
+
+    def __call__(self, images: np.ndarray, caption: str = "") -> float:
+        z = self.features(images)
+        d = np.sqrt(((z[:, None, :] - self.features.reference[None, :, :]) ** 2).sum(axis=-1))
+        nearest = np.sort(d, axis=1)[:, : self.k]
+        return float(-nearest.mean())
+
+
+class DiversityJudge:
+    """Vendi score of a grid's features (in [1, n]); ``features`` maps ``uint8 (n, H, W, 3)`` to ``(n, D)``."""
+
+    def __init__(self, features: Callable[[np.ndarray], np.ndarray], features_id: str) -> None:
+        self.features = features
+        self.judge_id = f"vendi:{features_id}"
+
+    def __call__(self, images: np.ndarray, caption: str = "") -> float:
+        if len(images) < 2:
+            return 1.0
+        return vendi(np.asarray(self.features(images), dtype=np.float64))
+
+
+class OracleCaptionJudge:
+    """Mean oracle probability of the attributes the caption's first object names."""
+
+    def __init__(self, oracle: object) -> None:
+        self.oracle = oracle
+        self.judge_id = f"oracle:{getattr(oracle, 'extractor_id', 'toy-oracle')}"
+
+    def __call__(self, images: np.ndarray, caption: str) -> float:
+        from harness.data.toyworld.captions import parse_caption
+
+        first = parse_caption(caption).objects[0]
+        wanted = {"shape": first.shape, "colour": first.colour, "size": first.size}
+        pred = self.oracle.predict(images)  # type: ignore[attr-defined]
+        probs = []
+        for attribute, value in wanted.items():
+            if value is None or attribute not in pred.classes or value not in pred.classes[attribute]:
+                continue
+            probs.append(pred.probabilities[attribute][:, list(pred.classes[attribute]).index(value)])
+        return float(np.mean(probs)) if probs else 0.0
+
+
+class ClipCaptionJudge:
+    """Cosine similarity of (unit) CLIP image and caption embeddings, averaged over the side's images."""
+
+    def __init__(self, clip: object) -> None:
+        self.clip = clip
+        self.judge_id = f"clip-similarity:{getattr(clip, 'extractor_id', 'clip')}"
+        self._text: dict[str, np.ndarray] = {}
+
+    def __call__(self, images: np.ndarray, caption: str) -> float:
+        if caption not in self._text:
+            self._text[caption] = self.clip.encode_text([caption])[0]  # type: ignore[attr-defined]
+        return float((self.clip(images) @ self._text[caption]).mean())  # type: ignore[operator]
+
+
+class ColourCaptionJudge:
+    """Share of pixels within `COLOUR_TOLERANCE` of each colour the caption names, averaged over the colours."""
+
+    judge_id = f"colour-match:tol{COLOUR_TOLERANCE:g}"
+
+    def __call__(self, images: np.ndarray, caption: str) -> float:
+        from harness.data.toyworld.captions import parse_caption
+        from harness.data.toyworld.vocab import COLOURS
+
+        colours = [m.colour for m in parse_caption(caption).objects if m.colour]
+        if not colours:
+            return 0.0
+        x = images.astype(np.float64)
+        shares = [
+            (np.linalg.norm(x - np.array(COLOURS[c], dtype=np.float64), axis=-1) < COLOUR_TOLERANCE).mean()
+            for c in colours
+        ]
+        return float(np.mean(shares))
+
+
+def load_toy_clip(checkpoints: Path | None = None) -> object | None:
+    """The toy CLIP (`OpenClipFeatures`) from ``clip_toy.{json,safetensors}``, or ``None`` when absent."""
+    folder = checkpoints or toy_checkpoint_dir()
+    config, weights = folder / "clip_toy.json", folder / "clip_toy.safetensors"
+    if not (config.is_file() and weights.is_file()):
+        return None
+    from eval_protocols.features.clip import OpenClipFeatures
+
+    return OpenClipFeatures(json.loads(config.read_text(encoding="utf-8"))["model_config"], weights)
+
+
+def load_toy_oracle(checkpoints: Path | None = None) -> object | None:
+    """The toy attribute oracle from ``oracle.{json,safetensors}``, or ``None`` when absent."""
+    folder = checkpoints or toy_checkpoint_dir()
+    if not ((folder / "oracle.json").is_file() and (folder / "oracle.safetensors").is_file()):
+        return None
+    from eval_protocols.features.oracle import ToyAttributeOracle
+
+    return ToyAttributeOracle.from_checkpoint(folder / "oracle")
+
+
+def make_caption_judge(clip: object | None, oracle: object | None) -> Judge:
+    """The best caption judge available: oracle, else toy CLIP, else colour match."""
+    if oracle is not None:
+        return OracleCaptionJudge(oracle)
+    if clip is not None:
+        return ClipCaptionJudge(clip)
+    return ColourCaptionJudge()
+
+
+def make_judges(
+    reference: np.ndarray, *, checkpoints: Path | None = None, use_models: bool = True
+) -> dict[str, Judge]:
+    """One judge per protocol name (``photorealism``, ``caption_similarity``, ``diversity``).
+
+    Args:
+        reference: real renders, ``uint8 (N, H, W, 3)``.
+        checkpoints: folder of the toy checkpoints (default `toy_checkpoint_dir`).
+        use_models: load the toy CLIP / oracle when present (False: weight-free judges only).
+    """
+    clip = load_toy_clip(checkpoints) if use_models else None
+    oracle = load_toy_oracle(checkpoints) if use_models else None
+    realism = RealismJudge(reference)
+    if clip is not None:
+        diversity = DiversityJudge(clip, getattr(clip, "extractor_id", "clip"))  # type: ignore[arg-type]
+    else:
+        diversity = DiversityJudge(realism.features, f"zscored-{realism.features.extractor.extractor_id}")
+    return {
+        "photorealism": realism,
+        "caption_similarity": make_caption_judge(clip, oracle),
+        "diversity": diversity,
+    }
+
+
+def judge_for(judges: dict[str, Judge], protocol_name: str, attention_kind: str = "") -> Judge:
+    """The judge of a protocol, by name or by its attention-check kind for custom protocols.
+
+    Raises:
+        ValueError: no judge fits.
+    """
+    if protocol_name in judges:
+        return judges[protocol_name]
+    by_kind = {"corrupted_render": "photorealism", "contradicting_caption": "caption_similarity",
+               "collapsed_grid": "diversity"}
+    if attention_kind in by_kind:
+        return judges[by_kind[attention_kind]]
+    raise ValueError(
+        f"no simulated judge for protocol {protocol_name!r}; simulated annotators know photorealism, "
+        "caption_similarity and diversity"
+    )
+
+
+def stack(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack same-size images into ``uint8 (n, H, W, 3)``."""
+    return np.stack([np.asarray(i, dtype=np.uint8) for i in images])
