@@ -29,12 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "dashboards")]
 
-from voting_store import build_store  # noqa: E402
+from voting_store import build_store
 
-from dashboards.images import stimulus_uri  # noqa: E402
-from harness.data.toyworld import render_caption  # noqa: E402
-from harness.manifest import encode_png  # noqa: E402
-from harness.storage.repository import Repository  # noqa: E402
+from dashboards.images import stimulus_uri
+from harness.data.toyworld import render_caption
+from harness.manifest import encode_png
+from harness.storage.repository import Repository
 
 PROMPTS = ("a small red circle above a blue square", "a green triangle", "a large yellow star left of a red circle")
 

@@ -75,8 +75,9 @@ def writer(
     window: list[float],
     latencies: list[float],
     combined: bool,
+    think_s: float,
 ) -> None:
-    """Vote as fast as possible until ``window[1]``; keeps latencies of submissions started after ``window[0]``."""
+    """Vote until ``window[1]`` (pausing ``think_s`` on average); keeps latencies of submissions after ``window[0]``."""
     rng = np.random.default_rng(seed)
     nxt = repo.next_item_for(annotator_id, study_id)
     start.wait()
@@ -93,10 +94,14 @@ def writer(
             nxt = repo.next_item_for(annotator_id, study_id)
         if t0 >= t_begin:
             latencies.append(time.perf_counter() - t0)
+        if think_s:
+            time.sleep(think_s * (0.5 + rng.random()))  # an annotator looks at the next item
     raise RuntimeError("a writer ran out of items: raise --items")
 
 
-def measure(url: str, n_writers: int, seconds: float, n_items: int, combined: bool) -> dict[str, float]:
+def measure(
+    url: str, n_writers: int, seconds: float, n_items: int, combined: bool, think_s: float = 0.0
+) -> dict[str, float]:
     """Submissions/s and latency percentiles (ms) of ``n_writers`` concurrent annotators on the store at ``url``."""
     with Repository.open(url, pool_size=n_writers, max_overflow=8) as repo:
         study_id, people = make_study(repo, n_items, n_writers)
@@ -105,7 +110,9 @@ def measure(url: str, n_writers: int, seconds: float, n_items: int, combined: bo
         warmup = min(1.0, seconds / 4)
         window = [0.0, 0.0]
         threads = [
-            threading.Thread(target=writer, args=(repo, study_id, a, k, start, window, per_writer[k], combined))
+            threading.Thread(
+                target=writer, args=(repo, study_id, a, k, start, window, per_writer[k], combined, think_s)
+            )
             for k, a in enumerate(people)
         ]
         for thread in threads:
@@ -139,6 +146,12 @@ def main() -> int:
         help="two-calls: record_vote then next_item_for (2 transactions); combined: "
         "record_vote_and_next (1 transaction)",
     )
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="mean pause of each annotator between submissions (0: saturate the store)",
+    )
     args = parser.parse_args()
     print("| backend | mode | writers | submissions/s | p50 ms | p99 ms | submissions |")
     print("|---|---|---|---|---|---|---|")
@@ -152,7 +165,7 @@ def main() -> int:
                 for mode in args.modes:
                     for n in args.writers:
                         url = server.create_database() if server else f"sqlite:///{tmp}/votes-{mode}-{n}.db"
-                        r = measure(url, n, args.seconds, args.items, mode == "combined")
+                        r = measure(url, n, args.seconds, args.items, mode == "combined", args.think_ms / 1000)
                         print(
                             f"| {backend} | {mode} | {n} | {r['per_s']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} "
                             f"| {r['n']:.0f} |",

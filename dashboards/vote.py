@@ -26,7 +26,7 @@ import streamlit as st
 
 from dashboards.images import stimulus_uri
 from eval_protocols.human.protocol import Protocol
-from harness.storage.records import AnnotatorRecord, AssignmentRecord, ItemRecord, StudyRecord
+from harness.storage.records import AnnotatorRecord, AssignmentRecord, ItemRecord
 from harness.storage.repository import AssignmentError, Repository, StudyNotOpenError
 
 _STARTED = "vote_started"
@@ -91,7 +91,7 @@ def render_vote_page(repo: Repository, token: str | None) -> None:
         render_finished(repo, annotator)
         return
     assignment, item = nxt
-    render_item(repo, study, protocol, annotator, assignment, item)
+    render_item(repo, protocol, annotator, assignment, item)
 
 
 def _is_new(repo: Repository, annotator: AnnotatorRecord) -> bool:
@@ -105,8 +105,10 @@ def _start(annotator_id: int) -> None:
 
 
 def render_instructions(protocol: Protocol, annotator: AnnotatorRecord, *, with_start: bool = True) -> None:
-    """The protocol snapshot's instructions and worked examples, then "Start"."""
-    st.title(protocol.title)
+    """The protocol snapshot's instructions and worked examples, then "Start" (title and button only when
+    ``with_start``; without them it is the "Instructions" panel of an item page)."""
+    if with_start:
+        st.title(protocol.title)
     st.markdown(protocol.instructions)
     labels = {o.key: f"{o.label} ({o.shortcut_symbol})" for o in protocol.active_options}
     for k, ex in enumerate(protocol.active_examples, start=1):
@@ -179,7 +181,6 @@ def _image_html(uri: str, side: str) -> str:
 
 def render_item(
     repo: Repository,
-    study: StudyRecord,
     protocol: Protocol,
     annotator: AnnotatorRecord,
     assignment: AssignmentRecord,

@@ -130,8 +130,10 @@ class SimulateConfig:
         enabled: whether `harness run` lets them vote (only in studies without human votes).
         annotators: how many simulated annotators per study (at least the votes wanted per item).
         careless_share: share of careless raters, who answer at random and fast.
-        position_bias: added to the left image's standardised score (0 = none; 0.3 is a visible bias).
-        noise: standard deviation of the Gaussian judgement noise on the standardised score difference.
+        position_bias: added to the standardised difference left − right (0 = none; 0.1 ≈ 54% left wins
+            on indistinguishable items).
+        noise: standard deviation of the Gaussian judgement noise, in units of the typical score difference of an
+            item (1: an item of typical difference is judged right Φ(1) ≈ 84% of the time).
         seed: seed of the annotators' draws.
     """
 
@@ -139,7 +141,7 @@ class SimulateConfig:
     annotators: int = 12
     careless_share: float = 0.15
     position_bias: float = 0.1
-    noise: float = 0.5
+    noise: float = 1.0
     seed: int = 0
 
 

@@ -1,12 +1,16 @@
 """`harness report`: a Markdown and a self-contained HTML report of a run, read from the run dir and the store.
 
-Sections: the run and its systems; sample grids; the metric table (value, 95% bootstrap interval, n, extractor);
-each study with its design and, once votes exist, win rates with intervals; the provenance of every number
-(config hash, git commit, package versions, device).
+Sections: the run and its systems; sample grids; the metric table (value, 95% bootstrap interval, n, extractor) and,
+over several guidance scales, FD-vs-CLIP-score and metric-vs-guidance plots (`harness.report_figures`); the human
+evaluation (`harness.report_studies`: Table 1 style win rates with intervals and Holm-adjusted p-values, win rate vs
+guidance, Bradley–Terry ratings, position bias, annotators and exclusions), labelled as simulated while only
+simulated annotators voted; the provenance of every number (config hash, git commit, package versions, device,
+seeds, the extractor behind each metric, where the votes came from and how they were analysed).
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +21,10 @@ from PIL import Image
 
 from harness.config import RunConfig
 from harness.manifest import ManifestEntry, RunDir, atomic_write_bytes, encode_png
-from harness.reportdoc import Document, Figure, Section, Table, fmt, fmt_ci, rows, to_html, to_markdown
+from harness.report_figures import guidance_scales, metric_tradeoff, metric_vs_guidance
+from harness.report_studies import StudyAnalysis, human_sections
+from harness.reportdoc import Document, Figure, Section, Table, fmt_ci, rows, to_html, to_markdown
+from harness.simulate_votes import SIMULATION_RECORD
 
 if TYPE_CHECKING:
     from harness.storage.records import MetricResultRecord
@@ -72,46 +79,56 @@ def _metric_table(results: Sequence[MetricResultRecord]) -> Table:
     )
 
 
-def _study_sections(repo: Repository, study_ids: Sequence[int]) -> list[Section]:
-    sections = []
-    for sid in study_ids:
-        study = repo.get_study(sid)
-        if study is None:
-            continue
-        items = repo.list_items(sid)
-        votes = repo.load_votes(sid)
-        checks = sum(i.is_attention_check for i in items)
-        pairs = sorted({(i.system_a, i.system_b) for i in items if not i.is_attention_check})
-        paras = [
-            f"Protocol **{study.protocol_name}** (\"{study.protocol.get('question', '')}\"), status {study.status}: "
-            f"{len(items)} items ({checks} attention checks), target {sum(i.votes_target for i in items)} votes, "
-            f"{len(votes)} collected.",
-        ]
-        tables = []
-        if votes:
-            tables.append(_win_table(votes, pairs))
-        else:
-            paras.append("No votes yet: win rates appear here once annotators have voted.")
-        sections.append(Section(f"Study {sid}: {study.name}", tuple(paras), tuple(tables), level=3))
-    return sections
+def _tradeoff_sections(results: Sequence[MetricResultRecord], report_dir: Path) -> list[Section]:
+    """FD-vs-CLIP-score and diversity-vs-guidance plots when the metrics were computed at several guidance scales."""
+    if len(guidance_scales(results)) < 2:
+        return []
+    metrics = {r.metric for r in results}
+    figures = []
+    fd = next((m for m in ("fid", "fd") if m in metrics), None)
+    if fd and "clip_score" in metrics:
+        path = metric_tradeoff(results, "clip_score", fd, report_dir / "fd_vs_clip_score.png")
+        if path:
+            figures.append(Figure(path, f"{fd} against CLIP score; points are guidance scales (lower-right is better)."))
+    for metric in ("vendi", "diversity", fd, "clip_score"):
+        if metric and metric in metrics:
+            path = metric_vs_guidance(results, metric, report_dir / f"{metric}_vs_guidance.png")
+            if path:
+                figures.append(Figure(path, f"{metric} against the guidance scale with 95% bootstrap intervals."))
+    if not figures:
+        return []
+    return [Section("Trade-offs over guidance scales", (), (), tuple(figures))]
 
 
-def _win_table(votes: Sequence[object], pairs: Sequence[tuple[str, str]]) -> Table:
-    from eval_protocols.human.winrates import win_rates
+def _metric_provenance(results: Sequence[MetricResultRecord]) -> str:
+    """Which extractor and inputs every metric came from."""
+    if not results:
+        return "Metrics: none computed."
+    seen = sorted({(r.metric, r.extractor_id or "no features", r.inputs_hash[:12]) for r in results})
+    listed = "; ".join(f"{m} from {e} (inputs {h or '—'})" for m, e, h in seen)
+    return f"Metrics: {listed}. Intervals: bootstrap over images/captions as stored with each result."
 
-    import pandas as pd
 
-    df = pd.DataFrame(
-        [{"model_a": v.model_a, "model_b": v.model_b, "winner": v.winner} for v in votes]  # type: ignore[attr-defined]
-    )
-    body = []
-    for wr in win_rates(df):
-        body.append((wr.model_a, wr.model_b, wr.wins, wr.losses, wr.ties, fmt_ci(wr.rate, wr.ci_low, wr.ci_high, 3)))
-    return Table(
-        ("A", "B", "A wins", "B wins", "ties", "P(A beats B) [95% CI]"),
-        rows(body),
-        caption="Ties count as half a win for each side (the GLIDE/unCLIP convention); normal-approximation intervals.",
-    )
+def _vote_provenance(run_dir: RunDir, analysis: StudyAnalysis | None) -> tuple[str, ...]:
+    """Where the votes came from (simulated or human) and how they were analysed."""
+    if analysis is None or len(analysis.votes) == 0:
+        return ("Votes: none yet.",)
+    lines = [f"Votes: {len(analysis.votes)} from {analysis.source} (attention checks included)."]
+    record = run_dir.root / SIMULATION_RECORD
+    if int(analysis.votes["simulated"].sum()) and record.is_file():
+        sim = json.loads(record.read_text(encoding="utf-8"))
+        judges = ", ".join(f"{k}: {v}" for k, v in sorted(sim.get("judges", {}).items()))
+        lines.append(
+            f"Simulated annotators (`{SIMULATION_RECORD}`): settings {sim.get('config')}, judges {judges}; "
+            f"{sim.get('reference_images')} reference images for realism."
+        )
+    if analysis.result is not None:
+        o = analysis.result.options
+        lines.append(
+            f"Analysis: ties {o.ties}, {o.level:.0%} {o.ci} intervals, Holm over every comparison of this report, "
+            f"Bradley–Terry with {o.n_bootstrap} bootstrap replicates (seed {o.seed}), default exclusion policy."
+        )
+    return tuple(lines)
 
 
 def build_document(
@@ -152,9 +169,13 @@ def build_document(
     sections.append(
         Section("Metrics", () if results else ("No metrics computed yet.",), (_metric_table(results),) if results else ())
     )
+    sections += _tradeoff_sections(results, report_dir)
+    analysis = None
     if repo is not None and study_ids:
-        sections.append(Section("Human studies", ()))
-        sections += _study_sections(repo, study_ids)
+        human, analysis = human_sections(
+            repo, study_ids, report_dir, baseline=cfg.study.baseline or None, seed=cfg.study.seed
+        )
+        sections += human
     git = prov.get("git", {})
     pkgs = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items() if v)
     sections.append(
@@ -166,6 +187,8 @@ def build_document(
                 f"device {prov.get('device', {}).get('device')}; Python {prov.get('python')}.",
                 f"Packages: {pkgs}.",
                 f"Seeds: {prov.get('seeds')}. Every image is in `images/` under its sha256 and listed in `manifest.jsonl`.",
+                _metric_provenance(results),
+                *_vote_provenance(run_dir, analysis),
             ),
         )
     )

@@ -1,8 +1,8 @@
-"""`harness run CONFIG`: prompts → generate → score → study → report, each stage resumable.
+"""`harness run CONFIG`: prompts → generate → score → study → simulated votes → report, each stage resumable.
 
 Stages are the same functions the single-step commands call; a rerun of a finished or interrupted run skips the
 work already done (images by content hash and manifest key, features by the cache, metric results by an inputs
-hash, the study by name).
+hash, the study by name, simulated votes by the quotas they fill; ``simulate.enabled = false`` turns them off).
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True, db_url: str | None = 
     from harness.generate import build_generators, generate_run
     from harness.report import write_report
     from harness.score import score_run
+    from harness.simulate_votes import simulate_run
     from harness.storage.repository import Repository
     from harness.study import create_studies
 
@@ -141,6 +142,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True, db_url: str | None = 
     )
     results = score_run(cfg, run_dir, entries, prompts, repo, progress=progress)
     studies = create_studies(cfg, run_dir, entries, prompts, repo)
+    simulate_run(cfg, run_dir, prompts, repo, [s.study_id for s in studies])
     md, html = write_report(
         cfg, run_dir, repo, entries=entries, results=results, study_ids=[s.study_id for s in studies]
     )

@@ -139,7 +139,9 @@ def load_checkpoint(
     if config_path.is_file():
         loaded = json.loads(config_path.read_text(encoding="utf-8"))
         if not isinstance(loaded, dict):
-            raise CheckpointError(f"checkpoint config {config_path} must hold a JSON object, got {type(loaded).__name__}")
+            raise CheckpointError(
+                f"checkpoint config {config_path} must hold a JSON object, got {type(loaded).__name__}"
+            )
         config = loaded
     elif weights.suffix == SAFETENSORS_SUFFIX:
         raise CheckpointError(f"checkpoint config not found: {config_path}; it is written beside the weights by save")
@@ -152,7 +154,7 @@ def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
         if weights.suffix == SAFETENSORS_SUFFIX:
             return load_file(str(weights))
         loaded = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is one user-facing message
+    except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {weights}: {exc}; is it a complete weights file?") from exc
     for key in ("state_dict", "model"):
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):

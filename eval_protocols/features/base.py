@@ -105,7 +105,8 @@ def to_uint8_rgb(image: Any) -> np.ndarray:
     if scaled.shape[2] == 4:
         alpha = scaled[:, :, 3:4] / 255.0
         scaled = scaled[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    result: np.ndarray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return result
 
 
 def _as_array(image: Any) -> np.ndarray:

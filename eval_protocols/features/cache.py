@@ -54,7 +54,8 @@ class FeatureCache:
             self.misses += 1
             return None
         self.hits += 1
-        return np.load(path)
+        result: np.ndarray = np.load(path)
+        return result
 
     def put(self, image_sha256: str, extractor_id: str, features: np.ndarray) -> None:
         """Store one ``(D,)`` feature vector atomically (an existing entry is replaced).

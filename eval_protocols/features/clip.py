@@ -71,7 +71,7 @@ class OpenClipFeatures:
             if random_weights:
                 self.weights_sha256: str | None = None
                 tag = f"random-seed{seed}"
-                self.model = _create(arch, None)
+                self.model: Any = _create(arch, None)
             else:
                 path = _resolve_checkpoint(arch, checkpoint)
                 self.weights_sha256 = sha256_file(path) if path.is_file() else _dir_digest(path)
@@ -161,12 +161,12 @@ def _resolve_checkpoint(arch: str | Mapping[str, Any], checkpoint: str | os.Path
             checkpoint_text,
             "the checkpoint's release (e.g. open_clip_pytorch_model.bin of the model's hub page, or the toy CLIP "
             "trained by this project); a pretrained tag like 'openai' is not a file",
-            f"--clip-weights PATH or ${CLIP_WEIGHTS_ENV}",
+            f"a checkpoint path argument or ${CLIP_WEIGHTS_ENV}=PATH",
         )
     )
 
 
-def _create(arch: str | Mapping[str, Any], path: Path | None) -> torch.nn.Module:
+def _create(arch: str | Mapping[str, Any], path: Path | None) -> Any:
     """The open_clip model for a name or a config dict, with weights from ``path`` (None: random init)."""
     if isinstance(arch, str):
         if arch.startswith("local-dir:"):

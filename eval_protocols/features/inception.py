@@ -76,7 +76,7 @@ def resolve_inception_weights(weights_path: str | os.PathLike[str] | None = None
             "Inception-v3 FID weights",
             candidates[0] if named else f"{candidates[0].parent}/{{{','.join(INCEPTION_FILE_NAMES)}}}",
             f"{INCEPTION_URLS[0]} (or {INCEPTION_URLS[1]}; sha256 starts with {INCEPTION_SHA256_PREFIX})",
-            f"--inception-weights PATH or ${INCEPTION_WEIGHTS_ENV}",
+            f"${INCEPTION_WEIGHTS_ENV}=PATH (or the weights_path argument)",
         )
     )
 
@@ -154,7 +154,8 @@ class InceptionFeatures:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
             raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}; see to_uint8_rgb")
         batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(self.device)
-        return self.net(batch).float().cpu().numpy()
+        result: np.ndarray = self.net(batch).float().cpu().numpy()
+        return result
 
 
 def _build_network(antialias: bool, seed: int) -> _InceptionV3Pool3:

@@ -206,4 +206,8 @@ def oracle_config(classes: Mapping[str, Sequence[str]], width: int, input_size: 
 
 def _paths(path: Path) -> tuple[Path, Path, Path]:
     stem = path.with_suffix("") if path.suffix in (".safetensors", ".json", ".sha256") else path
-    return (stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".sha256"))
+    return (
+        stem.with_name(stem.name + ".safetensors"),
+        stem.with_name(stem.name + ".json"),
+        stem.with_name(stem.name + ".sha256"),
+    )

@@ -25,7 +25,8 @@ from eval_protocols.metrics.registry import MetricInputs, register_metric
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    result: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return result
 
 
 def clip_score_per_sample(image_features: Any, text_features: Any, scale: float = 100.0) -> np.ndarray:
@@ -35,7 +36,8 @@ def clip_score_per_sample(image_features: Any, text_features: Any, scale: float 
     if len(texts) != len(images):
         raise ValueError(f"{len(images)} image features but {len(texts)} text features; pass one caption per image")
     cosine = np.einsum("ij,ij->i", _unit_rows(images), _unit_rows(texts))
-    return scale * np.maximum(cosine, 0.0)
+    result: np.ndarray = scale * np.maximum(cosine, 0.0)
+    return result
 
 
 def clip_score(image_features: Any, text_features: Any, scale: float = 100.0) -> MetricResult:

@@ -24,7 +24,8 @@ from eval_protocols.metrics.registry import MetricInputs, register_metric
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    result: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return result
 
 
 def mean_pairwise_cosine_distance(features: np.ndarray) -> float:

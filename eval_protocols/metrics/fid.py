@@ -69,7 +69,8 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, method: SqrtM
 def _trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor, method: SqrtMethod) -> torch.Tensor:
     """``tr((s1 s2)^{1/2})`` by eigenvalues (module docstring)."""
     if method == "eig":
-        return torch.linalg.eigvals(s1 @ s2).sqrt().real.sum()
+        general: torch.Tensor = torch.linalg.eigvals(s1 @ s2).sqrt().real.sum()
+        return general
     if method != "eigh":
         raise ValueError(f"unknown FD square-root method {method!r}; valid: eigh, eig")
     s1 = (s1 + s1.T) / 2
@@ -78,7 +79,8 @@ def _trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor, method: SqrtMethod) 
         eigvals, eigvecs = torch.linalg.eigh(s1)
         factor = (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T
     middle = factor.T @ s2 @ factor
-    return torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    result: torch.Tensor = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    return result
 
 
 class FrechetDistance(Metric):
@@ -234,10 +236,10 @@ def load_stats(path: str | Path) -> FeatureStats:
 
 def save_stats(path: str | Path, stats: FeatureStats) -> None:
     """Write ``mu``, ``sigma`` (and ``n`` when known) to an ``.npz`` readable by `load_stats` and pytorch-fid."""
-    arrays: dict[str, np.ndarray] = {"mu": stats.mu, "sigma": stats.sigma}
-    if stats.n is not None:
-        arrays["n"] = np.asarray(stats.n)
-    np.savez(path, **arrays)
+    if stats.n is None:
+        np.savez(path, mu=stats.mu, sigma=stats.sigma)
+    else:
+        np.savez(path, mu=stats.mu, sigma=stats.sigma, n=np.asarray(stats.n))
 
 
 def fd_from_features(

@@ -27,7 +27,8 @@ def polynomial_kernel(
 ) -> np.ndarray:
     """``(gamma x y^T + coef)^degree`` for ``x (m, D)``, ``y (n, D)`` (``gamma = 1 / D`` when None); ``(m, n)``."""
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
-    return (gamma * (x @ y.T) + coef) ** degree
+    result: np.ndarray = (gamma * (x @ y.T) + coef) ** degree
+    return result
 
 
 def mmd2_unbiased(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:

@@ -25,7 +25,8 @@ from eval_protocols.metrics.registry import MetricInputs, register_metric
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distances ``(len(a), len(b))`` via ``||a||^2 + ||b||^2 - 2 a.b``, clipped at 0."""
     sq = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * (a @ b.T)
-    return np.sqrt(np.maximum(sq, 0.0))
+    result: np.ndarray = np.sqrt(np.maximum(sq, 0.0))
+    return result
 
 
 def nearest_neighbour_radii(features: np.ndarray, ks: tuple[int, ...], block: int = 1024) -> dict[int, np.ndarray]:

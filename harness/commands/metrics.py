@@ -130,7 +130,8 @@ def _load_groups(path: Path) -> np.ndarray:
     if not path.is_file():
         raise HarnessError(f"groups file not found: {path}; give one caption label per feature row")
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        result: np.ndarray = np.load(path, allow_pickle=False)
+        return result
     return np.array(path.read_text(encoding="utf-8").splitlines())
 
 

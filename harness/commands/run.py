@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"report (HTML): {outcome.report_html}")
     if outcome.study_ids:
         db = f" --db {shlex.quote(args.db)}" if args.db else ""
-        print(f"studies {', '.join(map(str, outcome.study_ids))} are ready for annotators; "
-              f"invite them with: harness study invite STUDY_ID{db}")
+        ids = ", ".join(map(str, outcome.study_ids))
+        print(f"studies {ids} are ready for annotators")
+        print(f"open the voting app (prints the admin URL): harness app{db}")
+        print(f"invite annotators: harness study invite {outcome.study_ids[0]} --n 3{db}")
     return 0

@@ -53,7 +53,11 @@ def load_frozen_clip(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]
     if not isinstance(config, dict):
         raise ValueError(f"{path} is not a CLIP checkpoint of `harness train clip` (no model_config in its JSON)")
     model = load_clip(config, path)
-    return model, {"file": Path(path).with_suffix("").name, "sha256": digest, "trained_steps": meta.get("trained_steps")}
+    return model, {
+        "file": Path(path).with_suffix("").name,
+        "sha256": digest,
+        "trained_steps": meta.get("trained_steps"),
+    }
 
 
 def train_decoder(
@@ -94,7 +98,12 @@ def train_decoder(
         prompts = [c for c in GRID_CAPTIONS for _ in range(GRID_PER_CAPTION)]
         gens = list(grid_generators(len(prompts)))
         images = text_unet_images(
-            Stage(weights, diffusion), tokenizer, prompts, gens, GRID_SETTINGS, extra_cond={"clip_emb": grid_images},
+            Stage(weights, diffusion),
+            tokenizer,
+            prompts,
+            gens,
+            GRID_SETTINGS,
+            extra_cond={"clip_emb": grid_images},
             device=device,
         )
         return to_uint8(images)
@@ -108,10 +117,23 @@ def train_decoder(
     }
     run_config = {"model": "unclip_decoder", "clip_sha256": clip_ref["sha256"], **_spec_json(spec)}
     return run_stage_training(
-        network, diffusion, batch_fn, optim, out_dir, name=EXPORT_NAME, meta=meta, run_config=run_config,
-        data_seed=spec.data.data_seed, device=device, bf16=spec.bf16,
-        export=Path(spec.export) if spec.export else None, fp16=spec.fp16, grid_fn=grid_fn,
-        grid_every=spec.grid_every, grid_columns=GRID_PER_CAPTION, resume=resume,
+        network,
+        diffusion,
+        batch_fn,
+        optim,
+        out_dir,
+        name=EXPORT_NAME,
+        meta=meta,
+        run_config=run_config,
+        data_seed=spec.data.data_seed,
+        device=device,
+        bf16=spec.bf16,
+        export=Path(spec.export) if spec.export else None,
+        fp16=spec.fp16,
+        grid_fn=grid_fn,
+        grid_every=spec.grid_every,
+        grid_columns=GRID_PER_CAPTION,
+        resume=resume,
     )
 
 

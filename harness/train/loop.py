@@ -153,6 +153,7 @@ def train_loop(
     ema = Ema(model, spec.ema_decay) if spec.ema_decay else None
     start, elapsed = _restore(state_path, model, optimizer, ema, run_config, resume)
     (out_dir / "run.json").write_text(json.dumps({**run_config, "optim": asdict(spec)}, indent=2) + "\n")
+    _truncate_log(out_dir / LOG_FILE, start)
     log = (out_dir / LOG_FILE).open("a", encoding="utf-8")
     model.train()
     t0 = time.monotonic() - elapsed
@@ -227,6 +228,16 @@ def _restore(
     if ema is not None and state.get("ema") is not None:
         ema.load_state_dict(state["ema"])
     return int(state["step"]), float(state.get("elapsed_s", 0.0))
+
+
+def _truncate_log(path: Path, start: int) -> None:
+    """Drop log lines of steps after ``start`` (logged by a run killed after its last saved state)."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= start]
+    if len(kept) != len(lines):
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def _checkpoint(

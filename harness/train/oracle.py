@@ -43,8 +43,16 @@ LABEL_SMOOTHING = 0.02
 
 # Fixed, mid-range strengths for the degraded evaluation (each applied to every image).
 EVAL_DEGRADE = DegradeSpec(
-    p=1.0, shear=0.05, rotation_deg=3.0, warp_px=0.4, blur_sigma=(0.6, 0.6), gain=0.07, offset=0.035,
-    saturation=(0.85, 1.15), noise_sigma=(0.05, 0.05), levels=(24, 24),
+    p=1.0,
+    shear=0.05,
+    rotation_deg=3.0,
+    warp_px=0.4,
+    blur_sigma=(0.6, 0.6),
+    gain=0.07,
+    offset=0.035,
+    saturation=(0.85, 1.15),
+    noise_sigma=(0.05, 0.05),
+    levels=(24, 24),
 )
 
 
@@ -91,7 +99,10 @@ def train_oracle(
         torch.manual_seed(model_seed)
         network = AttributeCNN({k: len(v) for k, v in CLASSES.items()}, width=width, input_size=32)
     stream = ReplayStream(
-        lambda i: single_object_example(data_seed, i), batch=batch, fresh=min(fresh, batch), window=window,
+        lambda i: single_object_example(data_seed, i),
+        batch=batch,
+        fresh=min(fresh, batch),
+        window=window,
         seed=data_seed,
     )
 
@@ -101,14 +112,25 @@ def train_oracle(
         labels = torch.from_numpy(np.stack([label for _, label in examples]))
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([data_seed, step]).generate_state(1)[0]))
         logits = network(degrade(images, augment, generator))
-        losses = [F.cross_entropy(logits[n], labels[:, k], label_smoothing=LABEL_SMOOTHING) for k, n in enumerate(ATTRIBUTES)]
+        losses = [
+            F.cross_entropy(logits[n], labels[:, k], label_smoothing=LABEL_SMOOTHING) for k, n in enumerate(ATTRIBUTES)
+        ]
         with torch.no_grad():
-            acc = {f"acc_{n}": float((logits[n].argmax(1) == labels[:, k]).float().mean()) for k, n in enumerate(ATTRIBUTES)}
+            acc = {
+                f"acc_{n}": float((logits[n].argmax(1) == labels[:, k]).float().mean())
+                for k, n in enumerate(ATTRIBUTES)
+            }
         return torch.stack(losses).sum(), acc
 
     run_config = {
-        "model": "oracle", "width": width, "batch": batch, "data_seed": data_seed, "fresh": fresh, "window": window,
-        "augment": asdict(augment), "model_seed": model_seed,
+        "model": "oracle",
+        "width": width,
+        "batch": batch,
+        "data_seed": data_seed,
+        "fresh": fresh,
+        "window": window,
+        "augment": asdict(augment),
+        "model_seed": model_seed,
     }
     targets = [out_dir / EXPORT_NAME] + ([export] if export is not None else [])
 
@@ -123,7 +145,9 @@ def train_oracle(
     return {**summary, "exports": [str(t) for t in targets]}
 
 
-def held_out_single_objects(n: int, seed: int = 2, split: str = "test", size: int = 32) -> tuple[np.ndarray, dict[str, list[str]]]:
+def held_out_single_objects(
+    n: int, seed: int = 2, split: str = "test", size: int = 32
+) -> tuple[np.ndarray, dict[str, list[str]]]:
     """The first ``n`` single-object scenes of ``split`` (seed ``seed``): ``(uint8 (n, size, size, 3), truths)``."""
     images, truth = [], {name: [] for name in ATTRIBUTES}
     for scene in _single_object_scenes(seed, split):
@@ -162,7 +186,10 @@ def evaluate_oracle(oracle: ToyAttributeOracle, n: int = 1000, seed: int = 2, sp
     """Accuracy of ``oracle`` on ``n`` fresh held-out single-object renders, clean and degraded (module docstring)."""
     images32, truth = held_out_single_objects(n, seed, split, 32)
     images64, _ = held_out_single_objects(n, seed, split, 64)
-    results = {"clean32": accuracy(oracle.predict(images32), truth), "clean64": accuracy(oracle.predict(images64), truth)}
+    results = {
+        "clean32": accuracy(oracle.predict(images32), truth),
+        "clean64": accuracy(oracle.predict(images64), truth),
+    }
     clean = torch.from_numpy(images32).permute(0, 3, 1, 2).float() / 255
     conditions = [(op, (op,)) for op in OPERATIONS] + [("all_degradations", OPERATIONS)]
     for k, (name, ops) in enumerate(conditions):

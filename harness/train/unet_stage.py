@@ -73,8 +73,14 @@ def run_stage_training(
     network.to(device)
     step_fn = diffusion_step_fn(network, diffusion_config, batch_fn, data_seed=data_seed, device=device, bf16=bf16)
     export_fn = make_exporter(
-        out_dir, name, {**meta, "run": dict(run_config)}, export=export, fp16=fp16, grid_fn=grid_fn,
-        grid_every=grid_every, grid_columns=grid_columns,
+        out_dir,
+        name,
+        {**meta, "run": dict(run_config)},
+        export=export,
+        fp16=fp16,
+        grid_fn=grid_fn,
+        grid_every=grid_every,
+        grid_columns=grid_columns,
     )
     summary = train_loop(
         network, step_fn, optim, out_dir, run_config=run_config, export=export_fn, resume=resume, desc=f"train {name}"

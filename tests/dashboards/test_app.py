@@ -212,3 +212,13 @@ def test_results_update_after_a_vote(store: VotingStore, repo: Repository) -> No
     a_won = vote.winner == ("model_a" if frame["system A"][0] == vote.model_a else "model_b")
     assert frame["P(A beats B) %"][0] == (100.0 if a_won else 0.0)
     assert {frame["system A"][0], frame["system B"][0]} == {SYSTEM_A, SYSTEM_B}
+
+
+def test_admin_pages_closed_when_no_secret_is_configured(
+    store: VotingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HARNESS_ADMIN_SECRET")
+    for params in ({"page": "admin"}, {"admin": ""}, {"admin": "anything"}, {"page": "results"}):
+        at = _app(**params)
+        assert not at.exception and not at.dataframe and not at.text_input
+        assert any("disabled" in e.value for e in at.error)

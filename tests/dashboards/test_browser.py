@@ -118,6 +118,10 @@ def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore
             shot_dir.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot_dir / "vote_page.png"), full_page=True)
 
+            with Repository.open(store.url) as repo:
+                shown = repo.next_item_for(annotator.annotator_id, store.study_id)
+            assert shown is not None
+            expect(page.locator(f".st-key-vote-{shown[0].assignment_id}-left button")).to_be_visible()
             page.keyboard.press("ArrowLeft")  # keyboard vote
             expect(page.get_by_text(f"1 of {store.n_items} items done")).to_be_visible()
             expect(stimuli.first).not_to_have_attribute("src", first_srcs[0])  # the next item is shown
@@ -141,7 +145,8 @@ def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore
         votes = repo.load_votes(store.study_id)
     assert [v.choice for v in votes] == ["left", "right"]
     assert {v.annotator_id for v in votes} == {annotator.annotator_id}
-    assert len({v.assignment_id for v in votes}) == 2 and all(v.response_ms > 0 for v in votes)
+    assert [v.assignment_id for v in votes] == [shown[0].assignment_id, pending[0].assignment_id]  # what was on screen
+    assert all(v.response_ms > 0 for v in votes)
     for v in votes:
         shown_left = v.left_model
         assert v.winner == ("tie" if v.choice == "tie" else

@@ -57,7 +57,9 @@ def test_64_pixel_inputs_are_block_averaged_to_32() -> None:
     small = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     big = small.repeat(2, axis=1).repeat(2, axis=2)  # each pixel a 2x2 block: block mean gives `small` back
     for name in CLASSES:
-        assert np.allclose(oracle.predict(small).probabilities[name], oracle.predict(big).probabilities[name], atol=1e-5)
+        assert np.allclose(
+            oracle.predict(small).probabilities[name], oracle.predict(big).probabilities[name], atol=1e-5
+        )
 
 
 def test_accuracy_per_attribute_and_all() -> None:

@@ -6,12 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import open_clip
-import pytest
 import torch
 
 from eval_protocols.features.clip import OpenClipFeatures
 from harness.data import toyworld
-from harness.train.clip import ClipDataSpec, clip_pair_stream, evaluate_retrieval, paraphrases, retrieval_pairs, train_clip
+from harness.train.clip import (
+    ClipDataSpec,
+    clip_pair_stream,
+    evaluate_retrieval,
+    paraphrases,
+    retrieval_pairs,
+    train_clip,
+)
 from harness.train.loop import OptimSpec, make_adamw
 from models.checkpoints import load_checkpoint
 from models.networks.clip import build_clip, clip_tokenizer, load_clip, load_clip_config, preprocess_uint8

@@ -81,7 +81,13 @@ def _regression(out: Path, steps: int, resume: bool, ema: float | None = 0.9) ->
     spec = OptimSpec(steps=steps, lr=0.1, warmup_steps=2, ema_decay=ema, checkpoint_every=3, log_every=1)
     exported: list[int] = []
     train_loop(
-        model, step_fn, spec, out, run_config={"m": 1}, export=lambda m, s: exported.append(s), resume=resume,
+        model,
+        step_fn,
+        spec,
+        out,
+        run_config={"m": 1},
+        export=lambda m, s: exported.append(s),
+        resume=resume,
         desc="test",
     )
     assert exported and exported[-1] == steps
@@ -122,6 +128,12 @@ def test_existing_state_needs_resume_and_the_same_run(tmp_path: Path) -> None:
     model = torch.nn.Linear(3, 1)
     with pytest.raises(HarnessError, match="different model or data"):
         train_loop(
-            model, lambda s: (model.weight.sum(), {}), OptimSpec(steps=4), tmp_path, run_config={"m": 2},
-            export=lambda m, s: None, resume=True, desc="t",
+            model,
+            lambda s: (model.weight.sum(), {}),
+            OptimSpec(steps=4),
+            tmp_path,
+            run_config={"m": 2},
+            export=lambda m, s: None,
+            resume=True,
+            desc="t",
         )

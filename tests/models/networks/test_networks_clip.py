@@ -100,7 +100,9 @@ def test_foreign_open_clip_file_loads(tmp_path: Path) -> None:
     model = build_clip(TINY, seed=4).eval()
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "clip.bin")
     loaded = load_clip(TINY, tmp_path / "clip.bin")
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True)
+    )
 
 
 def test_missing_weights_name_the_file(tmp_path: Path) -> None:

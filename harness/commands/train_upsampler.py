@@ -1,0 +1,39 @@
+"""``harness train upsampler``: the 32→64 toy upsampler (no text, blur conditioning augmentation).
+
+Example::
+
+    harness train upsampler --out runs/upsampler-toy --steps 3000 --batch 16 --bf16 \
+        --export checkpoints/toy/unclip_upsampler_toy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.commands.train_stages import add_stage_arguments, optim_spec, stage_spec
+from harness.errors import HarnessError
+from harness.train.upsampler import DEFAULT_CONFIG, train_upsampler
+
+
+def register(actions: Any) -> None:
+    """Add ``upsampler`` to ``harness train``'s subparsers."""
+    parser = actions.add_parser(
+        "upsampler",
+        help="train the 32->64 toy upsampler (Gaussian-blur conditioning augmentation)",
+        description="Train the unconditional 32->64 upsampler on pairs of toy-world renders.",
+    )
+    add_stage_arguments(parser, steps=3000, lr=1e-3, batch=16, config=DEFAULT_CONFIG, size=64)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; prints the summary as JSON."""
+    try:
+        summary = train_upsampler(Path(args.out), optim_spec(args), stage_spec(args), resume=args.resume)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from exc
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,274 @@
+"""Simulated annotators that vote through the repository, exactly as people do, until every item's quota is met.
+
+Until humans vote, a run's report still needs win rates; they come from simulated annotators, clearly labelled
+everywhere: their names start with ``sim-`` (`harness.vote_table.SIMULATED_PREFIX`), reports say "simulated
+annotators", and ``<run dir>/simulated_votes.json`` records who they were and which judges they used.
+
+Each one is invited with `Repository.create_annotator`, asks for work with `Repository.next_item_for` and answers with
+`Repository.record_vote_and_next` (the voting page's call), so quotas, one-vote-per-item, side counterbalancing and
+attention checks are enforced by the same code as for people. The round-robin loop stops when no annotator gets an
+item any more: with at least as many annotators as the largest vote target, every quota is then met exactly.
+
+Decision model of a careful annotator on an item with left/right sides L, R (`harness.sim_judges` scores):
+
+    Δ = (s(L) − s(R)) / σ_protocol + β + η·ε,   ε ~ N(0, 1)
+    choice = "tie" if ties are allowed and |Δ| < τ, else "left" if Δ > 0 else "right"
+
+with σ_protocol the root mean square of the score differences s(A) − s(B) over the study's ordinary items (so Δ
+and the noise η are in units of the typical difference between the two sides of an item), β the position bias (towards the left), η the noise and τ = `TIE_MARGIN`. A careless
+annotator answers left / right / tie with probabilities 0.45 / 0.45 / 0.1 (no tie when not offered), fast.
+Response times: careful ≈ lognormal around 3 s, careless ≈ 0.5 s. Every draw of a vote comes from a generator seeded
+by (seed, annotator index, item position, protocol), so a vote does not depend on the order of the loop.
+
+A rerun adds no votes: the existing ``sim-`` annotators are reused, and a study whose quotas are met hands out
+nothing. Studies with human votes, and studies that are not open, are left alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.config import RunConfig, SimulateConfig
+from harness.manifest import RunDir
+from harness.prompts import PromptRecord
+from harness.errors import HarnessError
+from harness.sim_judges import Judge, judge_for, stack
+from harness.vote_table import SIMULATED_PREFIX
+
+if TYPE_CHECKING:
+    from harness.storage.records import ItemRecord
+    from harness.storage.repository import Repository
+
+TIE_MARGIN = 0.15
+CARELESS_PROBS = (0.45, 0.45, 0.10)
+CAREFUL_MEDIAN_MS = 3000.0
+CARELESS_MEDIAN_MS = 500.0
+SIMULATION_RECORD = "simulated_votes.json"
+
+
+@dataclass(frozen=True)
+class SimulatedStudyVotes:
+    """What the simulated annotators did in one study.
+
+    Attributes:
+        study_id: the study.
+        votes_added: votes recorded by this call (0 on a rerun).
+        annotators: names of the simulated annotators of the study.
+        careless: those of them who answer at random.
+        judge_id: the judge (extractor, weights) their answers came from.
+        skipped: why the study was left alone (``""`` when it was not).
+    """
+
+    study_id: int
+    votes_added: int
+    annotators: tuple[str, ...]
+    careless: tuple[str, ...]
+    judge_id: str
+    skipped: str = ""
+
+
+def annotator_name(k: int) -> str:
+    """``sim-01``, ``sim-02``, ...: the name of the k-th (0-based) simulated annotator."""
+    return f"{SIMULATED_PREFIX}{k + 1:02d}"
+
+
+def careless_indices(n: int, share: float, seed: int) -> frozenset[int]:
+    """Which of ``n`` annotators are careless: ``round(share·n)`` of them, drawn with ``seed``."""
+    if not 0.0 <= share <= 1.0:
+        raise HarnessError(f"simulate.careless_share = {share} is not in [0, 1]; use e.g. 0.15")
+    rng = np.random.default_rng([seed, 0xCA4E1E55])
+    return frozenset(int(i) for i in rng.permutation(n)[: int(round(share * n))])
+
+
+def vote_rng(seed: int, annotator: int, position: int, protocol: str) -> np.random.Generator:
+    """The generator of one annotator's vote on one item (order-independent)."""
+    return np.random.default_rng([seed, annotator, position, zlib.crc32(protocol.encode("utf-8"))])
+
+
+def decide(
+    delta: float, *, careless: bool, allow_tie: bool, cfg: SimulateConfig, rng: np.random.Generator
+) -> tuple[str, int]:
+    """One answer (``left | right | tie``) and its response time in ms (module docstring).
+
+    Args:
+        delta: standardised score difference left − right, (s(L) − s(R)) / σ.
+        careless: whether the annotator answers at random.
+        allow_tie: whether "Not sure" is offered.
+        cfg: position bias and noise.
+        rng: this vote's generator.
+    """
+    if careless:
+        probs = np.array(CARELESS_PROBS if allow_tie else (0.5, 0.5, 0.0))
+        choice = str(rng.choice(("left", "right", "tie"), p=probs / probs.sum()))
+        return choice, int(CARELESS_MEDIAN_MS * rng.lognormal(0.0, 0.3))
+    d = delta + cfg.position_bias + cfg.noise * rng.standard_normal()
+    if allow_tie and abs(d) < TIE_MARGIN:
+        choice = "tie"
+    else:
+        choice = "left" if d > 0 else "right"
+    return choice, int(CAREFUL_MEDIAN_MS * rng.lognormal(0.0, 0.4))
+
+
+class ItemScores:
+    """Judge scores of both sides of every item of a study, cached by the side's image hashes."""
+
+    def __init__(self, judge: Judge, load: Callable[[tuple[str, ...]], np.ndarray]) -> None:
+        self.judge = judge
+        self.load = load
+        self._cache: dict[tuple[tuple[str, ...], str], float] = {}
+
+    def side(self, images: tuple[str, ...], caption: str) -> float:
+        key = (images, caption)
+        if key not in self._cache:
+            self._cache[key] = self.judge(self.load(images), caption)
+        return self._cache[key]
+
+    def scale(self, items: list[ItemRecord]) -> float:
+        """σ = root mean square of s(A) − s(B) over the ordinary items (1 when every difference is 0)."""
+        diffs = [self.side(i.images_a, i.prompt) - self.side(i.images_b, i.prompt)
+                 for i in items if not i.is_attention_check]
+        rms = float(np.sqrt(np.mean(np.square(diffs)))) if diffs else 0.0
+        return rms if rms > 1e-12 else 1.0
+
+    def delta(self, item: ItemRecord, scale: float) -> float:
+        """(s(left) − s(right)) / σ."""
+        a, b = self.side(item.images_a, item.prompt), self.side(item.images_b, item.prompt)
+        return (a - b) / scale if item.left == "a" else (b - a) / scale
+
+
+def image_loader(repo: Repository) -> Callable[[tuple[str, ...]], np.ndarray]:
+    """Load images by sha256 through `Repository.image_paths` (``uint8 (n, H, W, 3)``)."""
+    from eval_protocols.features.base import load_image_file
+
+    def load(sha256s: tuple[str, ...]) -> np.ndarray:
+        paths = repo.image_paths(sha256s)
+        missing = [s for s in sha256s if s not in paths]
+        if missing:
+            raise HarnessError(f"image {missing[0][:16]}… of a study item is not in the store; rerun `harness run`")
+        return stack([load_image_file(paths[s]) for s in sha256s])
+
+    return load
+
+
+def simulate_study(
+    repo: Repository,
+    study_id: int,
+    judges: Mapping[str, Judge],
+    cfg: SimulateConfig,
+    *,
+    load: Callable[[tuple[str, ...]], np.ndarray] | None = None,
+) -> SimulatedStudyVotes:
+    """Let ``cfg.annotators`` simulated annotators vote in one study until every quota is met (idempotent).
+
+    Args:
+        repo: the store.
+        study_id: the study.
+        judges: judges by protocol name (`harness.sim_judges.make_judges`).
+        cfg: the ``[simulate]`` section.
+        load: images by sha256 (default: through the store's image paths).
+
+    Raises:
+        HarnessError: unknown study, too few annotators for the vote targets, or no judge for the protocol.
+    """
+    study = repo.get_study(study_id)
+    if study is None:
+        raise HarnessError(f"study {study_id} does not exist; list studies with `harness study list`")
+    items = repo.list_items(study_id)
+    try:
+        judge = judge_for(dict(judges), study.protocol_name, str(study.protocol.get("attention_check_kind", "")))
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from None
+    existing = [a for a in repo.list_annotators(study_id) if a.name.startswith(SIMULATED_PREFIX)]
+    careless = careless_indices(cfg.annotators, cfg.careless_share, cfg.seed)
+    names = tuple(annotator_name(k) for k in range(cfg.annotators))
+    careless_names = tuple(names[k] for k in sorted(careless))
+
+    def result(added: int, skipped: str = "") -> SimulatedStudyVotes:
+        return SimulatedStudyVotes(study_id, added, names, careless_names, judge.judge_id, skipped)
+
+    sim_ids = {a.annotator_id for a in existing}
+    if any(v.annotator_id not in sim_ids for v in repo.load_votes(study_id)):
+        return result(0, "humans have voted")
+    if study.status != "open":
+        return result(0, f"study is {study.status}")
+    target = max((i.votes_target or study.votes_per_item for i in items), default=0)
+    if cfg.annotators < target:
+        raise HarnessError(
+            f"simulate.annotators = {cfg.annotators} < {target} votes wanted per item; set simulate.annotators >= {target}"
+        )
+    by_name = {a.name: a for a in existing}
+    annotators = [by_name.get(n) or repo.create_annotator(study_id, n)[0] for n in names]
+    current = {k: repo.next_item_for(a.annotator_id, study_id) for k, a in enumerate(annotators)}
+    if all(v is None for v in current.values()):
+        return result(0)
+    scores = ItemScores(judge, load or image_loader(repo))
+    scale = scores.scale(items)
+    added = 0
+    while any(v is not None for v in current.values()):
+        for k, annotator in enumerate(annotators):
+            work = current[k]
+            if work is None:
+                continue
+            assignment, item = work
+            rng = vote_rng(cfg.seed, k, item.position, study.protocol_name)
+            choice, ms = decide(
+                scores.delta(item, scale), careless=k in careless, allow_tie=study.allow_tie, cfg=cfg, rng=rng
+            )
+            _, current[k] = repo.record_vote_and_next(
+                assignment.assignment_id, choice, ms, annotator_id=annotator.annotator_id
+            )
+            added += 1
+    return result(added)
+
+
+def simulate_run(
+    cfg: RunConfig,
+    run_dir: RunDir,
+    prompts: Sequence[PromptRecord],
+    repo: Repository,
+    study_ids: Sequence[int],
+) -> list[SimulatedStudyVotes]:
+    """Simulated votes in every study of a run (idempotent); records them in ``<run dir>/simulated_votes.json``.
+
+    The realism judge compares with the run's reference images (`harness.score.reference_images`).
+
+    Raises:
+        HarnessError: the run has no reference images (an ``.npz`` reference), or see `simulate_study`.
+    """
+    from eval_protocols.features.base import load_image_file
+    from harness.score import reference_images
+    from harness.sim_judges import make_judges
+
+    if not cfg.simulate.enabled or not study_ids:
+        return []
+    files = reference_images(cfg, run_dir, prompts)
+    if not files:
+        raise HarnessError(
+            "simulated annotators judge photorealism against reference images, but metrics.reference is an .npz; "
+            "set metrics.reference to \"toyworld\" or an image folder, or set simulate.enabled = false"
+        )
+    judges = make_judges(stack([load_image_file(f) for f in files]))
+    done = [simulate_study(repo, sid, judges, cfg.simulate) for sid in study_ids]
+    previous = run_dir.read_json(SIMULATION_RECORD) if (run_dir.root / SIMULATION_RECORD).is_file() else {}
+    studies = {str(d.study_id): dataclasses.asdict(d) for d in done}
+    for key, old in previous.get("studies", {}).items():
+        if key in studies:
+            studies[key]["votes_added"] += int(old.get("votes_added", 0))
+    run_dir.write_json(
+        SIMULATION_RECORD,
+        {
+            "simulated": True,
+            "config": dataclasses.asdict(cfg.simulate),
+            "tie_margin": TIE_MARGIN,
+            "reference_images": len(files),
+            "judges": {name: j.judge_id for name, j in judges.items()},
+            "studies": studies,
+        },
+    )
+    return done

@@ -1,0 +1,58 @@
+"""``harness train``: subcommands registered per model module, help, and one-line errors for missing weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+
+
+@pytest.fixture(autouse=True)
+def _train_command_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run whether or not harness/cli.py lists the command yet."""
+    if "harness.commands.train" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "harness.commands.train"))
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_help_lists_the_trainers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train"]) == 2
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("clip", "oracle", "evaluate-clip", "evaluate-oracle"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "clip", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert all(flag in out for flag in ("--out", "--steps", "--batch", "--resume", "--ema", "--export"))
+
+
+def test_missing_clip_checkpoint_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["train", "evaluate-clip", str(tmp_path / "gone.safetensors")]) == 2
+    line = one_error_line(capsys)
+    assert "not found" in line and "gone.safetensors" in line
+
+
+def test_missing_oracle_checkpoint_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["train", "evaluate-oracle", str(tmp_path / "gone.safetensors")]) == 2
+    line = one_error_line(capsys)
+    assert "not found" in line and "gone.safetensors" in line
+
+
+def test_out_dir_with_a_state_needs_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "oracle", "--out", str(tmp_path), "--steps", "1", "--batch", "4", "--width", "8", "--fresh", "4"]
+    assert cli.main([*args, "--warmup", "1", "--window", "8"]) == 0
+    capsys.readouterr()
+    assert cli.main([*args, "--warmup", "1", "--window", "8"]) == 2
+    assert "--resume" in one_error_line(capsys)
+    assert cli.main([*args, "--warmup", "1", "--window", "8", "--resume"]) == 0
