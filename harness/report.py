@@ -54,7 +54,8 @@ def sample_grid(run_dir: RunDir, entries: Sequence[ManifestEntry], out: Path, pe
     grid = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles])
     scale = max(1, 512 // grid.shape[1])
     if scale > 1:
-        grid = np.asarray(Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST))
+        size = (grid.shape[1] * scale, grid.shape[0] * scale)
+        grid = np.asarray(Image.fromarray(grid).resize(size, Image.Resampling.NEAREST))
     atomic_write_bytes(out, encode_png(grid))
     return out
 
@@ -157,8 +158,11 @@ def build_document(
     overview = Section(
         "Run",
         (
-            f"Run `{cfg.run_id}`: {len({e.prompt_id for e in entries})} captions from `{cfg.prompts.source}`"
-            f" (split {cfg.prompts.split}), {cfg.sampling.seeds_per_prompt} seeds per caption, {len(entries)} images.",
+            (
+                f"Run `{cfg.run_id}`: {len({e.prompt_id for e in entries})} captions from `{cfg.prompts.source}`"
+                f" (split {cfg.prompts.split}), {cfg.sampling.seeds_per_prompt} seeds per caption, "
+                f"{len(entries)} images."
+            ),
         ),
         (systems,),
     )
@@ -182,9 +186,11 @@ def build_document(
         Section(
             "Provenance",
             (
-                f"Config sha256 `{cfg.config_hash()}`; git commit `{git.get('commit')}`"
-                f"{' (uncommitted changes)' if git.get('dirty') else ''}; created {prov.get('created_at')}; "
-                f"device {prov.get('device', {}).get('device')}; Python {prov.get('python')}.",
+                (
+                    f"Config sha256 `{cfg.config_hash()}`; git commit `{git.get('commit')}`"
+                    f"{' (uncommitted changes)' if git.get('dirty') else ''}; created {prov.get('created_at')}; "
+                    f"device {prov.get('device', {}).get('device')}; Python {prov.get('python')}."
+                ),
                 f"Packages: {pkgs}.",
                 f"Seeds: {prov.get('seeds')}. Every image is in `images/` under its sha256 and listed in `manifest.jsonl`.",
                 _metric_provenance(results),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
     from eval_protocols.human.winrates import WinRate
@@ -136,9 +136,10 @@ def metric_vs_guidance(results: Sequence[MetricResultRecord], metric: str, out: 
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for system, per_g in sorted(by_system.items()):
         scales = sorted(per_g)
-        value = [per_g[g].value for g in scales]
-        low = [per_g[g].value - (per_g[g].ci_low if per_g[g].ci_low is not None else per_g[g].value) for g in scales]
-        high = [(per_g[g].ci_high if per_g[g].ci_high is not None else per_g[g].value) - per_g[g].value for g in scales]
+        records = [per_g[g] for g in scales]
+        value = [r.value for r in records]
+        low = [r.value - (r.ci_low if r.ci_low is not None else r.value) for r in records]
+        high = [(r.ci_high if r.ci_high is not None else r.value) - r.value for r in records]
         ax.errorbar(scales, value, yerr=[low, high], marker="o", capsize=3, label=system)
     ax.set_xlabel("guidance scale")
     ax.set_ylabel(metric)

@@ -48,6 +48,8 @@ class StudyAnalysis:
     result: AnalysisResult | None
     source: str
     """`harness.vote_table.vote_source`: simulated, human or mixed."""
+    problem: str = ""
+    """Why votes exist but could not be analysed (e.g. every annotator excluded)."""
 
 
 def analyze_studies(
@@ -63,7 +65,7 @@ def analyze_studies(
     try:
         result = analyze_votes(votes, options)
     except ValueError as exc:  # e.g. every annotator excluded: the report says so instead of failing
-        return StudyAnalysis(votes, None, f"{vote_source(votes)} (not analysable: {exc})")
+        return StudyAnalysis(votes, None, vote_source(votes), str(exc))
     return StudyAnalysis(votes, result, vote_source(votes))
 
 
@@ -136,8 +138,8 @@ def bias_table(result: AnalysisResult) -> Table:
         b = p.position_bias
         if b is None:
             continue
-        body.append((p.protocol, b.left_wins, b.decisive, f"{_pct(b.left_win_rate)} [{_pct(b.ci_low)}, "
-                     f"{_pct(b.ci_high)}]", f"{b.p_value:.3g}"))
+        rate = f"{_pct(b.left_win_rate)} [{_pct(b.ci_low)}, {_pct(b.ci_high)}]"
+        body.append((p.protocol, b.left_wins, b.decisive, rate, f"{b.p_value:.3g}"))
     return Table(
         ("protocol", "left wins", "decisive votes", "left-win rate [95% Wilson]", "p (vs 50%)"),
         rows(body),
@@ -199,8 +201,9 @@ def human_sections(
     sections = [Section("Human evaluation", (_design_paragraph(repo, study_ids, analysis) + sim_note,))]
     result = analysis.result
     if result is None:
-        sections.append(Section("Win rates", ("No votes yet: win rates appear here once annotators have voted.",),
-                                level=3))
+        text = (f"The votes cannot be analysed: {analysis.problem}." if analysis.problem
+                else "No votes yet: win rates appear here once annotators have voted.")
+        sections.append(Section("Win rates", (text,), level=3))
         return sections, analysis
     votes = analysis.votes
     sections.append(Section(f"Table 1: P(A beats B), {label}", (), (table1(result), pair_table(result)), level=3))
@@ -213,10 +216,13 @@ def human_sections(
     sections.append(Section(f"Ratings and position bias, {label}", (), (ratings_table(result), bias_table(result)),
                             level=3))
     excluded = ", ".join(e.annotator for e in result.excluded) or "nobody"
+    summary = (
+        f"{votes['annotator'].nunique()} annotators; {int(votes['expected'].notna().sum())} attention-check votes; "
+        f"excluded: {excluded}."
+    )
     sections.append(Section(
         f"Annotators, {label}",
-        (f"{votes['annotator'].nunique()} annotators; {int(votes['expected'].notna().sum())} attention-check votes; "
-         f"excluded: {excluded}.",),
+        (summary,),
         (annotator_table(votes, result), agreement_table(votes)),
         level=3,
     ))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,5 +115,5 @@ def fmt_ci(value: float, low: float | None, high: float | None, digits: int = 3)
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def rows(items: Sequence[Sequence[object]]) -> tuple[tuple[str, ...], ...]:
+def rows(items: Iterable[Sequence[object]]) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(str(c) for c in row) for row in items)

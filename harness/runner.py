@@ -72,7 +72,7 @@ def store_run(
             RunRecord(
                 run_id=run_id,
                 name=name,
-                created_at=dt.datetime.fromisoformat(created) if created else dt.datetime.now(dt.timezone.utc),
+                created_at=dt.datetime.fromisoformat(created) if created else dt.datetime.now(dt.UTC),
                 run_dir=str(run_dir.root.resolve()),
                 config=config,
                 provenance=provenance,

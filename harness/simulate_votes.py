@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.config import RunConfig, SimulateConfig
+from harness.errors import HarnessError
 from harness.manifest import RunDir
 from harness.prompts import PromptRecord
-from harness.errors import HarnessError
 from harness.sim_judges import Judge, judge_for, stack
 from harness.vote_table import SIMULATED_PREFIX
 
@@ -83,7 +83,7 @@ def careless_indices(n: int, share: float, seed: int) -> frozenset[int]:
     if not 0.0 <= share <= 1.0:
         raise HarnessError(f"simulate.careless_share = {share} is not in [0, 1]; use e.g. 0.15")
     rng = np.random.default_rng([seed, 0xCA4E1E55])
-    return frozenset(int(i) for i in rng.permutation(n)[: int(round(share * n))])
+    return frozenset(int(i) for i in rng.permutation(n)[: round(share * n)])
 
 
 def vote_rng(seed: int, annotator: int, position: int, protocol: str) -> np.random.Generator:

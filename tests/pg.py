@@ -15,6 +15,7 @@ Use them from any test folder with ``from pg import postgres_server, postgres_ur
 
 from __future__ import annotations
 
+import atexit
 import glob
 import itertools
 import os
@@ -22,7 +23,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -134,22 +134,42 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_SHARED: dict[str, PostgresServer | str] = {}
+
+
+def shared_server() -> PostgresServer:
+    """The one server of this test process, started on first use and stopped at exit.
+
+    Module-level rather than fixture-owned, so that several conftests or test modules importing the fixtures still
+    share one server. Raises `RuntimeError` (remembered, not retried) when it cannot start.
+    """
+    if "error" in _SHARED:
+        raise RuntimeError(str(_SHARED["error"]))
+    if "server" not in _SHARED:
+        server = PostgresServer()
+        try:
+            server.start()
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            server.stop()
+            _SHARED["error"] = str(exc)
+            raise RuntimeError(str(exc)) from None
+        atexit.register(server.stop)
+        _SHARED["server"] = server
+    server = _SHARED["server"]
+    assert isinstance(server, PostgresServer)
+    return server
+
+
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server() -> PostgresServer:
     """A PostgreSQL server for the whole test session (skip locally, fail under ``CI=true``, when it cannot start)."""
-    server = PostgresServer()
     try:
-        server.start()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
-        server.stop()
+        return shared_server()
+    except RuntimeError as exc:
         message = f"PostgreSQL server could not start: {exc}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -109,7 +109,8 @@ def extract_files(
         ``float32 (N, D)`` features, row i for ``paths[i]``.
 
     Raises:
-        ValueError: if ``image_sha256s`` does not match ``paths`` in length.
+        ValueError: if ``image_sha256s`` does not match ``paths`` in length, or an image's features are not finite
+            (the message names the file).
     """
     if image_sha256s is not None and len(image_sha256s) != len(paths):
         raise ValueError(f"{len(image_sha256s)} sha256 values for {len(paths)} image files; pass one per file")
@@ -130,6 +131,11 @@ def extract_files(
     for batch in iter_features(extractor, images, batch_size):
         for vector in batch:
             index = missing[row]
+            if not np.isfinite(vector).all():
+                raise ValueError(
+                    f"extractor {extractor.extractor_id} gave NaN/inf features for {paths[index]}; "
+                    "check the image and the extractor's weights"
+                )
             out[index] = vector
             if cache is not None:
                 cache.put(keys[index], extractor.extractor_id, vector)

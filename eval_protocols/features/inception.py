@@ -16,6 +16,9 @@ Weights: torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth`` or pytor
 file's sha256, torch hub's convention). Looked up in this order: the ``weights_path`` argument,
 ``$HARNESS_INCEPTION_WEIGHTS``, ``$TORCH_HOME/hub/checkpoints/<either name>``. Nothing is downloaded; a missing
 file raises `MissingWeightsError`.
+
+On Ampere and newer GPUs cuDNN convolutions use TF32 unless ``torch.backends.cudnn.allow_tf32 = False``, which moves
+FID in the 4th-5th significant digit; set it (and keep the batch size fixed) when features must reproduce exactly.
 """
 
 from __future__ import annotations

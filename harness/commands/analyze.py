@@ -99,9 +99,9 @@ def _votes(args: argparse.Namespace) -> pd.DataFrame:
             votes = votes_of_studies(repo, study_ids)
         where = f"study {args.study}"
     else:
-        from harness.config import load_config
+        from harness.config import RunConfig, load_config
 
-        cfg = load_config(args.run, args.overrides)
+        cfg: RunConfig = load_config(args.run, args.overrides)
         with Repository.open(args.db or cfg.db_url or None) as repo:
             votes = votes_of_studies(repo, run_study_ids(repo, cfg.run_id))
         where = f"run {cfg.run_id}"

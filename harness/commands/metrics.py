@@ -24,14 +24,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eval_protocols.metrics.base import FeatureStats, MetricResult
-from eval_protocols.metrics.compute import compute_metrics
-from eval_protocols.metrics.fid import load_stats
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # the metric stack imports torch/torchmetrics: only when the command runs, not for `--help`
+    from eval_protocols.metrics.base import FeatureStats, MetricResult
 
 TWO_FILE_METRICS: tuple[str, ...] = ("fd", "kid", "cmmd", "prdc")
 ONE_FILE_METRICS: tuple[str, ...] = ("vendi", "diversity")
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if len(args.files) != expected:
         usage = "A.npy B.npy (reference, samples)" if expected == 2 else "SAMPLES.npy"
         raise HarnessError(f"metric '{args.name}' takes {expected} file(s): {usage}; got {len(args.files)}")
+    if args.groups and expected == 2:
+        raise HarnessError(f"--groups applies to vendi and diversity only, not '{args.name}'; drop it")
     options = {
         "fd": {"method": args.sqrt},
         "kid": {"subsets": args.subsets, "subset_size": args.subset_size, "seed": args.seed},
@@ -85,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             reference, reference_stats = None, None
             samples = _load_features(Path(args.files[0]))
             groups = _load_groups(Path(args.groups)) if args.groups else None
+        from eval_protocols.metrics.compute import compute_metrics
+
         results = compute_metrics(
             [args.name], reference, samples, reference_stats=reference_stats, groups=groups, options=options
         )
@@ -121,6 +125,8 @@ def _load_reference(path: Path, allow_stats: bool) -> tuple[np.ndarray | None, F
     if path.suffix == ".npz":
         if not allow_stats:
             raise HarnessError(f"{path}: .npz statistics work only with fd; pass reference features as .npy")
+        from eval_protocols.metrics.fid import load_stats
+
         return None, load_stats(path)
     return _load_features(path), None
 

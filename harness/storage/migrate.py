@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import make_url
 
 from harness.errors import StorageError
 from harness.storage.engine import make_engine, mask_url, read_transaction, write_transaction
@@ -135,7 +136,11 @@ def upgrade_store(url: str, revision: str = "head") -> tuple[str | None, str | N
 
 
 def store_revision(url: str) -> str | None:
-    """The revision of the store at ``url`` without changing it (``None`` for an empty store)."""
+    """The revision of the store at ``url`` without changing it (``None`` for an empty or missing store)."""
+    parsed = make_url(url) if "://" in url else None
+    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database:
+        if not Path(parsed.database).expanduser().exists():
+            return None  # do not create a file just to look at it
     engine = make_engine(url)
     try:
         return current_revision(engine)

@@ -13,21 +13,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from harness.train.decoder import load_frozen_clip
 from harness.train.diffusion import autocast, keep_mask, make_exporter, pick_device, step_generator, toy_tokenizer
 from harness.train.loop import OptimSpec, train_loop
-from harness.train.prior import PriorRunSpec, _run_json, feature_stream
+from harness.train.prior import PriorRunSpec, _run_json, caption_and_render, feature_stream
 from models.networks import ARPriorConfig, build_network, load_config
+from models.networks.clip import encode_images, encode_texts
 from models.networks.config import config_to_dict
 from models.networks.pca_quant import PCAQuantizer, QuantileBuckets
 
 EXPORT_NAME = "unclip_ar_prior_toy"
 DEFAULT_CONFIG = "unclip_ar_prior_toy"
 TEXT_DROP = 0.1
-FIT_EXAMPLES = 4096
+FIT_EXAMPLES = 2048
 
 
 class ARPriorBundle(nn.Module):
@@ -61,13 +63,15 @@ def train_ar_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resum
     tokenizer.check_fits(net_config.vocab_size)
     device = pick_device(spec.device)
     stream = feature_stream(clip, spec)
-    fit = [stream.make(i) for i in range(FIT_EXAMPLES)]
-    pca, dot = fit_quantizers(torch.stack([e[1] for e in fit]), torch.stack([e[2] for e in fit]), net_config)
+    fit = [caption_and_render(spec.data_seed, i) for i in range(FIT_EXAMPLES)]
+    fit_images = torch.from_numpy(np.stack([image for _, image in fit]))
+    fit_z_i, fit_z_t = encode_images(clip, fit_images).cpu(), encode_texts(clip, [c for c, _ in fit]).cpu()
+    pca, dot = fit_quantizers(fit_z_i, fit_z_t, net_config)
     bundle = ARPriorBundle(build_network(net_config), pca, dot).to(device)
     k = net_config.num_components
 
     def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        _, examples = stream(step)
+        examples = stream(step)
         tokens, token_mask = tokenizer([c for c, _, _ in examples])
         z_i = torch.stack([e[1] for e in examples]).to(device)
         z_t = torch.stack([e[2] for e in examples]).to(device)

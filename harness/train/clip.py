@@ -64,6 +64,9 @@ class ClipDataSpec:
     render_size: int = 32
 
 
+DEFAULT_DATA = ClipDataSpec()
+
+
 def clip_pair_stream(data: ClipDataSpec, batch: int) -> ReplayStream[tuple[np.ndarray, toyworld.SceneSpec]]:
     """`ReplayStream` of ``(uint8 (S, S, 3) render, scene)`` pairs of ``data.split``."""
 
@@ -87,7 +90,7 @@ def train_clip(
     optim: OptimSpec,
     *,
     batch: int = 128,
-    data: ClipDataSpec = ClipDataSpec(),
+    data: ClipDataSpec = DEFAULT_DATA,
     config: str | Path | Mapping[str, Any] = TOY_CLIP_CONFIG,
     model_seed: int = 0,
     export: Path | None = None,

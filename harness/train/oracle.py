@@ -41,6 +41,7 @@ CLASSES: dict[str, tuple[str, ...]] = {
 }
 LABEL_SMOOTHING = 0.02
 
+TRAIN_DEGRADE = DegradeSpec()
 # Fixed, mid-range strengths for the degraded evaluation (each applied to every image).
 EVAL_DEGRADE = DegradeSpec(
     p=1.0,
@@ -75,7 +76,7 @@ def train_oracle(
     data_seed: int = 0,
     fresh: int = 32,
     window: int = 8192,
-    augment: DegradeSpec = DegradeSpec(),
+    augment: DegradeSpec = TRAIN_DEGRADE,
     model_seed: int = 0,
     export: Path | None = None,
     resume: bool = False,
@@ -203,8 +204,10 @@ def evaluate_oracle(oracle: ToyAttributeOracle, n: int = 1000, seed: int = 2, sp
 def describe(evaluation: OracleEvaluation) -> str:
     """A Markdown table of the evaluation, for the CLI and the model card."""
     lines = [
-        f"oracle accuracy on {evaluation.n} held-out single-object scenes ({evaluation.split} split, seed "
-        f"{evaluation.seed})",
+        (
+            f"oracle accuracy on {evaluation.n} held-out single-object scenes ({evaluation.split} split, "
+            f"seed {evaluation.seed})"
+        ),
         "",
         "| condition | shape | colour | size | all |",
         "|---|---|---|---|---|",

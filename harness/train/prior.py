@@ -11,6 +11,7 @@ cosine schedule, T = 1000, x0-prediction, fixed small variance; sampled with DDI
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -68,20 +69,41 @@ class PriorRunSpec:
     fp16: bool = True
 
 
-def feature_stream(clip: torch.nn.Module, spec: PriorRunSpec) -> ReplayStream[Example]:
-    """`ReplayStream` of ``(caption paraphrase, z_i, z_t)`` of the train split (module docstring)."""
+def caption_and_render(data_seed: int, index: int) -> tuple[str, np.ndarray]:
+    """Example ``index`` of the train split: its caption paraphrase and its uint8 32×32 render."""
+    scene = toyworld.sample_scene(data_seed, index, "train")
+    seed = int(np.random.SeedSequence([data_seed, index]).generate_state(1)[0])
+    return toyworld.caption_scene(scene, seed=seed), toyworld.render_scene(scene, 32)
 
-    def make(index: int) -> Example:
-        scene = toyworld.sample_scene(spec.data_seed, index, "train")
-        caption = toyworld.caption_scene(
-            scene, seed=int(np.random.SeedSequence([spec.data_seed, index]).generate_state(1)[0])
-        )
-        image = torch.from_numpy(toyworld.render_scene(scene, 32))[None]
-        return caption, encode_images(clip, image)[0].cpu(), encode_texts(clip, [caption])[0].cpu()
 
-    return ReplayStream(
-        make, batch=spec.batch, fresh=min(spec.fresh, spec.batch), window=spec.window, seed=spec.data_seed
-    )
+def feature_stream(clip: torch.nn.Module, spec: PriorRunSpec) -> Callable[[int], list[Example]]:
+    """Batch ``step`` -> ``[(caption paraphrase, z_i, z_t)]`` of the train split (module docstring).
+
+    Renders come from a `ReplayStream`; the CLIP features of the examples not seen before are encoded in one
+    batch per step and kept while their example may still be replayed.
+    """
+
+    def make(index: int) -> tuple[str, np.ndarray]:
+        return caption_and_render(spec.data_seed, index)
+
+    stream = ReplayStream(make, batch=spec.batch, fresh=min(spec.fresh, spec.batch), window=spec.window, seed=spec.data_seed)
+    cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def batch(step: int) -> list[Example]:
+        indices, examples = stream(step)
+        missing = [k for k, i in enumerate(indices.tolist()) if i not in cache]
+        if missing:
+            images = torch.from_numpy(np.stack([examples[k][1] for k in missing]))
+            z_i = encode_images(clip, images).cpu()
+            z_t = encode_texts(clip, [examples[k][0] for k in missing]).cpu()
+            for row, k in enumerate(missing):
+                cache[int(indices[k])] = (z_i[row], z_t[row])
+        floor = int(indices.min())
+        for stale in [i for i in cache if i < floor]:
+            del cache[stale]
+        return [(caption, *cache[int(i)]) for i, (caption, _) in zip(indices.tolist(), examples, strict=True)]
+
+    return batch
 
 
 def prior_diffusion() -> DiffusionConfig:
@@ -107,7 +129,7 @@ def train_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resume: 
     stream = feature_stream(clip, spec)
 
     def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        _, examples = stream(step)
+        examples = stream(step)
         tokens, token_mask = tokenizer([c for c, _, _ in examples])
         z_i = torch.stack([e[1] for e in examples])
         z_t = torch.stack([e[2] for e in examples])

@@ -180,3 +180,25 @@ def upsample_images(
         mask_keys=(),
         device=device,
     )
+
+
+def chunked(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int) -> Tensor:
+    """``fn`` over ``x`` in chunks of exactly ``chunk`` rows (the last padded with its first row), concatenated.
+
+    The batch-shape-invariant way to run any per-row network (see the module docstring).
+    """
+    outputs = []
+    for lo in range(0, x.shape[0], chunk):
+        hi = min(x.shape[0], lo + chunk)
+        rows = torch.tensor(list(range(lo, hi)) + [lo] * (chunk - (hi - lo)))
+        outputs.append(fn(x[rows.to(x.device)])[: hi - lo])
+    return torch.cat(outputs)
+
+
+def image_strip(images: Tensor, gap: int = 2, background: int = 255) -> Tensor:
+    """(N, H, W, 3) uint8 → one (H, N·W + (N−1)·gap, 3) uint8 row (the paper's Fig. 3–5 layout)."""
+    n, h, w, c = images.shape
+    out = torch.full((h, n * w + (n - 1) * gap, c), background, dtype=torch.uint8)
+    for k in range(n):
+        out[:, k * (w + gap) : k * (w + gap) + w] = images[k]
+    return out

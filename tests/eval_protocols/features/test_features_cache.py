@@ -89,3 +89,15 @@ def test_bad_keys_are_rejected(tmp_path: Path, bad: str) -> None:
 def test_non_finite_vectors_are_not_cached(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="finite"):
         FeatureCache(tmp_path).put("c" * 64, "x", np.array([1.0, np.nan]))
+
+
+def test_non_finite_features_name_the_image(tmp_path: Path, rng: np.random.Generator) -> None:
+    class NanOnSecond(CountingExtractor):
+        def __call__(self, images: np.ndarray) -> np.ndarray:
+            out = super().__call__(images)
+            out[1:2] = np.nan
+            return out
+
+    paths = _write_images(tmp_path, rng, 3)
+    with pytest.raises(ValueError, match="img1.png"):
+        extract_files(NanOnSecond(), paths, FeatureCache(tmp_path / "cache"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch_fidelity.feature_extractor_inceptionv3
 from torchmetrics.image.fid import NoTrainInceptionV3
 
 from eval_protocols.features.base import MissingWeightsError
@@ -85,6 +86,13 @@ def test_missing_weights_error_names_file_source_and_how_to_point(
 ) -> None:
     monkeypatch.delenv(INCEPTION_WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    monkeypatch.setattr(torch_fidelity.feature_extractor_inceptionv3, "load_state_dict_from_url", no_download)
     with pytest.raises(MissingWeightsError) as info:
         InceptionFeatures()
     message = str(info.value)

@@ -1,0 +1,93 @@
+"""The human-evaluation part of the report: Table 1 with intervals, Fig. 10 style sweep plot, annotators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+from test_vote_table import cast, make_study
+
+from eval_protocols.human.analysis import AnalysisOptions, analyze_votes
+from eval_protocols.human.winrates import win_rates
+from harness.report_figures import guidance_series, split_guidance, win_rate_vs_guidance
+from harness.report_studies import human_sections, table1
+from harness.reportdoc import Document, to_html, to_markdown
+from harness.storage.repository import Repository
+
+
+def votes_frame(pairs: dict[tuple[str, str], tuple[int, int]], protocol: str = "photorealism") -> pd.DataFrame:
+    rows = []
+    for (a, b), (wins, losses) in pairs.items():
+        rows += [{"model_a": a, "model_b": b, "winner": "model_a", "protocol": protocol}] * wins
+        rows += [{"model_a": a, "model_b": b, "winner": "model_b", "protocol": protocol}] * losses
+    return pd.DataFrame(rows)
+
+
+def test_table1_cells_are_normal_intervals_with_n() -> None:
+    votes = pd.concat([votes_frame({("unclip", "glide"): (489, 511)}),
+                       votes_frame({("unclip", "glide"): (705, 295)}, "diversity")])
+    result = analyze_votes(votes, AnalysisOptions(baseline="glide", n_bootstrap=0))
+    table = table1(result)
+    assert table.header == ("comparison", "Photorealism", "Diversity")
+    (row,) = table.rows
+    low, high = proportion_confint(489, 1000, alpha=0.05, method="normal")
+    assert row[0] == "P(unclip beats glide)"
+    assert row[1] == f"48.9% ± {100 * (high - low) / 2:.1f}% (n = 1000)"  # unCLIP Table 1: 48.9% ± 3.1%
+    assert row[1].startswith("48.9% ± 3.1%") and row[2].startswith("70.5% ± 2.8%")
+
+
+def test_split_guidance_reads_decoder_scale_only() -> None:
+    assert split_guidance("glide@g=3.0 steps=50") == ("glide", 3.0)
+    assert split_guidance("unclip@g=1.5 prior g=4.0 steps=50") == ("unclip", 1.5)
+    assert split_guidance("unclip@prior g=4.0 steps=50") == ("unclip@prior g=4.0 steps=50", None)
+    assert split_guidance("reference") == ("reference", None)
+
+
+def test_win_rate_vs_guidance_plot(tmp_path: Path) -> None:
+    votes = votes_frame({
+        ("glide@g=1.0 steps=50", "unclip"): (30, 70),
+        ("unclip", "glide@g=3.0 steps=50"): (40, 60),
+        ("glide@g=1.0 steps=50", "glide@g=3.0 steps=50"): (50, 50),  # both swept: not on the plot
+    })
+    rates = win_rates(votes, n_bootstrap=0)
+    series = guidance_series(rates)
+    points = series["photorealism"][("glide", "unclip")]
+    assert [(g, round(p, 3)) for g, p, _, _ in points] == [(1.0, 0.3), (3.0, 0.6)]
+    assert all(lo <= p <= hi for _, p, lo, hi in points)
+    path = win_rate_vs_guidance(rates, tmp_path / "fig.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert win_rate_vs_guidance(win_rates(votes_frame({("a", "b"): (3, 4)}), n_bootstrap=0), tmp_path / "x.png") is None
+
+
+def test_human_sections_from_the_store(tmp_path: Path) -> None:
+    repo = Repository.open(f"sqlite:///{tmp_path / 'store.db'}")
+    sid = make_study(repo, n_items=6, votes_per_item=4)  # 2 checks each: too few to judge anyone
+    cast(repo, sid, {"alice": "left", "bob": "right", "carol": "left", "dave": "tie"})
+    sections, analysis = human_sections(repo, [sid], tmp_path / "report", n_bootstrap=20)
+    assert analysis.source == "human annotators" and analysis.result is not None
+    doc = Document("t", tuple(sections))
+    md = to_markdown(doc, tmp_path)
+    assert "### Table 1: P(A beats B), human annotators" in md
+    assert "P(glide beats unclip)" in md and " ± " in md and "(n = " in md
+    assert "Holm correction over the 1 comparisons" in md
+    assert "| alice | human |" in md and "simulated annotators" not in md
+    assert "Krippendorff" in md and "left-win rate" in md
+    assert "<table>" in to_html(doc)
+
+
+def test_human_sections_without_votes(tmp_path: Path) -> None:
+    repo = Repository.open(f"sqlite:///{tmp_path / 'store.db'}")
+    sid = make_study(repo)
+    sections, analysis = human_sections(repo, [sid], tmp_path)
+    assert analysis.result is None
+    assert any("No votes yet" in p for s in sections for p in s.paragraphs)
+
+
+def test_everyone_excluded_is_reported_not_raised(tmp_path: Path) -> None:
+    repo = Repository.open(f"sqlite:///{tmp_path / 'store.db'}")
+    sid = make_study(repo, n_items=12, votes_per_item=2)  # 4 checks each; constant answers pass only half
+    cast(repo, sid, {"alice": "left", "bob": "right"})
+    sections, analysis = human_sections(repo, [sid], tmp_path, n_bootstrap=0)
+    assert analysis.result is None and "no votes left" in analysis.problem
+    assert any("cannot be analysed" in p for s in sections for p in s.paragraphs)
