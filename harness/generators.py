@@ -150,3 +150,7 @@ def _degraded(options: Mapping[str, Any]) -> Generator:
         color_shift=float(options.get("color_shift", 0.0)),
         size=int(options.get("size", 64)),
     )
+
+
+# The trained model pipelines (unCLIP with either prior, GLIDE) register themselves; torch loads only when used.
+import harness.model_generators  # noqa: E402,F401  (registers unclip-diffusion-prior, unclip-ar-prior, glide)

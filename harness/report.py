@@ -105,8 +105,10 @@ def _metric_provenance(results: Sequence[MetricResultRecord]) -> str:
     """Which extractor and inputs every metric came from."""
     if not results:
         return "Metrics: none computed."
-    seen = sorted({(r.metric, r.extractor_id or "no features", r.inputs_hash[:12]) for r in results})
-    listed = "; ".join(f"{m} from {e} (inputs {h or '—'})" for m, e, h in seen)
+    inputs: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in results:
+        inputs[(r.metric, r.extractor_id or "no features")].add(r.inputs_hash[:12] or "—")
+    listed = "; ".join(f"{m} from {e} (inputs {', '.join(sorted(h))})" for (m, e), h in sorted(inputs.items()))
     return f"Metrics: {listed}. Intervals: bootstrap over images/captions as stored with each result."
 
 

@@ -2,13 +2,16 @@
 
 A judge maps the images of one side of an item to one number, higher = "better" for its protocol:
 
-* photorealism (`RealismJudge`): the negative mean distance of each image's weight-free pixel features
-  (`eval_protocols.features.pixels.PixelExtractor`, z-scored with the reference set's mean and standard deviation)
-  to its ``k`` nearest real renders: ``r(x) = −(1/k) Σ_{j ∈ kNN(x)} ‖z(x) − z(ref_j)‖₂``. Blur, noise, colour shifts
-  and broken shading all move an image away from the real renders;
+* photorealism (`RealismJudge`): the negative mean distance of each image's low-level statistics (`low_level_stats`:
+  sharpness and noise floor of the luminance, layout-independent), z-scored with the reference set's mean and
+  standard deviation, to its ``k`` nearest real renders: ``r(x) = −(1/k) Σ_{j ∈ kNN(x)} ‖z(x) − z(ref_j)‖₂``.
+  Noise, blur and corruptions move an image away from the real renders (layout features such as the
+  `PixelExtractor` cells were tried first: object positions swamp blur there);
 * caption similarity (`make_caption_judge`, best available first):
   1. the toy attribute oracle (``checkpoints/toy/oracle.*``): the mean probability the oracle gives to each attribute
-     the caption's first object names (shape, and colour / size when named);
+     the caption's object names (shape, and colour / size when named). The oracle reads single-object images, so
+     for captions of two or more objects the toy CLIP judges instead when it exists (`SplitCaptionJudge`; checked on
+     the toy attention checks: the oracle misreads multi-object renders);
   2. the toy CLIP (``checkpoints/toy/clip_toy.*``): the cosine similarity of image and caption embeddings;
   3. colour match: for each colour the caption names, the share of pixels within a distance of 60 (of 441) of its
      RGB value, averaged, so a faithful sample shows every named colour;
@@ -65,6 +68,39 @@ class _ZScoredPixels:
         return (self.extractor(images) - self.mean) / self.std
 
 
+LOW_LEVEL_ID = "lowlevel-v1"
+
+
+def low_level_stats(images: np.ndarray) -> np.ndarray:
+    """Sharpness and noise statistics of the luminance Y ∈ [0, 1] (Y = 0.299 R + 0.587 G + 0.114 B).
+
+    With g = |∇Y| (forward differences) and ℓ = |4Y − Y_up − Y_down − Y_left − Y_right| (interior pixels):
+    ``[p90(g), p99(g), p50(ℓ), p99(ℓ)]`` per image; ``uint8 (n, H, W, 3)`` -> ``(n, 4)``. Blur lowers the high
+    percentiles (edges soften), noise raises the median Laplacian (the noise floor).
+    """
+    y = images.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
+    gx = np.diff(y, axis=2)[:, :-1, :]
+    gy = np.diff(y, axis=1)[:, :, :-1]
+    grad = np.sqrt(gx**2 + gy**2).reshape(len(y), -1)
+    lap = np.abs(4 * y[:, 1:-1, 1:-1] - y[:, :-2, 1:-1] - y[:, 2:, 1:-1] - y[:, 1:-1, :-2] - y[:, 1:-1, 2:])
+    lap = lap.reshape(len(y), -1)
+    return np.stack(
+        [np.percentile(grad, 90, axis=1), np.percentile(grad, 99, axis=1),
+         np.percentile(lap, 50, axis=1), np.percentile(lap, 99, axis=1)],
+        axis=1,
+    )
+
+
+def _resized(images: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Images at the reference resolution (bicubic), so sharpness statistics compare like with like."""
+    if images.shape[1:3] == tuple(size):
+        return images
+    from PIL import Image
+
+    height, width = int(size[0]), int(size[1])
+    return np.stack([np.asarray(Image.fromarray(im).resize((width, height), Image.Resampling.BICUBIC)) for im in images])
+
+
 class RealismJudge:
     """``r(x) = −mean distance of z(x) to its k nearest real renders``, averaged over the side's images.
 
@@ -76,13 +112,17 @@ class RealismJudge:
     def __init__(self, reference: np.ndarray, k: int = 5) -> None:
         if len(reference) == 0:
             raise ValueError("the realism judge needs at least one real render; render the reference set first")
-        self.features = _ZScoredPixels(reference)
+        self.size = reference.shape[1:3]
+        ref = low_level_stats(reference)
+        self.mean = ref.mean(axis=0)
+        self.std = np.maximum(ref.std(axis=0), 1e-4)
+        self.reference = (ref - self.mean) / self.std
         self.k = min(k, len(reference))
-        self.judge_id = f"knn{self.k}-realism:{self.features.extractor.extractor_id}:ref{len(reference)}"
+        self.judge_id = f"knn{self.k}-realism:{LOW_LEVEL_ID}:ref{len(reference)}"
 
     def __call__(self, images: np.ndarray, caption: str = "") -> float:
-        z = self.features(images)
-        d = np.sqrt(((z[:, None, :] - self.features.reference[None, :, :]) ** 2).sum(axis=-1))
+        z = (low_level_stats(_resized(images, self.size)) - self.mean) / self.std
+        d = np.sqrt(((z[:, None, :] - self.reference[None, :, :]) ** 2).sum(axis=-1))
         nearest = np.sort(d, axis=1)[:, : self.k]
         return float(-nearest.mean())
 
@@ -135,6 +175,21 @@ class ClipCaptionJudge:
         return float((self.clip(images) @ self._text[caption]).mean())  # type: ignore[operator]
 
 
+class SplitCaptionJudge:
+    """The oracle for one-object captions, another judge (the toy CLIP) for captions of several objects."""
+
+    def __init__(self, single: Judge, multi: Judge) -> None:
+        self.single = single
+        self.multi = multi
+        self.judge_id = f"{single.judge_id} (1 object) + {multi.judge_id} (2+ objects)"
+
+    def __call__(self, images: np.ndarray, caption: str) -> float:
+        from harness.data.toyworld.captions import parse_caption
+
+        judge = self.single if len(parse_caption(caption).objects) == 1 else self.multi
+        return judge(images, caption)
+
+
 class ColourCaptionJudge:
     """Share of pixels within `COLOUR_TOLERANCE` of each colour the caption names, averaged over the colours."""
 
@@ -177,7 +232,9 @@ def load_toy_oracle(checkpoints: Path | None = None) -> object | None:
 
 
 def make_caption_judge(clip: object | None, oracle: object | None) -> Judge:
-    """The best caption judge available: oracle, else toy CLIP, else colour match."""
+    """The best caption judge available: oracle (+ toy CLIP for multi-object captions), else toy CLIP, else colour."""
+    if oracle is not None and clip is not None:
+        return SplitCaptionJudge(OracleCaptionJudge(oracle), ClipCaptionJudge(clip))
     if oracle is not None:
         return OracleCaptionJudge(oracle)
     if clip is not None:
@@ -197,13 +254,13 @@ def make_judges(
     """
     clip = load_toy_clip(checkpoints) if use_models else None
     oracle = load_toy_oracle(checkpoints) if use_models else None
-    realism = RealismJudge(reference)
     if clip is not None:
         diversity = DiversityJudge(clip, getattr(clip, "extractor_id", "clip"))  # type: ignore[arg-type]
     else:
-        diversity = DiversityJudge(realism.features, f"zscored-{realism.features.extractor.extractor_id}")
+        pixels = _ZScoredPixels(reference)
+        diversity = DiversityJudge(pixels, f"zscored-{pixels.extractor.extractor_id}")
     return {
-        "photorealism": realism,
+        "photorealism": RealismJudge(reference),
         "caption_similarity": make_caption_judge(clip, oracle),
         "diversity": diversity,
     }

@@ -14,8 +14,8 @@ Decision model of a careful annotator on an item with left/right sides L, R (`ha
     Δ = (s(L) − s(R)) / σ_protocol + β + η·ε,   ε ~ N(0, 1)
     choice = "tie" if ties are allowed and |Δ| < τ, else "left" if Δ > 0 else "right"
 
-with σ_protocol the root mean square of the score differences s(A) − s(B) over the study's ordinary items (so Δ
-and the noise η are in units of the typical difference between the two sides of an item), β the position bias (towards the left), η the noise and τ = `TIE_MARGIN`. A careless
+with σ_protocol the median of |s(A) − s(B)| over the study's ordinary items (so Δ and the noise η are in units of
+the typical difference between the two sides of an item), β the position bias (towards the left), η the noise and τ = `TIE_MARGIN`. A careless
 annotator answers left / right / tie with probabilities 0.45 / 0.45 / 0.1 (no tie when not offered), fast.
 Response times: careful ≈ lognormal around 3 s, careless ≈ 0.5 s. Every draw of a vote comes from a generator seeded
 by (seed, annotator index, item position, protocol), so a vote does not depend on the order of the loop.
@@ -130,11 +130,15 @@ class ItemScores:
         return self._cache[key]
 
     def scale(self, items: list[ItemRecord]) -> float:
-        """σ = root mean square of s(A) − s(B) over the ordinary items (1 when every difference is 0)."""
-        diffs = [self.side(i.images_a, i.prompt) - self.side(i.images_b, i.prompt)
-                 for i in items if not i.is_attention_check]
-        rms = float(np.sqrt(np.mean(np.square(diffs)))) if diffs else 0.0
-        return rms if rms > 1e-12 else 1.0
+        """σ = median of |s(A) − s(B)| over the ordinary items: the typical difference (robust to a few extreme
+        items; falls back to the root mean square, then 1, when the median is 0)."""
+        diffs = np.abs([self.side(i.images_a, i.prompt) - self.side(i.images_b, i.prompt)
+                        for i in items if not i.is_attention_check])
+        for value in (float(np.median(diffs)) if len(diffs) else 0.0,
+                      float(np.sqrt(np.mean(diffs**2))) if len(diffs) else 0.0):
+            if value > 1e-12:
+                return value
+        return 1.0
 
     def delta(self, item: ItemRecord, scale: float) -> float:
         """(s(left) − s(right)) / σ."""

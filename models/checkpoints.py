@@ -94,6 +94,7 @@ def save_checkpoint(
     _shared_storage_copies(tensors)
     tmp = weights.with_name(weights.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": "pt"})
+    tmp.chmod(0o666 & ~_umask())  # safetensors creates 0600 files; give the checkpoint ordinary permissions
     digest = sha256_file(tmp)
     _write_text(config_path, json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
     os.replace(tmp, weights)
@@ -172,6 +173,12 @@ def _shared_storage_copies(tensors: dict[str, torch.Tensor]) -> None:
         if pointer in seen:
             tensors[name] = tensor.clone()
         seen.add(pointer)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_text(path: Path, text: str) -> None:

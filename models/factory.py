@@ -108,10 +108,7 @@ def create_pipeline(
         ValueError: unknown name (with a did-you-mean), a missing or corrupt checkpoint file (naming it and the
             command that trains it), or stages trained on different CLIPs.
     """
-    if name not in MODELS:
-        close = difflib.get_close_matches(name, list(MODELS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint} (available: {', '.join(list_models())})")
+    _check_name(name)
     spec, folder = MODELS[name], Path(checkpoint_dir)
     base, base_meta, base_sha = load_stage(folder, spec.base, device)
     up = load_stage(folder, spec.upsampler, device) if upsampler else None
@@ -132,6 +129,40 @@ def create_pipeline(
         clip, tokenizer, prior, base, up_stage, model_id=name,
         checkpoint_sha256="+".join([prior_sha, *hashes]), device=device,
     )
+
+
+def stage_stems(name: str, *, upsampler: bool = True) -> list[str]:
+    """Checkpoint stems of a named pipeline in hash order (prior, base, upsampler).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    _check_name(name)
+    spec = MODELS[name]
+    return [s for s in (spec.prior, spec.base, spec.upsampler if upsampler else None) if s is not None]
+
+
+def pipeline_checkpoint_sha256(name: str, checkpoint_dir: str | Path = DEFAULT_CHECKPOINT_DIR, *, upsampler: bool = True) -> str:
+    """The ``checkpoint_sha256`` a pipeline will report, read from the ``.sha256`` files without loading weights.
+
+    Raises:
+        ValueError: unknown name or a missing checkpoint file (naming the command that trains it).
+    """
+    digests = []
+    for stem in stage_stems(name, upsampler=upsampler):
+        weights, _, sha_path = checkpoint_paths(Path(checkpoint_dir) / stem)
+        if not weights.is_file() or not sha_path.is_file():
+            missing = weights if not weights.is_file() else sha_path
+            raise ValueError(f"checkpoint file {missing} not found; train it with: {TRAIN_COMMANDS.get(stem, 'harness train ...')}")
+        digests.append(sha_path.read_text(encoding="utf-8").split()[0])
+    return "+".join(digests)
+
+
+def _check_name(name: str) -> None:
+    if name not in MODELS:
+        close = difflib.get_close_matches(name, list(MODELS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} (available: {', '.join(list_models())})")
 
 
 def read_checkpoint(folder: Path, stem: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:

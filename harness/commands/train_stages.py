@@ -38,6 +38,9 @@ def add_stage_arguments(
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and CUDA)")
     parser.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
     parser.add_argument(
+        "--stop-at", type=int, default=None, help="pause after this many steps (resumable; e.g. equal budgets)"
+    )
+    parser.add_argument(
         "--grid-every", type=int, default=grid_every, help=f"steps between sample grids, 0 = off (default {grid_every})"
     )
 
@@ -69,4 +72,5 @@ def stage_spec(args: argparse.Namespace) -> StageRunSpec:
         export=args.export,
         fp16=not args.fp32,
         grid_every=args.grid_every,
+        stop_at=args.stop_at,
     )

@@ -11,6 +11,7 @@ rather than guessing at its tables.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,12 +22,17 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from harness.errors import StorageError
 from harness.storage.engine import make_engine, mask_url, read_transaction, write_transaction
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """Alembic's script location: ``env.py`` and ``versions/`` (shipped as package data)."""
+
+_ALEMBIC = threading.Lock()
+"""Alembic keeps its running migration context in module globals (``alembic.context``, ``alembic.op``), so only one
+thread of a process may migrate at a time, whatever the store."""
 
 _ADVISORY_LOCK_KEY = 0x4A52_4E45_5353  # arbitrary constant shared by every harness process migrating PostgreSQL
 
@@ -81,7 +87,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     Raises:
         StorageError: the store cannot be reached or written, or its revision is newer than this code.
     """
-    with write_transaction(engine) as connection:
+    with _ALEMBIC, write_transaction(engine) as connection:
         _lock(connection)
         before = _revision(connection)
         check_known(engine, before)
@@ -91,7 +97,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
 
 def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     """Migrate the store down to ``revision`` (``"base"`` drops every table); returns ``(before, after)``."""
-    with write_transaction(engine) as connection:
+    with _ALEMBIC, write_transaction(engine) as connection:
         _lock(connection)
         before = _revision(connection)
         check_known(engine, before)
@@ -137,12 +143,19 @@ def upgrade_store(url: str, revision: str = "head") -> tuple[str | None, str | N
 
 def store_revision(url: str) -> str | None:
     """The revision of the store at ``url`` without changing it (``None`` for an empty or missing store)."""
-    parsed = make_url(url) if "://" in url else None
-    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database:
-        if not Path(parsed.database).expanduser().exists():
-            return None  # do not create a file just to look at it
+    if _missing_sqlite_file(url):
+        return None  # do not create a file just to look at it
     engine = make_engine(url)
     try:
         return current_revision(engine)
     finally:
         engine.dispose()
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # make_engine reports the bad URL
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not Path(database).exists()

@@ -10,6 +10,7 @@ in the checkpoint (state-dict keys ``pca.*`` and ``dot.*`` beside the network's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,12 @@ from torch import nn
 from harness.train.decoder import load_frozen_clip
 from harness.train.diffusion import autocast, keep_mask, make_exporter, pick_device, step_generator, toy_tokenizer
 from harness.train.loop import OptimSpec, train_loop
-from harness.train.prior import PriorRunSpec, _run_json, caption_and_render, feature_stream
+from harness.train.prior import Example, PriorRunSpec, _run_json, caption_and_render, feature_stream
 from models.networks import ARPriorConfig, build_network, load_config
 from models.networks.clip import encode_images, encode_texts
 from models.networks.config import config_to_dict
 from models.networks.pca_quant import PCAQuantizer, QuantileBuckets
+from models.pipelines.tokenizer import WordTokenizer
 
 EXPORT_NAME = "unclip_ar_prior_toy"
 DEFAULT_CONFIG = "unclip_ar_prior_toy"
@@ -52,6 +54,38 @@ def fit_quantizers(z_i: torch.Tensor, z_t: torch.Tensor, config: ARPriorConfig) 
     return pca, dot
 
 
+def ar_step_fn(
+    bundle: ARPriorBundle,
+    tokenizer: WordTokenizer,
+    stream: Callable[[int], list[Example]],
+    data_seed: int,
+    device: torch.device,
+    bf16: bool,
+) -> Callable[[int], tuple[torch.Tensor, dict[str, float]]]:
+    """``step -> (loss, metrics)``: next-bucket cross-entropy over the K PCA tokens, caption and z_t dropped 10%."""
+    k = int(bundle.network.config.num_components)
+
+    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        examples = stream(step)
+        tokens, token_mask = tokenizer([c for c, _, _ in examples])
+        z_i = torch.stack([e[1] for e in examples]).to(device)
+        z_t = torch.stack([e[2] for e in examples]).to(device)
+        targets = bundle.pca.encode(z_i)
+        dot_token = bundle.dot.encode((z_i * z_t).sum(dim=1, keepdim=True))[:, 0]
+        gen = step_generator(data_seed, step, salt=5)
+        with autocast(device, bf16):
+            logits = bundle.network(
+                targets[:, : k - 1], text_tokens=tokens.to(device), text_emb=z_t, dot_token=dot_token,
+                token_mask=token_mask.to(device), cond_mask=keep_mask(len(examples), TEXT_DROP, gen).to(device),
+            )
+        loss = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        with torch.no_grad():
+            acc = (logits.argmax(dim=-1) == targets).float().mean()
+        return loss, {"token_acc": float(acc)}
+
+    return step_fn
+
+
 def train_ar_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resume: bool = False) -> dict[str, Any]:
     """Train the toy AR prior; writes ``out_dir/{state.pt, log.jsonl, unclip_ar_prior_toy.*}``."""
     torch.manual_seed(spec.model_seed)
@@ -68,29 +102,8 @@ def train_ar_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resum
     fit_z_i, fit_z_t = encode_images(clip, fit_images).cpu(), encode_texts(clip, [c for c, _ in fit]).cpu()
     pca, dot = fit_quantizers(fit_z_i, fit_z_t, net_config)
     bundle = ARPriorBundle(build_network(net_config), pca, dot).to(device)
-    k = net_config.num_components
 
-    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        examples = stream(step)
-        tokens, token_mask = tokenizer([c for c, _, _ in examples])
-        z_i = torch.stack([e[1] for e in examples]).to(device)
-        z_t = torch.stack([e[2] for e in examples]).to(device)
-        targets = bundle.pca.encode(z_i)
-        dot_token = bundle.dot.encode((z_i * z_t).sum(dim=1, keepdim=True))[:, 0]
-        gen = step_generator(spec.data_seed, step, salt=5)
-        with autocast(device, spec.bf16):
-            logits = bundle.network(
-                targets[:, : k - 1],
-                text_tokens=tokens.to(device),
-                text_emb=z_t,
-                dot_token=dot_token,
-                token_mask=token_mask.to(device),
-                cond_mask=keep_mask(len(examples), TEXT_DROP, gen).to(device),
-            )
-        loss = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        with torch.no_grad():
-            acc = (logits.argmax(dim=-1) == targets).float().mean()
-        return loss, {"token_acc": float(acc)}
+    step_fn = ar_step_fn(bundle, tokenizer, stream, spec.data_seed, device, spec.bf16)
 
     meta = {
         "kind": "ar_prior",

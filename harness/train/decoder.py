@@ -31,13 +31,16 @@ from harness.train.diffusion import (
 )
 from harness.train.glide import GRID_PER_CAPTION, GRID_SETTINGS, StageRunSpec, _spec_json, default_diffusion
 from harness.train.loop import OptimSpec
-from harness.train.unet_stage import run_stage_training
+from harness.data import toyworld
+from harness.train.stream import ReplayStream
+from harness.train.unet_stage import BatchFn, run_stage_training
 from models.checkpoints import load_checkpoint
 from models.networks import UNetConfig, build_network, load_config
 from models.networks.clip import encode_images, load_clip
 from models.networks.config import config_to_dict
 from models.pipelines.glide import text_unet_images
 from models.pipelines.stages import Stage, to_uint8
+from models.pipelines.tokenizer import WordTokenizer
 
 EXPORT_NAME = "unclip_decoder_toy"
 DEFAULT_CONFIG = "unclip_decoder_toy"
@@ -60,6 +63,32 @@ def load_frozen_clip(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]
     }
 
 
+def decoder_batch_fn(
+    stream: ReplayStream[tuple[np.ndarray, toyworld.SceneSpec]],
+    tokenizer: WordTokenizer,
+    clip: torch.nn.Module,
+    data_seed: int,
+) -> BatchFn:
+    """``step -> (x0, cond)``: renders, caption tokens, their CLIP z_i; z_i dropped 10%, captions 50%."""
+
+    def batch_fn(step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        indices, pairs = stream(step)
+        images = [image for image, _ in pairs]
+        captions = paraphrases(indices, [scene for _, scene in pairs], step, data_seed)
+        tokens, token_mask = tokenizer(captions)
+        gen = step_generator(data_seed, step, salt=2)
+        z_i = encode_images(clip, torch.from_numpy(np.stack(images))).cpu()
+        return images_to_tensor(images), {
+            "tokens": tokens,
+            "token_mask": token_mask,
+            "clip_emb": z_i,
+            "clip_mask": keep_mask(len(images), CLIP_DROP, gen),
+            "text_mask": keep_mask(len(images), TEXT_DROP, gen),
+        }
+
+    return batch_fn
+
+
 def train_decoder(
     out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, clip_path: str | Path = DEFAULT_CLIP, resume: bool = False
 ) -> dict[str, Any]:
@@ -77,20 +106,7 @@ def train_decoder(
     clip.to(device)
     stream = image_stream(spec.data, spec.batch)
 
-    def batch_fn(step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        indices, pairs = stream(step)
-        images = [image for image, _ in pairs]
-        captions = paraphrases(indices, [scene for _, scene in pairs], step, spec.data.data_seed)
-        tokens, token_mask = tokenizer(captions)
-        gen = step_generator(spec.data.data_seed, step, salt=2)
-        z_i = encode_images(clip, torch.from_numpy(np.stack(images)))
-        return images_to_tensor(images), {
-            "tokens": tokens,
-            "token_mask": token_mask,
-            "clip_emb": z_i,
-            "clip_mask": keep_mask(len(images), CLIP_DROP, gen),
-            "text_mask": keep_mask(len(images), TEXT_DROP, gen),
-        }
+    batch_fn = decoder_batch_fn(stream, tokenizer, clip, spec.data.data_seed)
 
     grid_images = _grid_embeddings(clip, spec.data.size)
 
@@ -139,8 +155,6 @@ def train_decoder(
 
 def _grid_embeddings(clip: torch.nn.Module, size: int) -> torch.Tensor:
     """z_i of one real render per grid caption (seed k), repeated per column: a reconstruction grid."""
-    from harness.data import toyworld
-
     renders = []
     for caption in GRID_CAPTIONS:
         for k in range(GRID_PER_CAPTION):

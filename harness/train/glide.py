@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from harness.data import toyworld
 from harness.train.diffusion import (
     GRID_CAPTIONS,
     ImageDataSpec,
@@ -30,13 +32,15 @@ from harness.train.diffusion import (
     toy_tokenizer,
 )
 from harness.train.loop import OptimSpec
-from harness.train.unet_stage import run_stage_training
+from harness.train.stream import ReplayStream
+from harness.train.unet_stage import BatchFn, run_stage_training
 from models.diffusion import DiffusionConfig
 from models.networks import UNetConfig, build_network, load_config
 from models.networks.config import config_to_dict
 from models.pipelines.base import SamplingConfig
 from models.pipelines.glide import text_unet_images
 from models.pipelines.stages import Stage, to_uint8
+from models.pipelines.tokenizer import WordTokenizer
 
 EXPORT_NAME = "glide_toy"
 DEFAULT_CONFIG = "glide_base_toy"
@@ -69,6 +73,7 @@ class StageRunSpec:
         export: extra checkpoint stem written at each checkpoint (e.g. ``checkpoints/toy/glide_toy``).
         fp16: store exported weights as float16.
         grid_every: steps between sample grids (0 = never).
+        stop_at: pause (save a resumable state and exit) after this many steps; None runs to the end.
     """
 
     batch: int = 48
@@ -80,6 +85,26 @@ class StageRunSpec:
     export: str | None = None
     fp16: bool = True
     grid_every: int = 2000
+    stop_at: int | None = None
+
+
+def glide_batch_fn(
+    stream: ReplayStream[tuple[np.ndarray, toyworld.SceneSpec]], tokenizer: WordTokenizer, data_seed: int
+) -> BatchFn:
+    """``step -> (x0, cond)``: renders in [−1, 1], caption tokens, and 20% of captions dropped (``text_mask``)."""
+
+    def batch_fn(step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        indices, pairs = stream(step)
+        captions = paraphrases(indices, [scene for _, scene in pairs], step, data_seed)
+        tokens, token_mask = tokenizer(captions)
+        text_mask = keep_mask(len(captions), TEXT_DROP, step_generator(data_seed, step, salt=2))
+        return images_to_tensor([image for image, _ in pairs]), {
+            "tokens": tokens,
+            "token_mask": token_mask,
+            "text_mask": text_mask,
+        }
+
+    return batch_fn
 
 
 def train_glide(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: bool = False) -> dict[str, Any]:
@@ -95,16 +120,7 @@ def train_glide(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: 
     device = pick_device(spec.device)
     stream = image_stream(spec.data, spec.batch)
 
-    def batch_fn(step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        indices, pairs = stream(step)
-        captions = paraphrases(indices, [scene for _, scene in pairs], step, spec.data.data_seed)
-        tokens, token_mask = tokenizer(captions)
-        text_mask = keep_mask(len(captions), TEXT_DROP, step_generator(spec.data.data_seed, step, salt=2))
-        return images_to_tensor([image for image, _ in pairs]), {
-            "tokens": tokens,
-            "token_mask": token_mask,
-            "text_mask": text_mask,
-        }
+    batch_fn = glide_batch_fn(stream, tokenizer, spec.data.data_seed)
 
     def grid_fn(weights: torch.nn.Module) -> torch.Tensor:
         prompts = [c for c in GRID_CAPTIONS for _ in range(GRID_PER_CAPTION)]
@@ -143,6 +159,6 @@ def train_glide(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: 
 def _spec_json(spec: StageRunSpec) -> dict[str, Any]:
     """The run-identifying part of a spec (device, export path and grid cadence may change on resume)."""
     out = asdict(spec)
-    for key in ("device", "export", "fp16", "grid_every"):
+    for key in ("device", "export", "fp16", "grid_every", "stop_at"):
         out.pop(key)
     return out

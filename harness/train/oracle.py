@@ -41,7 +41,7 @@ CLASSES: dict[str, tuple[str, ...]] = {
 }
 LABEL_SMOOTHING = 0.02
 
-TRAIN_DEGRADE = DegradeSpec()
+TRAIN_DEGRADE = DegradeSpec(p=0.4, blur_sigma=(0.3, 0.9))
 # Fixed, mid-range strengths for the degraded evaluation (each applied to every image).
 EVAL_DEGRADE = DegradeSpec(
     p=1.0,

@@ -29,6 +29,7 @@ from models.networks import DiffusionPriorConfig, build_network, load_config
 from models.networks.clip import encode_images, encode_texts
 from models.networks.config import config_to_dict
 from models.pipelines.priors import prior_scale
+from models.pipelines.tokenizer import WordTokenizer
 
 EXPORT_NAME = "unclip_prior_toy"
 DEFAULT_CONFIG = "unclip_prior_toy"
@@ -111,6 +112,40 @@ def prior_diffusion() -> DiffusionConfig:
     return DiffusionConfig(schedule="cosine", num_timesteps=1000, mean_type="start_x", var_type="fixed_small")
 
 
+def prior_step_fn(
+    network: torch.nn.Module,
+    diffusion_config: DiffusionConfig,
+    scale: float,
+    tokenizer: WordTokenizer,
+    stream: Callable[[int], list[Example]],
+    data_seed: int,
+    device: torch.device,
+    bf16: bool,
+) -> Callable[[int], tuple[torch.Tensor, dict[str, float]]]:
+    """``step -> (loss, metrics)``: MSE of the predicted √D·z_i at random t, caption and z_t dropped 10%."""
+    diffusion = diffusion_config.build()
+
+    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        examples = stream(step)
+        tokens, token_mask = tokenizer([c for c, _, _ in examples])
+        z_i = torch.stack([e[1] for e in examples])
+        z_t = torch.stack([e[2] for e in examples])
+        gen = step_generator(data_seed, step, salt=4)
+        t = torch.randint(0, diffusion.num_timesteps, (len(examples),), generator=gen)
+        noise = torch.randn(z_i.shape, generator=gen)
+        cond = {
+            "text_tokens": tokens.to(device),
+            "token_mask": token_mask.to(device),
+            "text_emb": z_t.to(device),
+            "cond_mask": keep_mask(len(examples), TEXT_DROP, gen).to(device),
+        }
+        with autocast(device, bf16):
+            terms = diffusion.training_losses(network, (scale * z_i).to(device), t.to(device), noise.to(device), cond)
+        return terms["loss"].float().mean(), {}
+
+    return step_fn
+
+
 def train_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resume: bool = False) -> dict[str, Any]:
     """Train the toy diffusion prior; writes ``out_dir/{state.pt, log.jsonl, unclip_prior_toy.*}``."""
     torch.manual_seed(spec.model_seed)
@@ -122,29 +157,12 @@ def train_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resume: 
     tokenizer = toy_tokenizer(net_config.text_context)
     tokenizer.check_fits(net_config.vocab_size)
     diffusion_config = prior_diffusion()
-    diffusion = diffusion_config.build()
     scale = prior_scale(net_config.embed_dim)
     device = pick_device(spec.device)
     network.to(device)
     stream = feature_stream(clip, spec)
 
-    def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        examples = stream(step)
-        tokens, token_mask = tokenizer([c for c, _, _ in examples])
-        z_i = torch.stack([e[1] for e in examples])
-        z_t = torch.stack([e[2] for e in examples])
-        gen = step_generator(spec.data_seed, step, salt=4)
-        t = torch.randint(0, diffusion.num_timesteps, (len(examples),), generator=gen)
-        noise = torch.randn(z_i.shape, generator=gen)
-        cond = {
-            "text_tokens": tokens.to(device),
-            "token_mask": token_mask.to(device),
-            "text_emb": z_t.to(device),
-            "cond_mask": keep_mask(len(examples), TEXT_DROP, gen).to(device),
-        }
-        with autocast(device, spec.bf16):
-            terms = diffusion.training_losses(network, (scale * z_i).to(device), t.to(device), noise.to(device), cond)
-        return terms["loss"].float().mean(), {}
+    step_fn = prior_step_fn(network, diffusion_config, scale, tokenizer, stream, spec.data_seed, device, spec.bf16)
 
     meta = {
         "kind": "diffusion_prior",

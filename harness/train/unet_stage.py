@@ -29,11 +29,18 @@ def diffusion_step_fn(
     data_seed: int,
     device: torch.device,
     bf16: bool,
+    stop_at: int | None = None,
 ) -> Callable[[int], tuple[torch.Tensor, dict[str, float]]]:
-    """``step -> (loss, metrics)`` of one diffusion training step (module docstring)."""
+    """``step -> (loss, metrics)`` of one diffusion training step (module docstring).
+
+    With ``stop_at``, the call for step ``stop_at`` raises ``KeyboardInterrupt`` instead, so `train_loop` saves a
+    resumable state after exactly ``stop_at`` steps (to give two models the same budget, or to pause a run).
+    """
     diffusion = diffusion_config.build()
 
     def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        if stop_at is not None and step >= stop_at:
+            raise KeyboardInterrupt(f"stopped at step {stop_at} (--stop-at)")
         x0, cond = batch_fn(step)
         gen = step_generator(data_seed, step, salt=1)
         t = torch.randint(0, diffusion.num_timesteps, (x0.shape[0],), generator=gen)
@@ -68,10 +75,13 @@ def run_stage_training(
     grid_every: int,
     grid_columns: int,
     resume: bool,
+    stop_at: int | None = None,
 ) -> dict[str, Any]:
     """Train ``network`` on ``batch_fn``'s data; checkpoint ``out_dir/<name>`` (+ ``export``) with ``meta``."""
     network.to(device)
-    step_fn = diffusion_step_fn(network, diffusion_config, batch_fn, data_seed=data_seed, device=device, bf16=bf16)
+    step_fn = diffusion_step_fn(
+        network, diffusion_config, batch_fn, data_seed=data_seed, device=device, bf16=bf16, stop_at=stop_at
+    )
     export_fn = make_exporter(
         out_dir,
         name,

@@ -29,7 +29,7 @@ from harness.train.diffusion import (
 from harness.train.glide import StageRunSpec, _spec_json
 from harness.train.loop import OptimSpec
 from harness.train.stream import ReplayStream
-from harness.train.unet_stage import run_stage_training
+from harness.train.unet_stage import BatchFn, run_stage_training
 from models.diffusion import DiffusionConfig
 from models.networks import UNetConfig, build_network, load_config
 from models.networks.config import config_to_dict
@@ -66,6 +66,18 @@ def blur_augment(low_res: torch.Tensor, generator: torch.Generator, prob: float 
     return torch.where(pick, blurred, low_res)
 
 
+def upsampler_batch_fn(stream: ReplayStream[tuple[np.ndarray, np.ndarray]], data_seed: int) -> BatchFn:
+    """``step -> (x0, cond)``: 64×64 renders and their 32×32 renders, half of them blurred (``low_res``)."""
+
+    def batch_fn(step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        _, pairs = stream(step)
+        high = images_to_tensor([h for h, _ in pairs])
+        low = images_to_tensor([lo for _, lo in pairs])
+        return high, {"low_res": blur_augment(low, step_generator(data_seed, step, salt=3))}
+
+    return batch_fn
+
+
 def train_upsampler(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: bool = False) -> dict[str, Any]:
     """Train the toy upsampler; writes ``out_dir/{state.pt, log.jsonl, unclip_upsampler_toy.*, samples/}``."""
     torch.manual_seed(spec.model_seed)
@@ -79,11 +91,7 @@ def train_upsampler(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resu
     device = pick_device(spec.device)
     stream = pair_stream(spec.data, spec.batch)
 
-    def batch_fn(step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        _, pairs = stream(step)
-        high = images_to_tensor([h for h, _ in pairs])
-        low = images_to_tensor([lo for _, lo in pairs])
-        return high, {"low_res": blur_augment(low, step_generator(spec.data.data_seed, step, salt=3))}
+    batch_fn = upsampler_batch_fn(stream, spec.data.data_seed)
 
     grid_low = _grid_low_res()
 

@@ -97,7 +97,7 @@ class UnclipPipeline:
 
     def image_embeddings(self, images: np.ndarray, chunk: int = 16) -> Tensor:
         """(N, D) unit-norm CLIP image embeddings z_i of uint8 (N, H, W, 3) images."""
-        pixels = torch.from_numpy(np.ascontiguousarray(images))
+        pixels = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True))
         return chunked(lambda x: encode_images(self.clip, x).cpu(), pixels, chunk)
 
     def _decode(
@@ -132,7 +132,7 @@ class UnclipPipeline:
         size = int(self.decoder.network.config.image_size)
         if images.shape[1:3] != (size, size):
             raise ValueError(f"images to invert must be {size}x{size} (the decoder's size), got {images.shape[1:3]}")
-        x0 = from_uint8(torch.from_numpy(np.ascontiguousarray(images))).to(self.device)
+        x0 = from_uint8(torch.from_numpy(np.array(images, dtype=np.uint8, copy=True))).to(self.device)
         tokens, token_mask = self.tokenizer([""] * len(images))
         cond = {
             "tokens": tokens.to(self.device),
@@ -192,4 +192,4 @@ class UnclipPipeline:
 
 def figure_strip(images: np.ndarray, gap: int = 2) -> np.ndarray:
     """A paper-figure row: (N, H, W, 3) uint8 → (H, N·W + gaps, 3) uint8 with white gaps."""
-    return image_strip(torch.from_numpy(np.ascontiguousarray(images)), gap=gap).numpy()
+    return image_strip(torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)), gap=gap).numpy()

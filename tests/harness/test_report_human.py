@@ -91,3 +91,25 @@ def test_everyone_excluded_is_reported_not_raised(tmp_path: Path) -> None:
     sections, analysis = human_sections(repo, [sid], tmp_path, n_bootstrap=0)
     assert analysis.result is None and "no votes left" in analysis.problem
     assert any("cannot be analysed" in p for s in sections for p in s.paragraphs)
+
+
+def test_tradeoff_plots_need_several_guidance_scales(tmp_path: Path) -> None:
+    from harness.report import _tradeoff_sections
+    from harness.report_figures import metric_tradeoff
+    from harness.storage.records import MetricResultRecord
+
+    def rec(metric: str, system: str, g: float, value: float) -> MetricResultRecord:
+        return MetricResultRecord("run", metric, system, {"guidance_scale": g}, value, value - 0.1, value + 0.1, 10,
+                                  "pixels", "h")
+
+    results = [rec(m, s, g, v * g) for s, v in (("glide", 1.0), ("unclip", 0.8)) for g in (1.0, 2.0, 4.0)
+               for m in ("fd", "clip_score", "vendi")]
+    sections = _tradeoff_sections(results, tmp_path)
+    (section,) = sections
+    names = sorted(f.path.name for f in section.figures)
+    assert names == ["clip_score_vs_guidance.png", "fd_vs_clip_score.png", "fd_vs_guidance.png",
+                     "vendi_vs_guidance.png"]
+    assert all(f.path.read_bytes()[:4] == b"\x89PNG" for f in section.figures)
+    one_scale = [r for r in results if r.group["guidance_scale"] == 1.0]
+    assert _tradeoff_sections(one_scale, tmp_path) == []
+    assert metric_tradeoff(results, "clip_score", "kid", tmp_path / "none.png") is None

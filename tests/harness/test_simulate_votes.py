@@ -121,6 +121,27 @@ def test_toy_run_simulated_annotators_prefer_reference_and_report_says_so(tmp_pa
     assert "P(degraded beats reference)" in text and " ± " in text
     assert "simulated annotators" in (outcome.report_md.parent / "report.html").read_text()
     check_proxy_on_the_toy_study(repo, ids[0], outcome.run_dir, tmp_path)
+    check_analyze_run(overrides)
+
+
+def check_analyze_run(overrides: list[str]) -> None:
+    """`harness analyze --run CONFIG --json` reads the run's studies from the store."""
+    import contextlib
+    import io
+    import json
+
+    from harness.cli import main
+
+    args = ["analyze", "--run", str(TOY), "--json", "--bootstrap", "0", "--exclude"]
+    for item in overrides:
+        args += ["--set", item]
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(args) == 0
+    doc = json.loads(buffer.getvalue())
+    (proto,) = doc["protocols"]
+    assert proto["protocol"] == "photorealism" and proto["n_votes"] > 0
+    assert doc["n_votes_in"] > proto["n_votes"]  # attention checks counted in, left out of the win rates
 
 
 def check_proxy_on_the_toy_study(repo: Repository, study_id: int, run_root: Path, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pg import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 from harness.cli import main
 from harness.storage import migrate
@@ -43,3 +42,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert err.startswith("error: cannot use the PostgreSQL store") and err.count("\n") == 1 and "pw" not in err
     assert main(["db", "upgrade", "--url", f"sqlite:///{tmp_path / 'x.db'}", "--revision", "0999"]) == 2
     assert "known revisions: 0001" in capsys.readouterr().err
+
+
+def test_current_does_not_create_a_missing_sqlite_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "current", "--url", f"sqlite:///{tmp_path / 'none' / 'harness.db'}"]) == 0
+    assert capsys.readouterr().out.startswith("empty")
+    assert not (tmp_path / "none").exists()

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pg import postgres_server, postgres_url  # noqa: F401  (fixtures, see tests/pg.py)
 
 from harness.storage.repository import Repository
 

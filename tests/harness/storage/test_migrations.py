@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -67,3 +69,42 @@ def test_migrations_ship_as_python_package_files() -> None:
     versions = sorted(p.name for p in (migrate.MIGRATIONS_DIR / "versions").glob("*.py"))
     assert "0001_initial.py" in versions and "__init__.py" in versions
     assert migrate.known_revisions() == {"0001"}
+
+
+def test_concurrent_opens_of_a_fresh_store_migrate_once(store_url: str) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(6)
+
+    def open_and_count(_: int) -> int:
+        barrier.wait()
+        with Repository.open(store_url, pool_size=1) as repo:
+            return len(repo.list_studies())
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(open_and_count, range(6))) == [0] * 6
+    engine = make_engine(store_url)
+    try:
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_threads_migrating_different_stores_at_once(tmp_path: Path) -> None:
+    """Alembic's migration context is process-global: concurrent migrations of different stores must not mix."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(6)
+
+    def open_one(k: int) -> str | None:
+        url = f"sqlite:///{tmp_path / f's{k}.db'}"
+        barrier.wait()
+        Repository.open(url, pool_size=1).close()
+        return migrate.store_revision(url)
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(open_one, range(6))) == [migrate.head_revision()] * 6

@@ -49,7 +49,7 @@ def test_one_step_lowers_the_contrastive_loss_on_a_fixed_batch() -> None:
     before.backward()
     optimizer.step()
     after = _clip_loss(model, images_t, tokens)
-    assert float(after) < float(before)
+    assert float(after.detach()) < float(before.detach())
 
 
 def test_stream_pairs_renders_with_paraphrases_of_their_scene() -> None:

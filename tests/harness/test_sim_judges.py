@@ -1,0 +1,103 @@
+"""What simulated annotators measure: realism vs real renders, caption faithfulness, Vendi diversity."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from harness.data import toyworld
+from harness.sim_judges import (
+    ColourCaptionJudge,
+    DiversityJudge,
+    OracleCaptionJudge,
+    RealismJudge,
+    judge_for,
+    make_judges,
+)
+
+
+def renders(caption: str, seeds: range) -> np.ndarray:
+    return np.stack([toyworld.render_caption(caption, seed=s)[0] for s in seeds])
+
+
+def blur(images: np.ndarray, sigma: float = 1.2) -> np.ndarray:
+    return np.stack([gaussian_filter(im.astype(float), sigma=(sigma, sigma, 0)) for im in images]).astype(np.uint8)
+
+
+def noisy(images: np.ndarray, sd: float, seed: int = 0) -> np.ndarray:
+    noise = 255 * sd * np.random.default_rng(seed).standard_normal(images.shape)
+    return (images.astype(float) + noise).clip(0, 255).astype(np.uint8)
+
+
+CAPTIONS = ("a red star", "a large blue circle to the left of a green square", "a small pink hexagon")
+
+
+def test_realism_ranks_real_renders_above_degraded_ones() -> None:
+    from eval_protocols.human.corruptions import corrupt_render
+
+    judge = RealismJudge(np.concatenate([renders(c, range(12)) for c in CAPTIONS]))
+    fresh = np.concatenate([renders(c, range(100, 106)) for c in CAPTIONS])
+    real = np.array([judge(im[None]) for im in fresh])
+    for degraded in (noisy(fresh, 0.02), noisy(blur(fresh), 0.06),
+                     np.stack([corrupt_render(im, i) for i, im in enumerate(fresh)])):
+        assert (real > np.array([judge(im[None]) for im in degraded])).all()
+    assert (real > np.array([judge(im[None]) for im in blur(fresh)])).mean() >= 0.75  # blur alone: mostly
+    small = np.stack([toyworld.render_caption(c, seed=100, size=32)[0] for c in CAPTIONS])
+    assert np.isfinite([judge(im[None]) for im in small]).all()  # other sizes are resized to the reference
+
+
+def test_colour_caption_judge_prefers_the_named_colour() -> None:
+    red = np.zeros((1, 8, 8, 3), np.uint8) + np.array([215, 35, 35], np.uint8)
+    blue = np.zeros((1, 8, 8, 3), np.uint8) + np.array([35, 70, 215], np.uint8)
+    judge = ColourCaptionJudge()
+    assert judge(red, "a red star") == 1.0 and judge(blue, "a red star") == 0.0
+    assert judge(red, "a star") == 0.0  # no colour named: nothing to match
+
+
+def test_vendi_of_a_collapsed_grid_is_one() -> None:
+    varied = renders("a circle", range(16))
+    judge = DiversityJudge(lambda x: x.reshape(len(x), -1).astype(float) - 128.0, "raw")
+    assert abs(judge(np.repeat(varied[:1], 16, axis=0)) - 1.0) < 1e-9
+    assert judge(varied) > 2.0
+
+
+def test_oracle_caption_judge_reads_probabilities_of_the_named_attributes() -> None:
+    import torch
+
+    from eval_protocols.features.oracle import AttributeCNN, ToyAttributeOracle
+    from harness.data.toyworld.vocab import COLOUR_NAMES, SHAPES, SIZES
+
+    torch.manual_seed(0)
+    classes = {"shape": SHAPES, "colour": COLOUR_NAMES, "size": SIZES}
+    oracle = ToyAttributeOracle(AttributeCNN({k: len(v) for k, v in classes.items()}), classes)
+    judge = OracleCaptionJudge(oracle)
+    image = renders("a small red star", range(1))
+    pred = oracle.predict(image)
+    want = np.mean([pred.probabilities["shape"][0, SHAPES.index("star")],
+                    pred.probabilities["colour"][0, COLOUR_NAMES.index("red")],
+                    pred.probabilities["size"][0, SIZES.index("small")]])
+    assert abs(judge(image, "a small red star") - want) < 1e-6
+
+
+def test_weight_free_judges_and_protocol_lookup() -> None:
+    judges = make_judges(renders("a red star", range(4)), use_models=False)
+    assert judges["caption_similarity"].judge_id.startswith("colour-match")
+    assert judges["diversity"].judge_id.startswith("vendi:zscored-pixels")
+    assert judge_for(judges, "my_realism", "corrupted_render") is judges["photorealism"]
+
+
+def test_split_caption_judge_routes_by_object_count() -> None:
+    from harness.sim_judges import SplitCaptionJudge
+
+    class Const:
+        def __init__(self, value: float) -> None:
+            self.value, self.judge_id = value, f"const{value}"
+
+        def __call__(self, images: np.ndarray, caption: str) -> float:
+            return self.value
+
+    judge = SplitCaptionJudge(Const(1.0), Const(2.0))
+    image = np.zeros((1, 8, 8, 3), np.uint8)
+    assert judge(image, "a red star") == 1.0
+    assert judge(image, "a red star above a blue circle") == 2.0
+    assert judge.judge_id == "const1.0 (1 object) + const2.0 (2+ objects)"

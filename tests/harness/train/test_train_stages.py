@@ -1,0 +1,148 @@
+"""The diffusion-stage trainers: one step lowers the loss on a fixed batch, checkpoint + resume, CLI wiring."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models" / "pipelines"))
+from pipeline_fixtures import AR_CONFIG, CLIP_CONFIG, PRIOR_CONFIG, X0, tiny_network, unet_config  # noqa: E402
+
+from harness.commands import train as train_command  # noqa: E402
+from harness.train.ar_prior import ARPriorBundle, ar_step_fn, fit_quantizers  # noqa: E402
+from harness.train.decoder import decoder_batch_fn  # noqa: E402
+from harness.train.diffusion import ImageDataSpec, image_stream, toy_tokenizer  # noqa: E402
+from harness.train.glide import StageRunSpec, default_diffusion, glide_batch_fn, train_glide  # noqa: E402
+from harness.train.loop import OptimSpec, make_adamw  # noqa: E402
+from harness.train.prior import PriorRunSpec, feature_stream, prior_step_fn  # noqa: E402
+from harness.train.unet_stage import diffusion_step_fn  # noqa: E402
+from harness.train.upsampler import pair_stream, upsampler_batch_fn, upsampler_diffusion  # noqa: E402
+from models.checkpoints import load_checkpoint  # noqa: E402
+from models.networks import load_config  # noqa: E402
+from models.networks.clip import build_clip  # noqa: E402
+from models.networks.config import config_from_dict  # noqa: E402
+
+CPU = torch.device("cpu")
+DATA = ImageDataSpec(fresh=4, window=64)
+StepFn = Callable[[int], tuple[torch.Tensor, dict[str, float]]]
+
+
+def tiny_text_unet(clip: bool = False) -> torch.nn.Module:
+    config = unet_config(clip=clip)
+    config["text_encoder"] = {**config["text_encoder"], "vocab_size": 128, "context_length": 24}
+    return tiny_network(config).train()
+
+
+def loss_drops_after_one_step(network: torch.nn.Module, step_fn: StepFn) -> tuple[float, float]:
+    """Loss on batch 0 (same data, t, noise and dropout), one AdamW step, loss on batch 0 again."""
+    torch.manual_seed(0)
+    optimizer = make_adamw(network, OptimSpec(steps=1, lr=3e-3, weight_decay=0.0))
+    before, _ = step_fn(0)
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after, _ = step_fn(0)
+    return float(before.detach()), float(after)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def test_glide_step_lowers_the_loss() -> None:
+    net = tiny_text_unet()
+    batch_fn = glide_batch_fn(image_stream(DATA, 4), toy_tokenizer(), data_seed=0)
+    x0, cond = batch_fn(0)
+    assert x0.shape == (4, 3, 32, 32) and float(x0.min()) >= -1 and float(x0.max()) <= 1
+    assert set(cond) == {"tokens", "token_mask", "text_mask"}
+    step = diffusion_step_fn(net, default_diffusion(load_config("glide_base_toy")), batch_fn, data_seed=0, device=CPU, bf16=False)
+    before, after = loss_drops_after_one_step(net, step)
+    assert after < before
+
+
+def test_decoder_step_lowers_the_loss() -> None:
+    net = tiny_text_unet(clip=True)
+    clip = build_clip(CLIP_CONFIG, seed=0).eval()
+    batch_fn = decoder_batch_fn(image_stream(DATA, 4), toy_tokenizer(), clip, data_seed=0)
+    _, cond = batch_fn(0)
+    assert cond["clip_emb"].shape == (4, 16)
+    assert torch.allclose(cond["clip_emb"].norm(dim=-1), torch.ones(4), atol=1e-5)
+    step = diffusion_step_fn(net, default_diffusion(load_config("unclip_decoder_toy")), batch_fn, data_seed=0, device=CPU, bf16=False)
+    before, after = loss_drops_after_one_step(net, step)
+    assert after < before
+
+
+def test_upsampler_step_lowers_the_loss() -> None:
+    config = unet_config(text=False, super_res=True, learn_sigma=False)
+    config["image_size"] = 64
+    net = tiny_network(config).train()
+    batch_fn = upsampler_batch_fn(pair_stream(ImageDataSpec(fresh=2, window=16, size=64), 2), data_seed=0)
+    x0, cond = batch_fn(0)
+    assert x0.shape == (2, 3, 64, 64) and cond["low_res"].shape == (2, 3, 32, 32)
+    step = diffusion_step_fn(net, upsampler_diffusion(), batch_fn, data_seed=0, device=CPU, bf16=False)
+    before, after = loss_drops_after_one_step(net, step)
+    assert after < before
+
+
+@pytest.fixture(scope="module")
+def prior_stream() -> Callable[[int], list[tuple[str, torch.Tensor, torch.Tensor]]]:
+    clip = build_clip(CLIP_CONFIG, seed=0).eval()
+    return feature_stream(clip, PriorRunSpec(batch=16, fresh=16, window=64))
+
+
+def test_prior_step_lowers_the_loss(prior_stream: Callable[[int], list[tuple[str, torch.Tensor, torch.Tensor]]]) -> None:
+    config = {**PRIOR_CONFIG, "vocab_size": 128, "text_context": 24}
+    net = tiny_network(config).train()
+    step = prior_step_fn(net, X0, 4.0, toy_tokenizer(), prior_stream, data_seed=0, device=CPU, bf16=False)
+    before, after = loss_drops_after_one_step(net, step)
+    assert after < before
+
+
+def test_ar_prior_step_lowers_the_loss(prior_stream: Callable[[int], list[tuple[str, torch.Tensor, torch.Tensor]]]) -> None:
+    config = {**AR_CONFIG, "vocab_size": 128, "text_context": 24}
+    examples = [e for s in range(4) for e in prior_stream(s)]
+    z_i, z_t = torch.stack([e[1] for e in examples]), torch.stack([e[2] for e in examples])
+    pca, dot = fit_quantizers(z_i, z_t, config_from_dict(config))
+    bundle = ARPriorBundle(tiny_network(config).train(), pca, dot)
+    step = ar_step_fn(bundle, toy_tokenizer(), prior_stream, data_seed=0, device=CPU, bf16=False)
+    before, after = loss_drops_after_one_step(bundle, step)
+    assert after < before
+
+
+def test_glide_training_resumes_exactly(tmp_path: Path) -> None:
+    config_path = tmp_path / "tiny_glide.json"
+    config = unet_config()
+    config["text_encoder"] = {**config["text_encoder"], "vocab_size": 128, "context_length": 24}
+    config_path.write_text(json.dumps(config))
+    spec = StageRunSpec(batch=2, data=ImageDataSpec(fresh=2, window=8), config=str(config_path), device="cpu",
+                        fp16=False, grid_every=2)
+    optim = OptimSpec(steps=3, lr=1e-3, warmup_steps=1, ema_decay=0.9, checkpoint_every=1)
+    summary = train_glide(tmp_path / "straight", optim, spec)
+    assert summary["steps"] == 3 and (tmp_path / "straight" / "samples" / "step_000002.png").is_file()
+    with pytest.raises(KeyboardInterrupt):
+        train_glide(tmp_path / "paused", optim, StageRunSpec(**{**spec.__dict__, "stop_at": 2}))
+    with pytest.raises(Exception, match="--resume"):
+        train_glide(tmp_path / "paused", optim, spec)
+    train_glide(tmp_path / "paused", optim, spec, resume=True)
+    straight, meta, _ = load_checkpoint(tmp_path / "straight" / "glide_toy")
+    resumed, _, _ = load_checkpoint(tmp_path / "paused" / "glide_toy")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert meta["kind"] == "glide" and meta["trained_steps"] == 3 and meta["diffusion"]["mean_type"] == "velocity"
+    lines = (tmp_path / "straight" / "log.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] == 3
+
+
+@pytest.mark.parametrize("model", ["glide", "decoder", "upsampler", "prior", "ar-prior"])
+def test_train_subcommands_are_registered(model: str) -> None:
+    parser = argparse.ArgumentParser()
+    train_command.register(parser.add_subparsers())
+    args = parser.parse_args(["train", model, "--out", "x", "--steps", "5"])
+    assert args.steps == 5 and callable(args.func)
