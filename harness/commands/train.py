@@ -6,9 +6,9 @@ listed in `TRAIN_COMMAND_MODULES` that does not exist yet is skipped, as in `har
 
 Examples::
 
-    harness train clip --out runs/clip-toy --steps 3000 --batch 128
-    harness train clip --out runs/clip-toy --steps 3000 --resume
-    harness train oracle --out runs/oracle --steps 2000
+    harness train clip --out runs/clip-toy --steps 1800 --batch 128
+    harness train clip --out runs/clip-toy --steps 1800 --resume
+    harness train oracle --out runs/oracle --steps 4000
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ TRAIN_COMMAND_MODULES: tuple[str, ...] = (
 )
 
 _EPILOG = """examples:
-  harness train clip --out runs/clip-toy --steps 3000 --batch 128
-  harness train clip --out runs/clip-toy --steps 3000 --resume        # continue after an interruption
+  harness train clip --out runs/clip-toy --steps 1800 --batch 128
+  harness train clip --out runs/clip-toy --steps 1800 --resume        # continue after an interruption
   harness train evaluate-clip checkpoints/toy/clip_toy.safetensors
-  harness train oracle --out runs/oracle --steps 2000
+  harness train oracle --out runs/oracle --steps 4000
   harness train evaluate-oracle checkpoints/toy/oracle.safetensors"""
 
 

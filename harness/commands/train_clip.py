@@ -2,7 +2,7 @@
 
 Examples::
 
-    harness train clip --out runs/clip-toy --steps 3000 --batch 128 --export checkpoints/toy/clip_toy
+    harness train clip --out runs/clip-toy --steps 1800 --batch 128 --export checkpoints/toy/clip_toy
     harness train evaluate-clip checkpoints/toy/clip_toy.safetensors --n 100
 """
 
@@ -30,7 +30,7 @@ def register(actions: Any) -> None:
         help="train the toy CLIP (open_clip, ClipLoss) on toy-world renders and paraphrased captions",
         description="Contrastive training of an open_clip CLIP on the toy world's train split.",
     )
-    add_optim_arguments(train, steps=3000, lr=1e-3, batch=128, warmup=200, ema=0.0)
+    add_optim_arguments(train, steps=1800, lr=1e-3, batch=128, warmup=200, ema=0.0)
     train.add_argument("--config", default=str(TOY_CLIP_CONFIG), help="open_clip model config JSON (default toy)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data stream")
     train.add_argument("--fresh", type=int, default=32, help="new renders per step; the rest is replayed (default 32)")

@@ -2,7 +2,7 @@
 
 Examples::
 
-    harness train oracle --out runs/oracle --steps 1500 --batch 96 --export checkpoints/toy/oracle
+    harness train oracle --out runs/oracle --steps 4000 --batch 128 --export checkpoints/toy/oracle
     harness train evaluate-oracle checkpoints/toy/oracle.safetensors --n 1000
 """
 
@@ -30,7 +30,7 @@ def register(actions: Any) -> None:
         help="train the attribute oracle (shape, colour, size) on degraded single-object renders",
         description="Train the toy-world attribute oracle CNN with noise/blur/colour/quantisation/warp augmentations.",
     )
-    add_optim_arguments(train, steps=1500, lr=2e-3, batch=96, warmup=100, ema=0.998)
+    add_optim_arguments(train, steps=4000, lr=2e-3, batch=128, warmup=100, ema=0.998)
     train.add_argument("--width", type=int, default=32, help="channels of the first CNN stage (default 32)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights, data and augmentations")
     train.add_argument("--fresh", type=int, default=32, help="new renders per step; the rest is replayed (default 32)")

@@ -148,6 +148,7 @@ def train_decoder(
         fp16=spec.fp16,
         grid_fn=grid_fn,
         grid_every=spec.grid_every,
+        stop_at=spec.stop_at,
         grid_columns=GRID_PER_CAPTION,
         resume=resume,
     )

@@ -151,6 +151,7 @@ def train_glide(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: 
         fp16=spec.fp16,
         grid_fn=grid_fn,
         grid_every=spec.grid_every,
+        stop_at=spec.stop_at,
         grid_columns=GRID_PER_CAPTION,
         resume=resume,
     )

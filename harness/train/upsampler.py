@@ -119,6 +119,7 @@ def train_upsampler(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resu
         fp16=spec.fp16,
         grid_fn=grid_fn,
         grid_every=spec.grid_every,
+        stop_at=spec.stop_at,
         grid_columns=4,
         resume=resume,
     )
