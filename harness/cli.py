@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 COMMAND_MODULES: tuple[str, ...] = (
     "harness.commands.run",
     "harness.commands.toy",
+    "harness.commands.train",
     "harness.commands.generate",
     "harness.commands.score",
     "harness.commands.metrics",

@@ -116,7 +116,9 @@ def create_pipeline(
     hashes = [base_sha] + ([up[2]] if up else [])
     up_stage = up[0] if up else None
     if spec.kind == "glide":
-        return GlidePipeline(base, tokenizer, up_stage, model_id=name, checkpoint_sha256="+".join(hashes), device=device)
+        return GlidePipeline(
+            base, tokenizer, up_stage, model_id=name, checkpoint_sha256="+".join(hashes), device=device
+        )
     assert spec.prior is not None
     prior, prior_meta, prior_sha = load_prior(folder, spec.prior, device)
     clip = load_stage_clip(folder, base_meta, spec.base, device)
@@ -126,8 +128,14 @@ def create_pipeline(
             f"--clip {folder / base_meta['clip']['file']}"
         )
     return UnclipPipeline(
-        clip, tokenizer, prior, base, up_stage, model_id=name,
-        checkpoint_sha256="+".join([prior_sha, *hashes]), device=device,
+        clip,
+        tokenizer,
+        prior,
+        base,
+        up_stage,
+        model_id=name,
+        checkpoint_sha256="+".join([prior_sha, *hashes]),
+        device=device,
     )
 
 
@@ -142,7 +150,9 @@ def stage_stems(name: str, *, upsampler: bool = True) -> list[str]:
     return [s for s in (spec.prior, spec.base, spec.upsampler if upsampler else None) if s is not None]
 
 
-def pipeline_checkpoint_sha256(name: str, checkpoint_dir: str | Path = DEFAULT_CHECKPOINT_DIR, *, upsampler: bool = True) -> str:
+def pipeline_checkpoint_sha256(
+    name: str, checkpoint_dir: str | Path = DEFAULT_CHECKPOINT_DIR, *, upsampler: bool = True
+) -> str:
     """The ``checkpoint_sha256`` a pipeline will report, read from the ``.sha256`` files without loading weights.
 
     Raises:
@@ -153,7 +163,9 @@ def pipeline_checkpoint_sha256(name: str, checkpoint_dir: str | Path = DEFAULT_C
         weights, _, sha_path = checkpoint_paths(Path(checkpoint_dir) / stem)
         if not weights.is_file() or not sha_path.is_file():
             missing = weights if not weights.is_file() else sha_path
-            raise ValueError(f"checkpoint file {missing} not found; train it with: {TRAIN_COMMANDS.get(stem, 'harness train ...')}")
+            raise ValueError(
+                f"checkpoint file {missing} not found; train it with: {TRAIN_COMMANDS.get(stem, 'harness train ...')}"
+            )
         digests.append(sha_path.read_text(encoding="utf-8").split()[0])
     return "+".join(digests)
 

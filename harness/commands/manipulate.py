@@ -29,7 +29,8 @@ UNCLIP_MODELS = ("unclip-diffusion-prior", "unclip-ar-prior")
 def register(subparsers: Any) -> None:
     """Add ``variations``, ``interpolate`` and ``textdiff``."""
     variations = subparsers.add_parser(
-        "variations", help="image variations (unCLIP Fig. 3): DDIM-invert, decode with eta > 0",
+        "variations",
+        help="image variations (unCLIP Fig. 3): DDIM-invert, decode with eta > 0",
         description="Variations of an image: same CLIP embedding z_i and inverted x_T, DDIM with eta > 0.",
     )
     variations.add_argument("image", help="input image (PNG/JPEG)")
@@ -38,7 +39,8 @@ def register(subparsers: Any) -> None:
     variations.set_defaults(func=run_variations)
 
     interpolate = subparsers.add_parser(
-        "interpolate", help="interpolate two images (unCLIP Fig. 4): slerp of their CLIP embeddings",
+        "interpolate",
+        help="interpolate two images (unCLIP Fig. 4): slerp of their CLIP embeddings",
         description="Decode slerp(z_i1, z_i2, theta) for theta from 0 to 1.",
     )
     interpolate.add_argument("image_a", help="first image")
@@ -50,7 +52,8 @@ def register(subparsers: Any) -> None:
     interpolate.set_defaults(func=run_interpolate)
 
     textdiff = subparsers.add_parser(
-        "textdiff", help="text diff (unCLIP Fig. 5): move an image's embedding towards a caption change",
+        "textdiff",
+        help="text diff (unCLIP Fig. 5): move an image's embedding towards a caption change",
         description="Decode slerp(z_i, norm(z_t - z_t0), theta) with x_T the image's DDIM inversion.",
     )
     textdiff.add_argument("image", help="input image")
@@ -63,7 +66,9 @@ def register(subparsers: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--model", default=UNCLIP_MODELS[0], choices=UNCLIP_MODELS, help="unCLIP pipeline")
-    parser.add_argument("--checkpoint-dir", default="checkpoints/toy", help="stage checkpoints (default checkpoints/toy)")
+    parser.add_argument(
+        "--checkpoint-dir", default="checkpoints/toy", help="stage checkpoints (default checkpoints/toy)"
+    )
     parser.add_argument("--n", type=int, default=6, help="images in the strip besides the input(s) (default 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling noise")
     parser.add_argument("--guidance", type=float, default=3.0, help="decoder guidance scale (default 3)")
@@ -85,8 +90,11 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         pipeline = create_pipeline(args.model, args.checkpoint_dir, upsampler=not args.no_upsample)
         config = SamplingConfig(
-            decoder_guidance_scale=args.guidance, decoder_steps=str(args.steps),
-            upsampler_steps=str(args.upsampler_steps), upsample=not args.no_upsample, batch_size=min(args.n, 16),
+            decoder_guidance_scale=args.guidance,
+            decoder_steps=str(args.steps),
+            upsampler_steps=str(args.upsampler_steps),
+            upsample=not args.no_upsample,
+            batch_size=min(args.n, 16),
         )
     except ValueError as exc:
         raise HarnessError(str(exc)) from None

@@ -36,8 +36,16 @@ def add_prior_arguments(parser: argparse.ArgumentParser, config: str, steps: int
 def prior_spec(args: argparse.Namespace) -> PriorRunSpec:
     """`PriorRunSpec` from the parsed flags."""
     return PriorRunSpec(
-        batch=args.batch, config=args.config, clip=args.clip, data_seed=args.seed, fresh=args.fresh,
-        window=args.window, model_seed=args.seed, device=args.device, bf16=args.bf16, export=args.export,
+        batch=args.batch,
+        config=args.config,
+        clip=args.clip,
+        data_seed=args.seed,
+        fresh=args.fresh,
+        window=args.window,
+        model_seed=args.seed,
+        device=args.device,
+        bf16=args.bf16,
+        export=args.export,
         fp16=not args.fp32,
     )
 

@@ -75,8 +75,12 @@ def ar_step_fn(
         gen = step_generator(data_seed, step, salt=5)
         with autocast(device, bf16):
             logits = bundle.network(
-                targets[:, : k - 1], text_tokens=tokens.to(device), text_emb=z_t, dot_token=dot_token,
-                token_mask=token_mask.to(device), cond_mask=keep_mask(len(examples), TEXT_DROP, gen).to(device),
+                targets[:, : k - 1],
+                text_tokens=tokens.to(device),
+                text_emb=z_t,
+                dot_token=dot_token,
+                token_mask=token_mask.to(device),
+                cond_mask=keep_mask(len(examples), TEXT_DROP, gen).to(device),
             )
         loss = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
         with torch.no_grad():
@@ -91,7 +95,7 @@ def train_ar_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resum
     torch.manual_seed(spec.model_seed)
     net_config = load_config(spec.config)
     if not isinstance(net_config, ARPriorConfig):
-        raise ValueError(f"config {spec.config!r} is not an autoregressive prior config")
+        raise ValueError(f"config {spec.config!r} is not an autoregressive prior config")  # noqa: TRY004 - a user error
     clip, clip_ref = load_frozen_clip(spec.clip)
     tokenizer = toy_tokenizer(net_config.text_context)
     tokenizer.check_fits(net_config.vocab_size)

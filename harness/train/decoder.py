@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.data import toyworld
 from harness.train.diffusion import (
     GRID_CAPTIONS,
     grid_generators,
@@ -31,7 +32,6 @@ from harness.train.diffusion import (
 )
 from harness.train.glide import GRID_PER_CAPTION, GRID_SETTINGS, StageRunSpec, _spec_json, default_diffusion
 from harness.train.loop import OptimSpec
-from harness.data import toyworld
 from harness.train.stream import ReplayStream
 from harness.train.unet_stage import BatchFn, run_stage_training
 from models.checkpoints import load_checkpoint
@@ -54,7 +54,7 @@ def load_frozen_clip(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]
     _, meta, digest = load_checkpoint(path)
     config = meta.get("model_config")
     if not isinstance(config, dict):
-        raise ValueError(f"{path} is not a CLIP checkpoint of `harness train clip` (no model_config in its JSON)")
+        raise ValueError(f"{path} is not a CLIP checkpoint of `harness train clip` (no model_config in its JSON)")  # noqa: TRY004 - a user error
     model = load_clip(config, path)
     return model, {
         "file": Path(path).with_suffix("").name,
@@ -96,7 +96,7 @@ def train_decoder(
     torch.manual_seed(spec.model_seed)
     net_config = load_config(spec.config)
     if not isinstance(net_config, UNetConfig) or net_config.text_encoder is None or not net_config.clip_embed_dim:
-        raise ValueError(f"config {spec.config!r} is not an unCLIP decoder (text UNet with clip_embed_dim > 0)")
+        raise ValueError(f"config {spec.config!r} is not an unCLIP decoder (text UNet with clip_embed_dim > 0)")  # noqa: TRY004 - a user error
     clip, clip_ref = load_frozen_clip(clip_path)
     network = build_network(net_config)
     tokenizer = toy_tokenizer(net_config.text_encoder.context_length)

@@ -11,7 +11,7 @@ trained by L_vlb (used by DDPM sampling; DDIM ignores them).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class StageRunSpec:
     """
 
     batch: int = 48
-    data: ImageDataSpec = ImageDataSpec()
+    data: ImageDataSpec = field(default_factory=ImageDataSpec)
     config: str = DEFAULT_CONFIG
     model_seed: int = 0
     device: str = "auto"

@@ -87,7 +87,9 @@ def feature_stream(clip: torch.nn.Module, spec: PriorRunSpec) -> Callable[[int],
     def make(index: int) -> tuple[str, np.ndarray]:
         return caption_and_render(spec.data_seed, index)
 
-    stream = ReplayStream(make, batch=spec.batch, fresh=min(spec.fresh, spec.batch), window=spec.window, seed=spec.data_seed)
+    stream = ReplayStream(
+        make, batch=spec.batch, fresh=min(spec.fresh, spec.batch), window=spec.window, seed=spec.data_seed
+    )
     cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def batch(step: int) -> list[Example]:
@@ -151,7 +153,7 @@ def train_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resume: 
     torch.manual_seed(spec.model_seed)
     net_config = load_config(spec.config)
     if not isinstance(net_config, DiffusionPriorConfig):
-        raise ValueError(f"config {spec.config!r} is not a diffusion prior config")
+        raise ValueError(f"config {spec.config!r} is not a diffusion prior config")  # noqa: TRY004 - a user error
     clip, clip_ref = load_frozen_clip(spec.clip)
     network = build_network(net_config)
     tokenizer = toy_tokenizer(net_config.text_context)

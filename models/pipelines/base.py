@@ -63,6 +63,10 @@ class SamplingConfig:
         return asdict(self)
 
 
+DEFAULT_SAMPLING = SamplingConfig()
+"""The defaults, as one shared instance (a default argument of the pipelines)."""
+
+
 @dataclass(frozen=True)
 class GenerationOutput:
     """What a pipeline returns.
@@ -90,7 +94,7 @@ class Pipeline(Protocol):
     checkpoint_sha256: str
 
     def __call__(
-        self, prompts: Sequence[str], seeds: Sequence[int], config: SamplingConfig = SamplingConfig()
+        self, prompts: Sequence[str], seeds: Sequence[int], config: SamplingConfig = DEFAULT_SAMPLING
     ) -> GenerationOutput: ...
 
 

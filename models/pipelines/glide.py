@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from models.diffusion import generator_for
-from models.pipelines.base import GenerationOutput, SamplingConfig, check_inputs
+from models.pipelines.base import DEFAULT_SAMPLING, GenerationOutput, SamplingConfig, check_inputs
 from models.pipelines.stages import Stage, sample_stage, to_uint8, upsample_images
 from models.pipelines.tokenizer import WordTokenizer
 
@@ -75,7 +75,7 @@ class GlidePipeline:
     device: str = "cpu"
 
     def __call__(
-        self, prompts: Sequence[str], seeds: Sequence[int], config: SamplingConfig = SamplingConfig()
+        self, prompts: Sequence[str], seeds: Sequence[int], config: SamplingConfig = DEFAULT_SAMPLING
     ) -> GenerationOutput:
         """Generate one image per (prompt, seed): (N, S, S, 3) uint8 plus metadata."""
         check_inputs(prompts, seeds)
@@ -83,7 +83,11 @@ class GlidePipeline:
         images = text_unet_images(self.base, self.tokenizer, prompts, generators, config, device=self.device)
         if config.upsample and self.upsampler is not None:
             images = upsample_images(
-                self.upsampler, images, generators, respacing=config.upsampler_steps, chunk=config.batch_size,
+                self.upsampler,
+                images,
+                generators,
+                respacing=config.upsampler_steps,
+                chunk=config.batch_size,
                 device=self.device,
             )
         settings = config.to_dict()

@@ -101,7 +101,7 @@ class DiffusionPriorStage:
 
 def top_fraction_buckets(num_buckets: int, fraction: float) -> tuple[int, int]:
     """``[lo, num_buckets)``: the equal-mass buckets holding the top ``fraction`` of the values."""
-    lo = min(num_buckets - 1, int(round(num_buckets * (1.0 - fraction))))
+    lo = min(num_buckets - 1, round(num_buckets * (1.0 - fraction)))
     return lo, num_buckets
 
 
@@ -143,8 +143,12 @@ class ARPriorStage:
             rows = list(range(lo, hi)) + [lo] * (chunk - (hi - lo))
             idx = torch.tensor(rows)
             comps = self._components(
-                tokens[idx].to(device), token_mask[idx].to(device), z_t[idx].to(device), dot_tokens[idx].to(device),
-                [generators[r] for r in range(lo, hi)], config.prior_guidance_scale,
+                tokens[idx].to(device),
+                token_mask[idx].to(device),
+                z_t[idx].to(device),
+                dot_tokens[idx].to(device),
+                [generators[r] for r in range(lo, hi)],
+                config.prior_guidance_scale,
             )
             outputs.append(comps[: hi - lo].cpu())
         z_i = self.pca.decode(torch.cat(outputs)).float()
@@ -168,9 +172,12 @@ class ARPriorStage:
         for _ in range(k):
             if guided:
                 logits = self.network(
-                    torch.cat([comps, comps]), text_tokens=torch.cat([tokens, tokens]),
-                    text_emb=torch.cat([z_t, z_t]), dot_token=torch.cat([dot_tokens, dot_tokens]),
-                    token_mask=torch.cat([token_mask, token_mask]), cond_mask=keep,
+                    torch.cat([comps, comps]),
+                    text_tokens=torch.cat([tokens, tokens]),
+                    text_emb=torch.cat([z_t, z_t]),
+                    dot_token=torch.cat([dot_tokens, dot_tokens]),
+                    token_mask=torch.cat([token_mask, token_mask]),
+                    cond_mask=keep,
                 )[:, -1].float()
                 logits = logits[b:] + scale * (logits[:b] - logits[b:])
             else:
@@ -179,7 +186,9 @@ class ARPriorStage:
                 )[:, -1].float()
             probs = torch.softmax(logits.cpu(), dim=-1)
             draws = [
-                torch.multinomial(probs[i], 1, generator=generators[i]) if i < len(generators) else probs[i].argmax()[None]
+                torch.multinomial(probs[i], 1, generator=generators[i])
+                if i < len(generators)
+                else probs[i].argmax()[None]
                 for i in range(b)
             ]
             comps = torch.cat([comps, torch.stack(draws).to(comps.device).view(b, 1)], dim=1)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from models.diffusion import ddim_reverse_sample_loop, generator_for, slerp, text_diff_direction
 from models.networks.clip import encode_images, encode_texts
-from models.pipelines.base import GenerationOutput, SamplingConfig, check_inputs
+from models.pipelines.base import DEFAULT_SAMPLING, GenerationOutput, SamplingConfig, check_inputs
 from models.pipelines.glide import text_unet_images
 from models.pipelines.priors import ARPriorStage, DiffusionPriorStage
 from models.pipelines.stages import Stage, chunked, from_uint8, image_strip, to_uint8, upsample_images
@@ -65,7 +65,7 @@ class UnclipPipeline:
     # ------------------------------------------------------------------ generation
 
     def __call__(
-        self, prompts: Sequence[str], seeds: Sequence[int], config: SamplingConfig = SamplingConfig()
+        self, prompts: Sequence[str], seeds: Sequence[int], config: SamplingConfig = DEFAULT_SAMPLING
     ) -> GenerationOutput:
         """One image per (prompt, seed): (N, S, S, 3) uint8 plus metadata (incl. the chosen z_i·z_t)."""
         check_inputs(prompts, seeds)
@@ -119,7 +119,11 @@ class UnclipPipeline:
         )
         if config.upsample and self.upsampler is not None:
             images = upsample_images(
-                self.upsampler, images, generators, respacing=config.upsampler_steps, chunk=config.batch_size,
+                self.upsampler,
+                images,
+                generators,
+                respacing=config.upsampler_steps,
+                chunk=config.batch_size,
                 device=self.device,
             )
         return images
@@ -155,7 +159,13 @@ class UnclipPipeline:
         return to_uint8(images).numpy()
 
     def interpolate(
-        self, image_a: np.ndarray, image_b: np.ndarray, n: int, seed: int, config: SamplingConfig, fixed_noise: bool = True
+        self,
+        image_a: np.ndarray,
+        image_b: np.ndarray,
+        n: int,
+        seed: int,
+        config: SamplingConfig,
+        fixed_noise: bool = True,
     ) -> np.ndarray:
         """``n`` images along slerp(z_i1, z_i2, θ), θ = 0 … 1 (Fig. 4); x_T fixed (one draw from ``seed``) or
         slerped between the two images' DDIM inversions. Returns (n, S', S', 3) uint8."""
@@ -166,7 +176,9 @@ class UnclipPipeline:
         gens = [generator_for("interpolation", seed) for _ in range(n)]
         if fixed_noise:
             size = int(self.decoder.network.config.image_size)
-            noise = torch.randn((1, 3, size, size), generator=generator_for("interpolation x_T", seed)).expand(n, -1, -1, -1)
+            noise = torch.randn((1, 3, size, size), generator=generator_for("interpolation x_T", seed)).expand(
+                n, -1, -1, -1
+            )
         else:
             x_t = self.invert(pair, z, config)
             noise = slerp(x_t[:1].expand(n, -1, -1, -1), x_t[1:].expand(n, -1, -1, -1), theta, start_dim=1)
@@ -174,7 +186,13 @@ class UnclipPipeline:
         return to_uint8(self._decode([""] * n, z_theta, gens, settings, noise=noise, drop_text=True)).numpy()
 
     def text_diff(
-        self, image: np.ndarray, from_text: str, to_text: str, n: int, seed: int, config: SamplingConfig,
+        self,
+        image: np.ndarray,
+        from_text: str,
+        to_text: str,
+        n: int,
+        seed: int,
+        config: SamplingConfig,
         max_theta: float = 0.5,
     ) -> np.ndarray:
         """``n`` images along slerp(z_i, z_d, θ), θ = 0 … ``max_theta``, z_d = norm(z_t − z_t0) (Fig. 5), x_T the

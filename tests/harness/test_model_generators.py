@@ -9,15 +9,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "pipelines"))
-from pipeline_fixtures import write_tiny_stack  # noqa: E402
+from pipeline_fixtures import write_tiny_stack
 
-from harness.config import load_config  # noqa: E402
-from harness.errors import ConfigError  # noqa: E402
-from harness.generate import generate_run  # noqa: E402
-from harness.generators import build_generator, list_generators  # noqa: E402
-from harness.manifest import RunDir  # noqa: E402
-from harness.prompts import load_prompts  # noqa: E402
-from models.factory import pipeline_checkpoint_sha256  # noqa: E402
+from harness.config import load_config
+from harness.errors import ConfigError
+from harness.generate import generate_run
+from harness.generators import build_generator, list_generators
+from harness.manifest import RunDir
+from harness.prompts import load_prompts
+from models.factory import pipeline_checkpoint_sha256
 
 MODELS = ("glide", "unclip-diffusion-prior", "unclip-ar-prior")
 

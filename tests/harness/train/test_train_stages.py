@@ -12,21 +12,21 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models" / "pipelines"))
-from pipeline_fixtures import AR_CONFIG, CLIP_CONFIG, PRIOR_CONFIG, X0, tiny_network, unet_config  # noqa: E402
+from pipeline_fixtures import AR_CONFIG, CLIP_CONFIG, PRIOR_CONFIG, X0, tiny_network, unet_config
 
-from harness.commands import train as train_command  # noqa: E402
-from harness.train.ar_prior import ARPriorBundle, ar_step_fn, fit_quantizers  # noqa: E402
-from harness.train.decoder import decoder_batch_fn  # noqa: E402
-from harness.train.diffusion import ImageDataSpec, image_stream, toy_tokenizer  # noqa: E402
-from harness.train.glide import StageRunSpec, default_diffusion, glide_batch_fn, train_glide  # noqa: E402
-from harness.train.loop import OptimSpec, make_adamw  # noqa: E402
-from harness.train.prior import PriorRunSpec, feature_stream, prior_step_fn  # noqa: E402
-from harness.train.unet_stage import diffusion_step_fn  # noqa: E402
-from harness.train.upsampler import pair_stream, upsampler_batch_fn, upsampler_diffusion  # noqa: E402
-from models.checkpoints import load_checkpoint  # noqa: E402
-from models.networks import load_config  # noqa: E402
-from models.networks.clip import build_clip  # noqa: E402
-from models.networks.config import config_from_dict  # noqa: E402
+from harness.commands import train as train_command
+from harness.train.ar_prior import ARPriorBundle, ar_step_fn, fit_quantizers
+from harness.train.decoder import decoder_batch_fn
+from harness.train.diffusion import ImageDataSpec, image_stream, toy_tokenizer
+from harness.train.glide import StageRunSpec, default_diffusion, glide_batch_fn, train_glide
+from harness.train.loop import OptimSpec, make_adamw
+from harness.train.prior import PriorRunSpec, feature_stream, prior_step_fn
+from harness.train.unet_stage import diffusion_step_fn
+from harness.train.upsampler import pair_stream, upsampler_batch_fn, upsampler_diffusion
+from models.checkpoints import load_checkpoint
+from models.networks import load_config
+from models.networks.clip import build_clip
+from models.networks.config import config_from_dict
 
 CPU = torch.device("cpu")
 DATA = ImageDataSpec(fresh=4, window=64)
@@ -63,7 +63,9 @@ def test_glide_step_lowers_the_loss() -> None:
     x0, cond = batch_fn(0)
     assert x0.shape == (4, 3, 32, 32) and float(x0.min()) >= -1 and float(x0.max()) <= 1
     assert set(cond) == {"tokens", "token_mask", "text_mask"}
-    step = diffusion_step_fn(net, default_diffusion(load_config("glide_base_toy")), batch_fn, data_seed=0, device=CPU, bf16=False)
+    step = diffusion_step_fn(
+        net, default_diffusion(load_config("glide_base_toy")), batch_fn, data_seed=0, device=CPU, bf16=False
+    )
     before, after = loss_drops_after_one_step(net, step)
     assert after < before
 
@@ -75,7 +77,9 @@ def test_decoder_step_lowers_the_loss() -> None:
     _, cond = batch_fn(0)
     assert cond["clip_emb"].shape == (4, 16)
     assert torch.allclose(cond["clip_emb"].norm(dim=-1), torch.ones(4), atol=1e-5)
-    step = diffusion_step_fn(net, default_diffusion(load_config("unclip_decoder_toy")), batch_fn, data_seed=0, device=CPU, bf16=False)
+    step = diffusion_step_fn(
+        net, default_diffusion(load_config("unclip_decoder_toy")), batch_fn, data_seed=0, device=CPU, bf16=False
+    )
     before, after = loss_drops_after_one_step(net, step)
     assert after < before
 
@@ -98,7 +102,9 @@ def prior_stream() -> Callable[[int], list[tuple[str, torch.Tensor, torch.Tensor
     return feature_stream(clip, PriorRunSpec(batch=16, fresh=16, window=64))
 
 
-def test_prior_step_lowers_the_loss(prior_stream: Callable[[int], list[tuple[str, torch.Tensor, torch.Tensor]]]) -> None:
+def test_prior_step_lowers_the_loss(
+    prior_stream: Callable[[int], list[tuple[str, torch.Tensor, torch.Tensor]]],
+) -> None:
     config = {**PRIOR_CONFIG, "vocab_size": 128, "text_context": 24}
     net = tiny_network(config).train()
     step = prior_step_fn(net, X0, 4.0, toy_tokenizer(), prior_stream, data_seed=0, device=CPU, bf16=False)
@@ -106,7 +112,9 @@ def test_prior_step_lowers_the_loss(prior_stream: Callable[[int], list[tuple[str
     assert after < before
 
 
-def test_ar_prior_step_lowers_the_loss(prior_stream: Callable[[int], list[tuple[str, torch.Tensor, torch.Tensor]]]) -> None:
+def test_ar_prior_step_lowers_the_loss(
+    prior_stream: Callable[[int], list[tuple[str, torch.Tensor, torch.Tensor]]],
+) -> None:
     config = {**AR_CONFIG, "vocab_size": 128, "text_context": 24}
     examples = [e for s in range(4) for e in prior_stream(s)]
     z_i, z_t = torch.stack([e[1] for e in examples]), torch.stack([e[2] for e in examples])
@@ -122,8 +130,9 @@ def test_glide_training_resumes_exactly(tmp_path: Path) -> None:
     config = unet_config()
     config["text_encoder"] = {**config["text_encoder"], "vocab_size": 128, "context_length": 24}
     config_path.write_text(json.dumps(config))
-    spec = StageRunSpec(batch=2, data=ImageDataSpec(fresh=2, window=8), config=str(config_path), device="cpu",
-                        fp16=False, grid_every=2)
+    spec = StageRunSpec(
+        batch=2, data=ImageDataSpec(fresh=2, window=8), config=str(config_path), device="cpu", fp16=False, grid_every=2
+    )
     optim = OptimSpec(steps=3, lr=1e-3, warmup_steps=1, ema_decay=0.9, checkpoint_every=1)
     summary = train_glide(tmp_path / "straight", optim, spec)
     assert summary["steps"] == 3 and (tmp_path / "straight" / "samples" / "step_000002.png").is_file()

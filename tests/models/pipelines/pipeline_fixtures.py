@@ -32,7 +32,9 @@ CLIP_CONFIG: dict[str, Any] = {
 TEXT_ENCODER = {"vocab_size": 32, "context_length": 8, "width": 16, "layers": 1, "heads": 2, "causal": False}
 
 
-def unet_config(*, clip: bool = False, text: bool = True, super_res: bool = False, learn_sigma: bool = True) -> dict[str, Any]:
+def unet_config(
+    *, clip: bool = False, text: bool = True, super_res: bool = False, learn_sigma: bool = True
+) -> dict[str, Any]:
     """A tiny UNet config dict (8×8 base, or 16×16 upsampler)."""
     return {
         "kind": "unet",
@@ -50,10 +52,27 @@ def unet_config(*, clip: bool = False, text: bool = True, super_res: bool = Fals
     }
 
 
-PRIOR_CONFIG = {"kind": "diffusion_prior", "embed_dim": EMBED, "vocab_size": 32, "text_context": 8, "width": 16,
-                "layers": 1, "heads": 2}
-AR_CONFIG = {"kind": "ar_prior", "embed_dim": EMBED, "vocab_size": 32, "text_context": 8, "num_components": 6,
-             "num_buckets": 8, "num_dot_buckets": 4, "width": 16, "layers": 1, "heads": 2}
+PRIOR_CONFIG = {
+    "kind": "diffusion_prior",
+    "embed_dim": EMBED,
+    "vocab_size": 32,
+    "text_context": 8,
+    "width": 16,
+    "layers": 1,
+    "heads": 2,
+}
+AR_CONFIG = {
+    "kind": "ar_prior",
+    "embed_dim": EMBED,
+    "vocab_size": 32,
+    "text_context": 8,
+    "num_components": 6,
+    "num_buckets": 8,
+    "num_dot_buckets": 4,
+    "width": 16,
+    "layers": 1,
+    "heads": 2,
+}
 V_PRED = DiffusionConfig(mean_type="velocity", var_type="learned_range")
 EPS = DiffusionConfig(mean_type="epsilon", var_type="fixed_small")
 X0 = DiffusionConfig(mean_type="start_x", var_type="fixed_small")
@@ -78,14 +97,23 @@ def tiny_network(config: dict[str, Any], seed: int = 0) -> torch.nn.Module:
 def write_tiny_stack(folder: Path, dtype: torch.dtype | None = None) -> dict[str, torch.nn.Module]:
     """Write all stage checkpoints to ``folder``; returns the modules (eval mode) by stem."""
     clip = build_clip(CLIP_CONFIG, seed=0).eval()
-    clip_sha = save_checkpoint(clip, {"model_config": CLIP_CONFIG, "kind": "open_clip"}, folder / "clip_toy", dtype=dtype)
+    clip_sha = save_checkpoint(
+        clip, {"model_config": CLIP_CONFIG, "kind": "open_clip"}, folder / "clip_toy", dtype=dtype
+    )
     clip_ref = {"file": "clip_toy", "sha256": clip_sha}
     tok = TOKENIZER.to_dict()
     modules: dict[str, torch.nn.Module] = {"clip_toy": clip}
 
-    def stage(stem: str, kind: str, config: dict[str, Any], diffusion: DiffusionConfig, seed: int, **extra: Any) -> None:
+    def stage(
+        stem: str, kind: str, config: dict[str, Any], diffusion: DiffusionConfig, seed: int, **extra: Any
+    ) -> None:
         net = tiny_network(config, seed)
-        meta = {"kind": kind, "network": config_to_dict(config_from_dict(config)), "diffusion": diffusion.to_dict(), **extra}
+        meta = {
+            "kind": kind,
+            "network": config_to_dict(config_from_dict(config)),
+            "diffusion": diffusion.to_dict(),
+            **extra,
+        }
         save_checkpoint(net, meta, folder / stem, dtype=dtype)
         modules[stem] = net
 
@@ -100,8 +128,11 @@ def write_tiny_stack(folder: Path, dtype: torch.dtype | None = None) -> dict[str
     pca = PCAQuantizer.fit(z, AR_CONFIG["num_components"], AR_CONFIG["num_buckets"]).float()
     dot = QuantileBuckets(1, AR_CONFIG["num_dot_buckets"]).fit((z * z_t).sum(1, keepdim=True)).float()
     ar = tiny_network(AR_CONFIG, 6)
-    state = {**{f"network.{k}": v for k, v in ar.state_dict().items()}, **{f"pca.{k}": v for k, v in pca.state_dict().items()},
-             **{f"dot.{k}": v for k, v in dot.state_dict().items()}}
+    state = {
+        **{f"network.{k}": v for k, v in ar.state_dict().items()},
+        **{f"pca.{k}": v for k, v in pca.state_dict().items()},
+        **{f"dot.{k}": v for k, v in dot.state_dict().items()},
+    }
     meta = {"kind": "ar_prior", "network": AR_CONFIG, "tokenizer": tok, "clip": clip_ref}
     save_checkpoint(state, meta, folder / "unclip_ar_prior_toy", dtype=None)
     modules["unclip_ar_prior_toy"] = ar

@@ -33,7 +33,9 @@ def test_missing_checkpoint_names_the_file_and_the_command(tiny_dir: Path, tmp_p
     folder = tmp_path / "ck"
     shutil.copytree(tiny_dir, folder)
     (folder / "unclip_upsampler_toy.safetensors").unlink()
-    with pytest.raises(ValueError, match=r"unclip_upsampler_toy\.safetensors not found; train it with: harness train upsampler"):
+    with pytest.raises(
+        ValueError, match=r"unclip_upsampler_toy\.safetensors not found; train it with: harness train upsampler"
+    ):
         create_pipeline("glide", folder)
     with pytest.raises(ValueError, match="harness train upsampler"):
         pipeline_checkpoint_sha256("glide", folder)
@@ -59,7 +61,8 @@ def test_checkpoint_round_trip_is_exact(tmp_path: Path) -> None:
         assert original.keys() == loaded.keys()
         assert all(torch.equal(original[k], loaded[k]) for k in original)
     in_memory = GlidePipeline(
-        Stage(modules["glide_toy"], pipeline.base.diffusion), TOKENIZER,
+        Stage(modules["glide_toy"], pipeline.base.diffusion),
+        TOKENIZER,
         Stage(modules["unclip_upsampler_toy"], pipeline.upsampler.diffusion),
     )
     assert np.array_equal(in_memory(["a red circle"], [3], FAST).images, pipeline(["a red circle"], [3], FAST).images)
