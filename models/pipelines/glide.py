@@ -16,7 +16,7 @@ from torch import Tensor
 
 from models.diffusion import generator_for
 from models.pipelines.base import DEFAULT_SAMPLING, GenerationOutput, SamplingConfig, check_inputs
-from models.pipelines.stages import Stage, sample_stage, to_uint8, upsample_images
+from models.pipelines.stages import Stage, network_image_size, sample_stage, to_uint8, upsample_images
 from models.pipelines.tokenizer import WordTokenizer
 
 
@@ -37,7 +37,7 @@ def text_unet_images(
         (B, 3, S, S) float32 in [−1, 1].
     """
     tokens, token_mask = tokenizer(list(prompts))
-    size = int(stage.network.config.image_size)
+    size = network_image_size(stage.network)
     cond: dict[str, Tensor] = {"tokens": tokens, "token_mask": token_mask, **(extra_cond or {})}
     return sample_stage(
         stage,

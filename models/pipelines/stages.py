@@ -40,6 +40,11 @@ class Stage:
     diffusion: DiffusionConfig
 
 
+def network_image_size(network: nn.Module) -> int:
+    """The output side of a UNet stage network (its ``config.image_size``)."""
+    return int(getattr(network, "config").image_size)  # noqa: B009 - nn.Module attributes are untyped
+
+
 def sample_stage(
     stage: Stage,
     shape: Sequence[int],
@@ -167,7 +172,7 @@ def upsample_images(
     Returns:
         (B, 3, S, S) float32 in [−1, 1], S = the stage network's ``config.image_size``.
     """
-    size = int(stage.network.config.image_size)
+    size = network_image_size(stage.network)
     shape = (low_res.shape[0], low_res.shape[1], size, size)
     return sample_stage(
         stage,

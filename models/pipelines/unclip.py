@@ -32,7 +32,15 @@ from models.networks.clip import encode_images, encode_texts
 from models.pipelines.base import DEFAULT_SAMPLING, GenerationOutput, SamplingConfig, check_inputs
 from models.pipelines.glide import text_unet_images
 from models.pipelines.priors import ARPriorStage, DiffusionPriorStage
-from models.pipelines.stages import Stage, chunked, from_uint8, image_strip, to_uint8, upsample_images
+from models.pipelines.stages import (
+    Stage,
+    chunked,
+    from_uint8,
+    image_strip,
+    network_image_size,
+    to_uint8,
+    upsample_images,
+)
 from models.pipelines.tokenizer import WordTokenizer
 
 Prior = DiffusionPriorStage | ARPriorStage
@@ -133,7 +141,7 @@ class UnclipPipeline:
     def invert(self, images: np.ndarray, z_i: Tensor, config: SamplingConfig) -> Tensor:
         """x_T of uint8 (N, S, S, 3) images: DDIM inversion (η = 0) by the decoder conditioned on z_i, caption
         dropped, over ``config.decoder_steps``; (N, 3, S, S) float32."""
-        size = int(self.decoder.network.config.image_size)
+        size = network_image_size(self.decoder.network)
         if images.shape[1:3] != (size, size):
             raise ValueError(f"images to invert must be {size}x{size} (the decoder's size), got {images.shape[1:3]}")
         x0 = from_uint8(torch.from_numpy(np.array(images, dtype=np.uint8, copy=True))).to(self.device)
@@ -175,7 +183,7 @@ class UnclipPipeline:
         z_theta = slerp(z[:1].expand(n, -1), z[1:].expand(n, -1), theta, start_dim=1)
         gens = [generator_for("interpolation", seed) for _ in range(n)]
         if fixed_noise:
-            size = int(self.decoder.network.config.image_size)
+            size = network_image_size(self.decoder.network)
             noise = torch.randn((1, 3, size, size), generator=generator_for("interpolation x_T", seed)).expand(
                 n, -1, -1, -1
             )
@@ -198,7 +206,8 @@ class UnclipPipeline:
         """``n`` images along slerp(z_i, z_d, θ), θ = 0 … ``max_theta``, z_d = norm(z_t − z_t0) (Fig. 5), x_T the
         image's DDIM inversion. Returns (n, S', S', 3) uint8."""
         z_i = self.image_embeddings(image[None])
-        z_t0, z_t = self.text_embeddings([from_text, to_text]).split(1)
+        pair = self.text_embeddings([from_text, to_text])
+        z_t0, z_t = pair[:1], pair[1:]
         z_d = text_diff_direction(z_t, z_t0)
         theta = torch.linspace(0.0, max_theta, n, dtype=torch.float64)
         z_theta = slerp(z_i.expand(n, -1), z_d.expand(n, -1), theta, start_dim=1)
