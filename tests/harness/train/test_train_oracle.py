@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from harness.train.oracle import CLASSES, held_out_single_objects, single_object
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED_ORACLE = ROOT / "checkpoints" / "toy" / "oracle.safetensors"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Small convolutions on a shared 2-core machine run fastest on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_examples_are_labelled_single_object_renders() -> None:
@@ -64,10 +74,10 @@ def test_blur_matches_a_direct_gaussian_convolution() -> None:
 
 
 def test_short_run_lowers_the_loss_and_round_trips(tmp_path: Path) -> None:
-    optim = OptimSpec(steps=30, lr=3e-3, warmup_steps=5, checkpoint_every=30, log_every=1)
-    train_oracle(tmp_path / "run", optim, batch=32, width=8, fresh=32, window=256, export=tmp_path / "o")
+    optim = OptimSpec(steps=20, lr=5e-3, warmup_steps=3, checkpoint_every=20, log_every=1)
+    train_oracle(tmp_path / "run", optim, batch=16, width=8, fresh=8, window=64, export=tmp_path / "o")
     losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert len(losses) == 30 and np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert len(losses) == 20 and np.mean(losses[-5:]) < np.mean(losses[:5])
     oracle = ToyAttributeOracle.from_checkpoint(tmp_path / "o.safetensors")
     twin = ToyAttributeOracle.from_checkpoint(tmp_path / "run" / "oracle")
     images, _ = held_out_single_objects(16, seed=3)
