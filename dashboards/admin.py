@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from dashboards import tables
+from dashboards import create_study, tables
 from eval_protocols.human.intervals import CI_METHODS
 from eval_protocols.human.winrates import win_rates
 from harness.storage.records import ItemRecord, StudyRecord
@@ -80,15 +80,20 @@ def _items_by_id(repo: Repository, studies: list[StudyRecord]) -> dict[int, Item
 
 
 def render_admin(repo: Repository) -> None:
-    """Studies with status and open/close, invites, per-annotator and per-item progress, vote export."""
+    """Studies with status and open/close, the create-a-study form, invites, per-annotator and per-item progress,
+    vote export."""
     st.title("Admin")
     studies = repo.list_studies()
+    if studies:
+        progress = {s.study_id: repo.progress(s.study_id) for s in studies}
+        st.subheader("Studies")
+        st.dataframe(tables.study_table(studies, progress), hide_index=True)
+    else:
+        st.info("No studies yet: create one below, or with `harness run CONFIG` / `harness study create CONFIG`.")
+    with st.expander("Create a study", expanded=not studies):
+        create_study.render_create_study(repo)
     if not studies:
-        st.info("No studies yet: create them with `harness run CONFIG` or `harness study create CONFIG`.")
         return
-    progress = {s.study_id: repo.progress(s.study_id) for s in studies}
-    st.subheader("Studies")
-    st.dataframe(tables.study_table(studies, progress), hide_index=True)
 
     names = {s.study_id: f"{s.study_id}: {s.name} ({s.status})" for s in studies}
     study_id = st.selectbox("Study", list(names), format_func=names.__getitem__, key="admin_study")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from eval_protocols.human.design_inputs import settings_label
 from harness.config import RunConfig
 from harness.manifest import ManifestEntry, RunDir, atomic_write_bytes, encode_png
 from harness.report_figures import guidance_scales, metric_tradeoff, metric_vs_guidance
@@ -29,14 +30,6 @@ from harness.simulate_votes import SIMULATION_RECORD
 if TYPE_CHECKING:
     from harness.storage.records import MetricResultRecord
     from harness.storage.repository import Repository
-
-
-def settings_label(settings: dict[str, object]) -> str:
-    """Short label of a settings group, e.g. ``g=3.0 steps=50`` (``—`` when empty)."""
-    if not settings:
-        return "—"
-    short = {"guidance_scale": "g", "prior_guidance_scale": "prior g", "steps": "steps"}
-    return " ".join(f"{short.get(k, k)}={v}" for k, v in sorted(settings.items()))
 
 
 def sample_grid(run_dir: RunDir, entries: Sequence[ManifestEntry], out: Path, per_row: int = 8) -> Path:

@@ -5,7 +5,8 @@ exactly counterbalanced, attention checks mixed in) and stored with a snapshot o
 over several settings enters a study once per setting, as ``<system>@<settings>``.
 
 Attention-check stimuli are made here, from the toy world, and written to ``<run dir>/attention/`` (a run dir of
-their own, registered in the store as run ``<run id>-attention``):
+their own, registered in the store as run ``<run id>-attention``, named as `eval_protocols.human.design_inputs`
+describes, so the admin page can reuse them):
 
 * photorealism: a real render against the same render visibly corrupted;
 * caption similarity: a render of the caption against a render of a contradicting caption (another shape);
@@ -17,39 +18,31 @@ Studies are named ``<run id>/<protocol>``; creating them again returns the exist
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eval_protocols.human import design_inputs
 from eval_protocols.human.corruptions import corrupt_render
+from eval_protocols.human.design_inputs import ATTENTION_CASE_STRIDE, ATTENTION_SUFFIX, SampleRef, attention_system_id
 from eval_protocols.human.pairing import AttentionCase, AttentionPool, design_study
 from eval_protocols.human.protocol import Protocol, get_protocol
 from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.manifest import ManifestEntry, RunDir, derive_seed
 from harness.prompts import PromptRecord
-from harness.report import settings_label
 
 if TYPE_CHECKING:
     from harness.storage.records import StudyRecord
     from harness.storage.repository import Repository
 
-ATTENTION_SUFFIX = "-attention"
-
-
 def study_systems(entries: Sequence[ManifestEntry]) -> dict[str, dict[str, list[str]]]:
-    """``{study system id: {prompt id: [sha256 in seed-index order]}}`` from a run's manifest."""
-    settings_per_system: dict[str, set[str]] = defaultdict(set)
-    for e in entries:
-        settings_per_system[e.system_id].add(settings_label(e.settings))
-    systems: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
-    for e in entries:
-        label = settings_label(e.settings)
-        sid = e.system_id if len(settings_per_system[e.system_id]) == 1 else f"{e.system_id}@{label}"
-        systems[sid][e.prompt_id].append((e.sample_index, e.sha256))
-    return {s: {p: [sha for _, sha in sorted(v)] for p, v in per.items()} for s, per in systems.items()}
+    """``{study system id: {prompt id: [sha256 in seed-index order]}}`` from a run's manifest (see
+    `eval_protocols.human.design_inputs.study_systems`)."""
+    return design_inputs.study_systems(
+        SampleRef(e.system_id, e.prompt_id, e.sample_index, e.sha256, e.settings) for e in entries
+    )
 
 
 def contradicting_caption(text: str, rng: np.random.Generator) -> str:
@@ -72,17 +65,19 @@ def _attention_pool(
     cases = []
     for i in range(n_cases):
         prompt = prompts[i % len(prompts)]
-        base_seed = derive_seed(seed + 7919, prompt.prompt_id, i)
+        # the protocol enters the seed: checks of different protocols must not share a render, since the store keeps
+        # one record (one role) per image of a run
+        base_seed = derive_seed(seed + 7919, f"{protocol.name}/{prompt.prompt_id}", i)
 
         def add(image: np.ndarray, role: str, k: int = 0) -> str:
             return att_dir.add_image(
                 image,
                 {
-                    "system_id": f"attention:{protocol.name}:{role}",
+                    "system_id": attention_system_id(protocol.name, role),
                     "model_id": "toyworld-attention",
                     "prompt_id": prompt.prompt_id,
                     "prompt": prompt.text,
-                    "sample_index": i * 100 + k,
+                    "sample_index": i * ATTENTION_CASE_STRIDE + k,
                     "seed": base_seed + k,
                     "settings": {},
                     "checkpoint_sha256": None,
@@ -160,29 +155,14 @@ def create_studies(
             status="open",
             votes_per_item=cfg.study.votes_per_item,
             allow_tie=protocol.allow_tie,
-            created_at=dt.datetime.now(dt.timezone.utc),
+            created_at=dt.datetime.now(dt.UTC),
             seed=cfg.study.seed,
         )
-        items = [
-            ItemRecord(
-                item_id=0,
-                study_id=0,
-                position=it.position,
-                prompt_id=it.prompt_id,
-                prompt=it.prompt,
-                system_a=it.system_a,
-                system_b=it.system_b,
-                images_a=tuple(it.images_a),
-                images_b=tuple(it.images_b),
-                left=it.left,
-                is_attention_check=it.is_attention_check,
-                expected=it.expected,
-                votes_target=it.votes_target,
-            )
-            for it in design.items
-        ]
+        items = [ItemRecord.from_designed(it) for it in design.items]
         study_id = repo.create_study(study, items)
-        out.append(repo.get_study(study_id))
+        stored = repo.get_study(study_id)
+        assert stored is not None
+        out.append(stored)
     att_entries = att_dir.entries()
     if att_entries:
         store_run(

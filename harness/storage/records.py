@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from eval_protocols.human.pairing import DesignedItem
 
 StudyStatus = Literal["draft", "open", "closed"]
 Side = Literal["a", "b"]
@@ -25,6 +28,8 @@ AssignmentStatus = Literal["pending", "completed", "skipped", "broken", "expired
 STUDY_STATUSES: tuple[StudyStatus, ...] = ("draft", "open", "closed")
 CHOICES: tuple[Choice, ...] = ("left", "right", "tie")
 ASSIGNMENT_STATUSES: tuple[AssignmentStatus, ...] = ("pending", "completed", "skipped", "broken", "expired")
+IMAGE_BOOKKEEPING_KEYS: tuple[str, ...] = ("sample_index", "generator_model_id", "checkpoint_sha256")
+"""Keys the runner adds to an image's ``settings`` beside the sampling settings (see `ImageRecord.sampling_settings`)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,17 @@ class ImageRecord:
     seed: int
     settings: dict[str, Any]
     path: str
+
+    @property
+    def sample_index(self) -> int:
+        """Seed index ``k`` within (system, prompt, settings): ``settings["sample_index"]`` as the runner stores it,
+        else the seed (seeds derive from (run seed, prompt, k), so they order every system's images alike)."""
+        return int(self.settings.get("sample_index", self.seed))
+
+    @property
+    def sampling_settings(self) -> dict[str, Any]:
+        """``settings`` without the runner's bookkeeping (`IMAGE_BOOKKEEPING_KEYS`): guidance scales, steps, sampler."""
+        return {k: v for k, v in self.settings.items() if k not in IMAGE_BOOKKEEPING_KEYS}
 
 
 @dataclass(frozen=True)
@@ -166,6 +182,25 @@ class ItemRecord:
     is_attention_check: bool = False
     expected: Literal["left", "right"] | None = None
     votes_target: int = 0
+
+    @classmethod
+    def from_designed(cls, item: DesignedItem) -> ItemRecord:
+        """The record to store for an item of `eval_protocols.human.pairing.design_study` (ids ``0``, set by the store)."""
+        return cls(
+            item_id=0,
+            study_id=0,
+            position=item.position,
+            prompt_id=item.prompt_id,
+            prompt=item.prompt,
+            system_a=item.system_a,
+            system_b=item.system_b,
+            images_a=tuple(item.images_a),
+            images_b=tuple(item.images_b),
+            left=item.left,
+            is_attention_check=item.is_attention_check,
+            expected=item.expected,
+            votes_target=item.votes_target,
+        )
 
 
 @dataclass(frozen=True)
