@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.commands.toy",
     "harness.commands.train",
     "harness.commands.generate",
+    "harness.commands.manipulate",
     "harness.commands.score",
     "harness.commands.metrics",
     "harness.commands.study",

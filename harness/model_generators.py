@@ -3,7 +3,8 @@
 Registered into `harness.generators` when that module is imported (its last line imports this one). Options of
 each (a run config's ``[[systems]] options``):
 
-* ``checkpoint_dir`` (default ``checkpoints/toy``): the folder of the stage checkpoints (`models.factory`);
+* ``checkpoint_dir`` (default: the shipped ``checkpoints/toy`` of the source tree): the folder of the stage
+  checkpoints (`models.factory`); a relative path is relative to the working directory;
 * ``device`` (``cpu``); ``upsample`` (true: 64×64 images; false: the 32×32 base);
 * ``prior_steps`` (``"64"``), ``upsampler_steps`` (``"10"``), ``eta`` (0), ``batch_size`` (16, rows per network
   call — part of the settings, see `models.pipelines.base`).
@@ -35,7 +36,7 @@ class PipelineGenerator:
     """A `models.factory` pipeline behind the `Generator` protocol (module docstring)."""
 
     name: str
-    checkpoint_dir: str = "checkpoints/toy"
+    checkpoint_dir: str = ""  # empty: the shipped toy checkpoints (`models.factory.DEFAULT_CHECKPOINT_DIR`)
     device: str = "cpu"
     upsample: bool = True
     prior_steps: str = "64"
@@ -48,8 +49,9 @@ class PipelineGenerator:
     _pipeline: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from models.factory import pipeline_checkpoint_sha256
+        from models.factory import DEFAULT_CHECKPOINT_DIR, pipeline_checkpoint_sha256
 
+        self.checkpoint_dir = self.checkpoint_dir or str(DEFAULT_CHECKPOINT_DIR)
         self.model_id = self.name
         try:
             self.checkpoint_sha256 = pipeline_checkpoint_sha256(self.name, self.checkpoint_dir, upsampler=self.upsample)

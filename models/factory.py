@@ -36,7 +36,8 @@ from models.pipelines.stages import Stage
 from models.pipelines.tokenizer import WordTokenizer
 from models.pipelines.unclip import UnclipPipeline
 
-DEFAULT_CHECKPOINT_DIR = Path("checkpoints/toy")
+DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "toy"
+"""The shipped toy checkpoints, found from the source tree whatever the working directory."""
 
 TRAIN_COMMANDS: dict[str, str] = {
     "glide_toy": "harness train glide --out runs/glide-toy --bf16 --export checkpoints/toy/glide_toy",

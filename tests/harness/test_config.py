@@ -93,3 +93,12 @@ def test_cli_reports_config_error_in_one_line(tmp_path: Path, capsys: pytest.Cap
     assert main(["generate", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "did you mean 'steps'" in err[0]
+
+
+@pytest.mark.parametrize("path", sorted((TOY.parent).glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path: Path) -> None:
+    from harness.generate import build_generators
+
+    cfg = load_config(path)
+    assert cfg.systems and len({s.id for s in cfg.systems}) == len(cfg.systems)
+    build_generators(cfg)  # generator names, options and checkpoint files resolve
