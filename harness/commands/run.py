@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     outcome = run_pipeline(cfg, progress=not args.no_progress, db_url=args.db)
     print(f"run {outcome.run_id}: {outcome.n_images} images in {outcome.run_dir}")
-    print(f"report: {outcome.report_md}")
+    print(f"report: {outcome.report_md.resolve()}")
     if outcome.report_html:
-        print(f"report (HTML): {outcome.report_html}")
+        print(f"report (HTML): {outcome.report_html.resolve()}")
     if outcome.study_ids:
         db = f" --db {shlex.quote(args.db)}" if args.db else ""
         ids = ", ".join(map(str, outcome.study_ids))
