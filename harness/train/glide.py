@@ -136,24 +136,9 @@ def train_glide(out_dir: Path, optim: OptimSpec, spec: StageRunSpec, *, resume: 
     }
     run_config = {"model": "glide", **_spec_json(spec)}
     return run_stage_training(
-        network,
-        diffusion,
-        batch_fn,
-        optim,
-        out_dir,
-        name=EXPORT_NAME,
-        meta=meta,
-        run_config=run_config,
-        data_seed=spec.data.data_seed,
-        device=device,
-        bf16=spec.bf16,
-        export=Path(spec.export) if spec.export else None,
-        fp16=spec.fp16,
-        grid_fn=grid_fn,
-        grid_every=spec.grid_every,
-        stop_at=spec.stop_at,
-        grid_columns=GRID_PER_CAPTION,
-        resume=resume,
+        network, diffusion, batch_fn, optim, out_dir, spec,
+        name=EXPORT_NAME, meta=meta, run_config=run_config, device=device,
+        grid_fn=grid_fn, grid_columns=GRID_PER_CAPTION, resume=resume,
     )
 
 

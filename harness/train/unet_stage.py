@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from harness.train.diffusion import autocast, make_exporter, step_generator
 from harness.train.loop import OptimSpec, train_loop
 from models.diffusion import DiffusionConfig
+
+if TYPE_CHECKING:
+    from harness.train.glide import StageRunSpec
 
 BatchFn = Callable[[int], tuple[torch.Tensor, dict[str, Any]]]
 
@@ -62,22 +65,22 @@ def run_stage_training(
     batch_fn: BatchFn,
     optim: OptimSpec,
     out_dir: Path,
+    spec: StageRunSpec,
     *,
     name: str,
     meta: Mapping[str, Any],
     run_config: Mapping[str, Any],
-    data_seed: int,
     device: torch.device,
-    bf16: bool,
-    export: Path | None,
-    fp16: bool,
     grid_fn: Callable[[torch.nn.Module], torch.Tensor] | None,
-    grid_every: int,
     grid_columns: int,
     resume: bool,
-    stop_at: int | None = None,
 ) -> dict[str, Any]:
-    """Train ``network`` on ``batch_fn``'s data; checkpoint ``out_dir/<name>`` (+ ``export``) with ``meta``."""
+    """Train ``network`` on ``batch_fn``'s data; checkpoint ``out_dir/<name>`` (+ ``spec.export``) with ``meta``.
+
+    ``spec`` supplies the data seed, bf16 autocast, export path and precision, grid interval and ``stop_at``.
+    """
+    data_seed, bf16, stop_at = spec.data.data_seed, spec.bf16, spec.stop_at
+    export = Path(spec.export) if spec.export else None
     network.to(device)
     step_fn = diffusion_step_fn(
         network, diffusion_config, batch_fn, data_seed=data_seed, device=device, bf16=bf16, stop_at=stop_at
@@ -87,9 +90,9 @@ def run_stage_training(
         name,
         {**meta, "run": dict(run_config)},
         export=export,
-        fp16=fp16,
+        fp16=spec.fp16,
         grid_fn=grid_fn,
-        grid_every=grid_every,
+        grid_every=spec.grid_every,
         grid_columns=grid_columns,
     )
     summary = train_loop(
