@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from harness.commands import add_config_arguments
 from harness.config import load_config
 from harness.generate import build_generators, generate_run
 from harness.manifest import RunDir
@@ -19,9 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "A rerun skips images already made.",
         epilog="Example: harness generate configs/toy.toml --set sampling.seeds_per_prompt=2",
     )
-    p.add_argument("config", help="run config (TOML)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_config_arguments(p, db=False)
     p.set_defaults(func=run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from harness.commands import add_config_arguments
 from harness.config import load_config
 
 
@@ -15,9 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "studies of the run with their win rates, sample grids and provenance.",
         epilog="Example: harness report configs/toy.toml",
     )
-    p.add_argument("config", help="the run config")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key")
-    p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
+    add_config_arguments(p, progress=False)
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from harness.commands import add_config_arguments
 from harness.config import load_config
 from harness.runner import run_pipeline
 
@@ -17,10 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "resumes where it stopped and ends with the same outputs.",
         epilog="Example: harness run configs/toy.toml --set prompts.n=4",
     )
-    p.add_argument("config", help="run config (TOML), e.g. configs/toy.toml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key")
-    p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_config_arguments(p)
     p.set_defaults(func=run)
 
 

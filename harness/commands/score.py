@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from harness.commands import add_config_arguments
 from harness.config import load_config
 
 
@@ -15,10 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "reference, store them and print a table. Features are cached; unchanged results are not recomputed.",
         epilog='Example: harness score configs/toy.toml --set metrics.names=["fd","kid"]',
     )
-    p.add_argument("config", help="the run config the images were generated with")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a key")
-    p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_config_arguments(p)
     p.set_defaults(func=run)
 
 

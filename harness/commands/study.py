@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from harness.commands import DB_HELP
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from harness.storage.repository import Repository
 
 DEFAULT_BASE_URL = "http://localhost:8501"
-_DB_HELP = "store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)"
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -38,17 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.add_argument("config", help="the run config the images were generated with, e.g. configs/toy.toml")
     create.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key")
-    create.add_argument("--db", default=None, help=_DB_HELP)
+    create.add_argument("--db", default=None, help=DB_HELP)
     create.set_defaults(handler=run_create)
 
     listing = actions.add_parser("list", help="list studies with status and progress")
-    listing.add_argument("--db", default=None, help=_DB_HELP)
+    listing.add_argument("--db", default=None, help=DB_HELP)
     listing.set_defaults(handler=run_list)
 
     for action, status in (("open", "open"), ("close", "closed")):
         sp = actions.add_parser(action, help=f"{action} a study for votes")
         sp.add_argument("study", help="study id or name")
-        sp.add_argument("--db", default=None, help=_DB_HELP)
+        sp.add_argument("--db", default=None, help=DB_HELP)
         sp.set_defaults(handler=run_status, status=status)
 
     invite = actions.add_parser("invite", help="create annotators and print their invite links")
@@ -56,13 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     invite.add_argument("--n", type=int, default=1, help="how many invite links (default 1)")
     invite.add_argument("--name", default="annotator", help="label of the annotator(s); numbered when --n > 1")
     invite.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"where the app is reached (default {DEFAULT_BASE_URL})")
-    invite.add_argument("--db", default=None, help=_DB_HELP)
+    invite.add_argument("--db", default=None, help=DB_HELP)
     invite.set_defaults(handler=run_invite)
 
     export = actions.add_parser("export", help="write a study's votes as a vote table (.csv, .parquet, .json)")
     export.add_argument("study", help="study id or name")
     export.add_argument("--out", required=True, help="output file: votes.csv, votes.parquet or votes.json")
-    export.add_argument("--db", default=None, help=_DB_HELP)
+    export.add_argument("--db", default=None, help=DB_HELP)
     export.set_defaults(handler=run_export)
 
 

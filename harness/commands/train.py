@@ -62,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
     return 2
 
 
+def add_stream_arguments(parser: argparse.ArgumentParser, *, fresh: int, window: int) -> None:
+    """The replay-stream flags of the trainers that render their data (see `harness.train.stream`)."""
+    parser.add_argument("--fresh", type=int, default=fresh, help=f"new examples per step; the rest is replayed (default {fresh})")
+    parser.add_argument("--window", type=int, default=window, help=f"replay window in examples (default {window})")
+
+
 def add_optim_arguments(
     parser: argparse.ArgumentParser, *, steps: int, lr: float, batch: int, warmup: int, ema: float | None
 ) -> None:

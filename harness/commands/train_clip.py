@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from harness.commands.train import add_optim_arguments
+from harness.commands.train import add_optim_arguments, add_stream_arguments
 from harness.errors import HarnessError
 from harness.train.clip import ClipDataSpec, describe, evaluate_retrieval, train_clip
 from harness.train.loop import OptimSpec
@@ -33,8 +33,7 @@ def register(actions: Any) -> None:
     add_optim_arguments(train, steps=1800, lr=1e-3, batch=128, warmup=200, ema=0.0)
     train.add_argument("--config", default=str(TOY_CLIP_CONFIG), help="open_clip model config JSON (default toy)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data stream")
-    train.add_argument("--fresh", type=int, default=32, help="new renders per step; the rest is replayed (default 32)")
-    train.add_argument("--window", type=int, default=8192, help="replay window in examples (default 8192)")
+    add_stream_arguments(train, fresh=32, window=8192)
     train.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
     train.set_defaults(func=run_train)
 

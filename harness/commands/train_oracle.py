@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from eval_protocols.features.oracle import ToyAttributeOracle
-from harness.commands.train import add_optim_arguments
+from harness.commands.train import add_optim_arguments, add_stream_arguments
 from harness.errors import HarnessError
 from harness.train.loop import OptimSpec
 from harness.train.oracle import describe, evaluate_oracle, train_oracle
@@ -33,8 +33,7 @@ def register(actions: Any) -> None:
     add_optim_arguments(train, steps=4000, lr=2e-3, batch=128, warmup=100, ema=0.998)
     train.add_argument("--width", type=int, default=32, help="channels of the first CNN stage (default 32)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights, data and augmentations")
-    train.add_argument("--fresh", type=int, default=32, help="new renders per step; the rest is replayed (default 32)")
-    train.add_argument("--window", type=int, default=8192, help="replay window in examples (default 8192)")
+    add_stream_arguments(train, fresh=32, window=8192)
     train.set_defaults(func=run_train)
 
     evaluate = actions.add_parser(

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.commands.train import add_optim_arguments
+from harness.commands.train import add_optim_arguments, add_stream_arguments
 from harness.commands.train_stages import optim_spec
 from harness.errors import HarnessError
 from harness.train.decoder import DEFAULT_CLIP
@@ -26,8 +26,7 @@ def add_prior_arguments(parser: argparse.ArgumentParser, config: str, steps: int
     parser.add_argument("--config", default=config, help=f"network config name or JSON path (default {config})")
     parser.add_argument("--clip", default=DEFAULT_CLIP, help=f"frozen CLIP checkpoint stem (default {DEFAULT_CLIP})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data stream")
-    parser.add_argument("--fresh", type=int, default=32, help="new examples per step; the rest is replayed")
-    parser.add_argument("--window", type=int, default=16384, help="replay window in examples (default 16384)")
+    add_stream_arguments(parser, fresh=32, window=16384)
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda ...")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and CUDA)")
     parser.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")

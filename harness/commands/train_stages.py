@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from harness.commands.train import add_optim_arguments
+from harness.commands.train import add_optim_arguments, add_stream_arguments
 from harness.train.diffusion import ImageDataSpec
 from harness.train.glide import StageRunSpec
 from harness.train.loop import OptimSpec
@@ -31,8 +31,7 @@ def add_stage_arguments(
     add_optim_arguments(parser, steps=steps, lr=lr, batch=batch, warmup=200, ema=ema)
     parser.add_argument("--config", default=config, help=f"network config name or JSON path (default {config})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data stream")
-    parser.add_argument("--fresh", type=int, default=16, help="new renders per step; the rest is replayed")
-    parser.add_argument("--window", type=int, default=8192, help="replay window in examples (default 8192)")
+    add_stream_arguments(parser, fresh=16, window=8192)
     parser.add_argument("--size", type=int, default=size, help=f"render size (default {size})")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and CUDA)")

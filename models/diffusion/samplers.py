@@ -220,23 +220,14 @@ def p_sample_loop_progressive(
         :class:`SampleStep` after each step; the last ``sample`` is the result, in [−1, 1] for clipped images.
     """
     x = _initial_x(shape, generator, noise, device, dtype)
-    total = diffusion.num_timesteps
-    for step, index in enumerate(range(total - 1, -1, -1)):
-        t = torch.full((x.shape[0],), index, device=x.device, dtype=torch.long)
-        with torch.no_grad():
-            x, pred_x0 = p_sample(
-                diffusion,
-                model_fn,
-                x,
-                t,
-                generator=generator,
-                cond=cond,
-                clip_denoised=clip_denoised,
-                denoised_fn=denoised_fn,
-            )
-        if progress is not None:
-            progress(step + 1, total)
-        yield SampleStep(step=step, t=index, sample=x, pred_x0=pred_x0)
+
+    def step_fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        return p_sample(
+            diffusion, model_fn, x, t, generator=generator, cond=cond, clip_denoised=clip_denoised,
+            denoised_fn=denoised_fn,
+        )
+
+    yield from _reverse_steps(x, diffusion.num_timesteps, step_fn, progress)
 
 
 def ddim_sample_loop_progressive(
@@ -262,21 +253,27 @@ def ddim_sample_loop_progressive(
     if generator is None and noise is None:
         raise ValueError("pass a generator (or one per sample) or the starting noise")
     x = _initial_x(shape, generator, noise, device, dtype)
-    total = diffusion.num_timesteps
+
+    def step_fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        return ddim_sample(
+            diffusion, model_fn, x, t, generator=generator, eta=eta, cond=cond, clip_denoised=clip_denoised,
+            denoised_fn=denoised_fn,
+        )
+
+    yield from _reverse_steps(x, diffusion.num_timesteps, step_fn, progress)
+
+
+def _reverse_steps(
+    x: Tensor,
+    total: int,
+    step_fn: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
+    progress: ProgressFn | None,
+) -> Iterator[SampleStep]:
+    """The loop every sampler shares: t = T−1 … 0, one ``step_fn(x_t, t) -> (x_{t−1}, x̂0)`` each, no gradients."""
     for step, index in enumerate(range(total - 1, -1, -1)):
         t = torch.full((x.shape[0],), index, device=x.device, dtype=torch.long)
         with torch.no_grad():
-            x, pred_x0 = ddim_sample(
-                diffusion,
-                model_fn,
-                x,
-                t,
-                generator=generator,
-                eta=eta,
-                cond=cond,
-                clip_denoised=clip_denoised,
-                denoised_fn=denoised_fn,
-            )
+            x, pred_x0 = step_fn(x, t)
         if progress is not None:
             progress(step + 1, total)
         yield SampleStep(step=step, t=index, sample=x, pred_x0=pred_x0)
