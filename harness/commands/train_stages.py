@@ -40,6 +40,12 @@ def add_stage_arguments(
         "--stop-at", type=int, default=None, help="pause after this many steps (resumable; e.g. equal budgets)"
     )
     parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="warm start from this checkpoint of the same network (fresh optimiser, EMA and schedule)",
+    )
+    parser.add_argument(
         "--grid-every", type=int, default=grid_every, help=f"steps between sample grids, 0 = off (default {grid_every})"
     )
 
@@ -72,4 +78,5 @@ def stage_spec(args: argparse.Namespace) -> StageRunSpec:
         fp16=not args.fp32,
         grid_every=args.grid_every,
         stop_at=args.stop_at,
+        init_from=args.init_from,
     )

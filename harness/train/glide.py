@@ -74,6 +74,9 @@ class StageRunSpec:
         fp16: store exported weights as float16.
         grid_every: steps between sample grids (0 = never).
         stop_at: pause (save a resumable state and exit) after this many steps; None runs to the end.
+        init_from: warm start: a checkpoint of the same network whose weights replace the seeded initial ones
+            (the optimiser, EMA and schedule start fresh). Used to continue a shipped checkpoint whose run folder,
+            with its optimiser state, is gone.
     """
 
     batch: int = 48
@@ -86,6 +89,7 @@ class StageRunSpec:
     fp16: bool = True
     grid_every: int = 2000
     stop_at: int | None = None
+    init_from: str | None = None
 
 
 def glide_batch_fn(

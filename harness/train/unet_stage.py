@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from harness.errors import HarnessError
 from harness.train.diffusion import autocast, make_exporter, step_generator
 from harness.train.loop import OptimSpec, train_loop
+from models.checkpoints import CheckpointError, load_checkpoint
 from models.diffusion import DiffusionConfig
 
 if TYPE_CHECKING:
@@ -59,6 +61,29 @@ def diffusion_step_fn(
     return step_fn
 
 
+def warm_start(network: torch.nn.Module, path: str | Path) -> str:
+    """Load the weights of checkpoint ``path`` into ``network`` (same architecture); returns their sha256.
+
+    Raises:
+        HarnessError: the checkpoint cannot be read, or its tensors do not match the network's names and shapes.
+    """
+    try:
+        state, _, digest = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise HarnessError(f"--init-from: {exc}") from None
+    own = network.state_dict()
+    mismatched = sorted(
+        set(own) ^ set(state) | {k for k in set(own) & set(state) if own[k].shape != state[k].shape}
+    )
+    if mismatched:
+        raise HarnessError(
+            f"--init-from {path}: its weights do not fit the network ({len(mismatched)} tensors differ, e.g. "
+            f"{mismatched[0]!r}); warm-start from a checkpoint of the same --config"
+        )
+    network.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return digest
+
+
 def run_stage_training(
     network: torch.nn.Module,
     diffusion_config: DiffusionConfig,
@@ -81,6 +106,8 @@ def run_stage_training(
     """
     data_seed, bf16, stop_at = spec.data.data_seed, spec.bf16, spec.stop_at
     export = Path(spec.export) if spec.export else None
+    if spec.init_from is not None:
+        warm_start(network, spec.init_from)
     network.to(device)
     step_fn = diffusion_step_fn(
         network, diffusion_config, batch_fn, data_seed=data_seed, device=device, bf16=bf16, stop_at=stop_at
