@@ -146,6 +146,31 @@ class SimulateConfig:
 
 
 @dataclass(frozen=True)
+class RegressConfig:
+    """The CI regression gate (`harness regress`, `harness.regress`): what it gates and how much worse is too much.
+
+    Attributes:
+        metrics: gated metrics, from ``fd``, ``kid`` (lower is better), ``clip_score``, ``diversity`` and ``proxy``
+            (higher is better; ``proxy`` needs ``proxy``).
+        clip: the CLIP of ``clip_score`` and ``diversity``: ``toy-clip`` (``checkpoints/toy/clip_toy.*``) or
+            ``clip:<arch>:<checkpoint>``; empty: ``diversity`` on ``metrics.extractor`` features, no ``clip_score``.
+        proxy: stem of a trained preference proxy (``harness proxy train --out STEM``); empty: none.
+        alpha: family-wise false-alarm rate, split evenly over all (system, guidance scale, metric) comparisons.
+        bootstrap: bootstrap replicates per comparison (stored in the baseline).
+        seed: base seed of the bootstrap resampling.
+        tolerance: per-metric margin in the metric's own units (e.g. ``{ fd = 0.5 }``); default 0.
+    """
+
+    metrics: tuple[str, ...] = ("fd", "kid", "clip_score", "diversity")
+    clip: str = "toy-clip"
+    proxy: str = ""
+    alpha: float = 0.05
+    bootstrap: int = 1000
+    seed: int = 0
+    tolerance: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A whole run: prompts × systems × sampling settings × seeds, then metrics, a study and a report.
 
@@ -166,6 +191,7 @@ class RunConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    regress: RegressConfig = field(default_factory=RegressConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (tuples become lists)."""

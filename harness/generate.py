@@ -11,9 +11,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from harness.config import RunConfig, SystemConfig
+from harness.external_generators import KeyedGenerator, SampleKey
+from harness.faults import fault_point
 from harness.generators import Generator, build_generator
 from harness.manifest import ManifestEntry, RunDir, derive_seed, work_key
 from harness.prompts import PromptRecord
@@ -96,7 +99,7 @@ def generate_run(
     with tqdm(total=len(units), initial=len(units) - len(todo), desc="generate", unit="img", disable=not progress) as bar:
         for batch in _batches(todo, cfg.sampling.batch_size):
             gen = generators[batch[0].system.id]
-            images = gen.generate([u.prompt.text for u in batch], [u.seed for u in batch], batch[0].settings)
+            images = _generate_batch(gen, batch)
             for unit, image in zip(batch, images, strict=True):
                 run_dir.add_image(
                     image,
@@ -111,8 +114,18 @@ def generate_run(
                         "checkpoint_sha256": gen.checkpoint_sha256,
                     },
                 )
+                fault_point("generate")  # test hook (harness.faults): no-op unless HARNESS_FAULT_AFTER is set
             bar.update(len(batch))
     return ordered_entries(run_dir, units)
+
+
+def _generate_batch(gen: Generator, batch: list[WorkUnit]) -> list[np.ndarray]:
+    """One image per unit; generators that look images up (image folders) also get each unit's (prompt id, k)."""
+    prompts, seeds, settings = [u.prompt.text for u in batch], [u.seed for u in batch], batch[0].settings
+    if isinstance(gen, KeyedGenerator):
+        keys = [SampleKey(u.prompt.prompt_id, u.sample_index) for u in batch]
+        return gen.generate_keyed(keys, prompts, seeds, settings)
+    return gen.generate(prompts, seeds, settings)
 
 
 def ordered_entries(run_dir: RunDir, units: Sequence[WorkUnit]) -> list[ManifestEntry]:

@@ -29,6 +29,7 @@ from eval_protocols.metrics.registry import MetricInputs, MetricSpec, get_metric
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
 from harness.extractors import build_extractor
+from harness.faults import fault_point
 from harness.generators import ReferenceGenerator
 from harness.manifest import ManifestEntry, RunDir, derive_seed
 from harness.paths import feature_cache_dir
@@ -172,19 +173,21 @@ def score_run(
                     values = with_interval(spec, inputs, spec(inputs), cfg.metrics.bootstrap, cfg.seed)
             except ValueError as exc:
                 raise HarnessError(f"metric {spec.name} on {system_id} ({settings_label(settings)}): {exc}") from None
-            for v in values:
-                results.append(
-                    MetricResultRecord(
-                        run_id=cfg.run_id, metric=v.name, model_id=system_id, group=settings, value=float(v.value),
-                        ci_low=v.ci_low, ci_high=v.ci_high, n=v.n, extractor_id=extractor.extractor_id,
-                        inputs_hash=key,
-                        details={"higher_is_better": v.higher_is_better,
-                                 "extractor_weights_sha256": extractor.weights_sha256,
-                                 **{k: d for k, d in v.details.items() if np.isscalar(d)}},
-                    )
+            fresh = [
+                MetricResultRecord(
+                    run_id=cfg.run_id, metric=v.name, model_id=system_id, group=settings, value=float(v.value),
+                    ci_low=v.ci_low, ci_high=v.ci_high, n=v.n, extractor_id=extractor.extractor_id,
+                    inputs_hash=key,
+                    details={"higher_is_better": v.higher_is_better,
+                             "extractor_weights_sha256": extractor.weights_sha256,
+                             **{k: d for k, d in v.details.items() if np.isscalar(d)}},
                 )
+                for v in values
+            ]
+            if repo is not None:  # stored at once: a run interrupted later skips it by its inputs hash on resume
+                repo.save_metric_results(fresh)
+            results += fresh
+            fault_point("score")  # test hook (harness.faults): no-op unless HARNESS_FAULT_AFTER is set
             bar.update(1)
     bar.close()
-    if repo is not None:
-        repo.save_metric_results(results)
     return results

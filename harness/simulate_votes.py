@@ -6,8 +6,11 @@ annotators", and ``<run dir>/simulated_votes.json`` records who they were and wh
 
 Each one is invited with `Repository.create_annotator`, asks for work with `Repository.next_item_for` and answers with
 `Repository.record_vote_and_next` (the voting page's call), so quotas, one-vote-per-item, side counterbalancing and
-attention checks are enforced by the same code as for people. The round-robin loop stops when no annotator gets an
-item any more: with at least as many annotators as the largest vote target, every quota is then met exactly.
+attention checks are enforced by the same code as for people. The loop is round-robin: the next to vote is the
+annotator, among those with an item, who has cast the fewest votes in the study (lowest index on ties). That order
+is read back from the store, so a simulation killed between two votes resumes with the very votes it would have
+cast. It stops when no annotator gets an item any more: with at least as many annotators as the largest vote
+target, every quota is then met exactly.
 
 Decision model of a careful annotator on an item with left/right sides L, R (`harness.sim_judges` scores):
 
@@ -21,21 +24,26 @@ Response times: careful ≈ lognormal around 3 s, careless ≈ 0.5 s. Every draw
 by (seed, annotator index, item position, protocol), so a vote does not depend on the order of the loop.
 
 A rerun adds no votes: the existing ``sim-`` annotators are reused, and a study whose quotas are met hands out
-nothing. Studies with human votes, and studies that are not open, are left alone.
+nothing. Studies with human votes, and studies that are not open, are left alone. ``<run dir>/simulated_votes.json``
+describes the state of the store (votes per study), never the history of the calls, so an interrupted and an
+uninterrupted run leave the same file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
 from harness.config import RunConfig, SimulateConfig
 from harness.errors import HarnessError
+from harness.faults import fault_point
 from harness.manifest import RunDir
 from harness.prompts import PromptRecord
 from harness.sim_judges import Judge, judge_for, stack

@@ -4,7 +4,9 @@
 bit-identical whatever batch it was generated in: every image draws all its randomness (prior noise, candidates,
 decoder noise, upsampler noise) from its own generator seeded by (prompt, seed) (`generator_for`), and networks
 run on fixed-size chunks of ``batch_size`` rows (see `models.pipelines.stages`). ``batch_size`` is therefore a
-setting: the same images come back for any number of prompts, in any order, at one ``batch_size``.
+setting: the same images come back for any number of prompts, in any order, at one ``batch_size``. So are
+``precision``, ``channels_last`` and ``compile`` (how the networks run: `models.pipelines.execution`); the
+defaults (fp32, default layout, eager) reproduce the images made before those settings existed, bit for bit.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from models.pipelines.execution import check_precision
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,10 @@ class SamplingConfig:
         prior_candidates: unCLIP diffusion prior: candidates z_i drawn per image, keeping the largest z_i·z_t (2).
         ar_top_fraction: unCLIP AR prior: the dot-product token is drawn uniformly from this top fraction (0.5).
         batch_size: rows per network call (a setting: see the module docstring).
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA only): autocast of the denoising networks,
+            process kept in float32 (`models.pipelines.execution`).
+        channels_last: run the UNets' 4-D inputs and weights in ``torch.channels_last``.
+        compile: call a ``torch.compile`` of each UNet stage (compiled on the first call, then reused).
     """
 
     prior_guidance_scale: float = 2.0
@@ -45,8 +53,12 @@ class SamplingConfig:
     prior_candidates: int = 2
     ar_top_fraction: float = 0.5
     batch_size: int = 16
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.eta < 0:

@@ -1,6 +1,8 @@
 """The GLIDE baseline (Nichol et al. 2021): a text-conditional UNet with its own text Transformer, then the same
 32→64 upsampler as unCLIP.
 
+Every stage runs with the config's precision, memory format and compilation (`models.pipelines.execution`).
+
 Stages: caption → word tokens (`WordTokenizer`) → base UNet sampled with classifier-free guidance (the
 unconditional half replaces the caption by the network's learned null text, ``cond_mask`` False; trained with
 20% of captions dropped) → optional upsampler (DDIM, few steps, no guidance).
@@ -16,6 +18,7 @@ from torch import Tensor
 
 from models.diffusion import generator_for
 from models.pipelines.base import DEFAULT_SAMPLING, GenerationOutput, SamplingConfig, check_inputs
+from models.pipelines.execution import Execution
 from models.pipelines.stages import Stage, network_image_size, sample_stage, to_uint8, upsample_images
 from models.pipelines.tokenizer import WordTokenizer
 
@@ -32,6 +35,8 @@ def text_unet_images(
     device: torch.device | str = "cpu",
 ) -> Tensor:
     """Base images of a text-conditional UNet (GLIDE base or unCLIP decoder with ``extra_cond={"clip_emb": z_i}``).
+
+    The network runs as ``config`` says (precision, channels-last, compile) on ``device``.
 
     Returns:
         (B, 3, S, S) float32 in [−1, 1].
@@ -50,7 +55,7 @@ def text_unet_images(
         eta=config.eta,
         noise=noise,
         chunk=config.batch_size,
-        device=device,
+        execution=Execution.of(config, device),
     )
 
 
@@ -79,6 +84,7 @@ class GlidePipeline:
     ) -> GenerationOutput:
         """Generate one image per (prompt, seed): (N, S, S, 3) uint8 plus metadata."""
         check_inputs(prompts, seeds)
+        execution = Execution.of(config, self.device)  # bad precision/device: one error before any work
         generators = [generator_for(p, int(s)) for p, s in zip(prompts, seeds, strict=True)]
         images = text_unet_images(self.base, self.tokenizer, prompts, generators, config, device=self.device)
         if config.upsample and self.upsampler is not None:
@@ -88,7 +94,7 @@ class GlidePipeline:
                 generators,
                 respacing=config.upsampler_steps,
                 chunk=config.batch_size,
-                device=self.device,
+                execution=execution,
             )
         settings = config.to_dict()
         metadata = tuple(

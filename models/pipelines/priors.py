@@ -14,20 +14,23 @@ product from the top half of the distribution"), then each component bucket from
 ``log p = u + s·(c − u)`` over the conditional/unconditional logits (one batched forward on [cond; null]). The
 decoded z_i is renormalised to unit length (choice: the decoder was trained on unit-norm embeddings and the
 PCA reconstruction from K < D components is shorter).
+
+Both priors run at the config's precision (autocast; `models.pipelines.execution`) and are never compiled.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from models.diffusion import DiffusionConfig
 from models.pipelines.base import SamplingConfig
-from models.pipelines.stages import Stage, sample_stage
+from models.pipelines.execution import Execution, running
+from models.pipelines.stages import Stage, padded_chunks, sample_stage
 
 
 def prior_scale(embed_dim: int) -> float:
@@ -92,7 +95,7 @@ class DiffusionPriorStage:
             sampler="ddim",
             chunk=config.batch_size * c,
             clip_denoised=False,
-            device=device,
+            execution=replace(Execution.of(config, device), compile=False),
         )
         candidates = nn.functional.normalize(samples.view(b, c, d), dim=-1)
         chosen, index, scores = select_candidates(candidates, z_t.cpu())
@@ -137,26 +140,26 @@ class ARPriorStage:
     ) -> tuple[Tensor, Tensor]:
         """z_i for each caption: ``(unit-norm (B, D), dot-token bucket (B,))``; chunks of ``batch_size`` rows."""
         dot_tokens = self.sample_dot_tokens(generators, config.ar_top_fraction)
-        chunk = config.batch_size
+        execution = replace(Execution.of(config, device), compile=False)
         outputs = []
-        for lo in range(0, z_t.shape[0], chunk):
-            hi = min(z_t.shape[0], lo + chunk)
-            rows = list(range(lo, hi)) + [lo] * (chunk - (hi - lo))
-            idx = torch.tensor(rows)
-            comps = self._components(
-                tokens[idx].to(device),
-                token_mask[idx].to(device),
-                z_t[idx].to(device),
-                dot_tokens[idx].to(device),
-                [generators[r] for r in range(lo, hi)],
-                config.prior_guidance_scale,
-            )
-            outputs.append(comps[: hi - lo].cpu())
+        with running(self.network, execution) as network:
+            for idx, real in padded_chunks(z_t.shape[0], config.batch_size):
+                comps = self._components(
+                    network,
+                    tokens[idx].to(device),
+                    token_mask[idx].to(device),
+                    z_t[idx].to(device),
+                    dot_tokens[idx].to(device),
+                    [generators[int(r)] for r in idx[:real]],
+                    config.prior_guidance_scale,
+                )
+                outputs.append(comps[:real].cpu())
         z_i = getattr(self.pca, "decode")(torch.cat(outputs)).float()  # noqa: B009
         return nn.functional.normalize(z_i, dim=-1), dot_tokens
 
     def _components(
         self,
+        network: Callable[..., Tensor],
         tokens: Tensor,
         token_mask: Tensor,
         z_t: Tensor,
@@ -164,7 +167,8 @@ class ARPriorStage:
         generators: Sequence[torch.Generator],
         scale: float,
     ) -> Tensor:
-        """(chunk, K) component buckets, one autoregressive step per component (real rows first)."""
+        """(chunk, K) component buckets, one autoregressive step per component (real rows first); ``network`` is
+        the prior network as it runs (`models.pipelines.execution.running`)."""
         b = tokens.shape[0]
         k = int(getattr(self.network, "config").num_components)  # noqa: B009
         guided = scale != 1.0
@@ -172,7 +176,7 @@ class ARPriorStage:
         comps = torch.zeros(b, 0, dtype=torch.long, device=tokens.device)
         for _ in range(k):
             if guided:
-                logits = self.network(
+                logits = network(
                     torch.cat([comps, comps]),
                     text_tokens=torch.cat([tokens, tokens]),
                     text_emb=torch.cat([z_t, z_t]),
@@ -182,7 +186,7 @@ class ARPriorStage:
                 )[:, -1].float()
                 logits = logits[b:] + scale * (logits[:b] - logits[b:])
             else:
-                logits = self.network(
+                logits = network(
                     comps, text_tokens=tokens, text_emb=z_t, dot_token=dot_tokens, token_mask=token_mask
                 )[:, -1].float()
             probs = torch.softmax(logits.cpu(), dim=-1)

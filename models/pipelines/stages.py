@@ -4,6 +4,10 @@ A :class:`Stage` joins a network from ``models.networks`` and a :class:`~models.
 ``models.diffusion`` (the only place the two packages meet, DESIGN.md rule 2). :func:`sample_stage` draws samples
 with classifier-free guidance, DDPM or DDIM, and respaced steps.
 
+How the networks run (autocast precision, channels-last, ``torch.compile``) is an
+:class:`~models.pipelines.execution.Execution` passed to :func:`sample_stage`; its defaults call the network as it
+is. A :class:`Stage` keeps its compiled network once made, so only its first compiled call pays the compilation.
+
 Per-sample determinism (DESIGN.md): every sample owns a ``torch.Generator`` seeded from (prompt, seed) by
 :func:`~models.diffusion.generator_for`, so its noise never depends on its batch-mates; and :func:`sample_stage`
 runs the network on chunks of exactly ``chunk`` rows, padding the last chunk with copies of its first row, so
@@ -15,7 +19,7 @@ bit-identical whatever batch it was requested in.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.diffusion import ClassifierFreeGuidance, DiffusionConfig, sample
+from models.pipelines.execution import Execution, running
 
 SEED_KEY_SEPARATOR = "\0"
 
@@ -38,6 +43,13 @@ class Stage:
 
     network: nn.Module
     diffusion: DiffusionConfig
+    _compiled: dict[str, Callable[..., Tensor]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def compiled_network(self) -> Callable[..., Tensor]:
+        """``torch.compile(network)``, made on the first request and kept with the stage."""
+        if "network" not in self._compiled:
+            self._compiled["network"] = torch.compile(self.network)
+        return self._compiled["network"]
 
 
 def network_image_size(network: nn.Module) -> int:
@@ -60,6 +72,7 @@ def sample_stage(
     clip_denoised: bool = True,
     mask_keys: Sequence[str] = ("cond_mask",),
     device: torch.device | str = "cpu",
+    execution: Execution | None = None,
 ) -> Tensor:
     """Sample B items of one stage, in fixed-size chunks (module docstring).
 
@@ -76,7 +89,8 @@ def sample_stage(
         chunk: rows per network call (None: B, i.e. one chunk).
         clip_denoised: clamp x̂_0 to [−1, 1] (images); False for CLIP embeddings.
         mask_keys: condition-mask keywords the guidance wrapper toggles.
-        device: where to sample.
+        device: where to sample (ignored when ``execution`` is given).
+        execution: how the network runs (precision, channels-last, compile); None: fp32 eager on ``device``.
 
     Returns:
         (B, ...) float32 samples.
@@ -85,32 +99,44 @@ def sample_stage(
     if len(generators) != batch:
         raise ValueError(f"got {len(generators)} generators for {batch} samples; pass one per sample")
     chunk = batch if chunk is None else max(1, int(chunk))
+    execution = execution or Execution(device=str(device))
     diffusion = stage.diffusion.build(respacing=respacing)
-    model_fn: Callable[..., Tensor] = stage.network
-    if guidance_scale != 1.0:
-        model_fn = ClassifierFreeGuidance(stage.network, guidance_scale, mask_keys=mask_keys)
+    compiled = stage.compiled_network() if execution.compile else None
     outputs = []
+    with running(stage.network, execution, compiled) as network:
+        model_fn: Callable[..., Tensor] = network
+        if guidance_scale != 1.0:
+            model_fn = ClassifierFreeGuidance(network, guidance_scale, mask_keys=mask_keys)
+        for index, real in padded_chunks(batch, chunk):
+            sub_cond = {key: _take(value, index, batch, execution.device) for key, value in cond.items()}
+            gens = [generators[int(r)] for r in index[:real]] + [_dummy_generator() for _ in range(chunk - real)]
+            out = sample(
+                model_fn,
+                (chunk, *shape[1:]),
+                diffusion=diffusion,
+                generator=gens,
+                sampler=sampler,
+                eta=eta,
+                cond=sub_cond,
+                noise=None if noise is None else noise[index].to(execution.device),
+                clip_denoised=clip_denoised,
+                device=execution.device,
+            )
+            outputs.append(out[:real].float().cpu())
+    return torch.cat(outputs)
+
+
+def padded_chunks(batch: int, chunk: int) -> list[tuple[Tensor, int]]:
+    """Row indices of each chunk of ``chunk`` rows over ``batch`` rows, the last padded with its first row.
+
+    Returns:
+        ``[(index (chunk,) int64, real rows in it), ...]``.
+    """
+    chunks = []
     for lo in range(0, batch, chunk):
         hi = min(batch, lo + chunk)
-        rows = list(range(lo, hi)) + [lo] * (chunk - (hi - lo))
-        index = torch.tensor(rows, dtype=torch.long)
-        sub_cond = {key: _take(value, index, batch, device) for key, value in cond.items()}
-        sub_noise = None if noise is None else noise[index].to(device)
-        gens = [generators[r] for r in range(lo, hi)] + [_dummy_generator() for _ in range(chunk - (hi - lo))]
-        out = sample(
-            model_fn,
-            (chunk, *shape[1:]),
-            diffusion=diffusion,
-            generator=gens,
-            sampler=sampler,
-            eta=eta,
-            cond=sub_cond,
-            noise=sub_noise,
-            clip_denoised=clip_denoised,
-            device=device,
-        )
-        outputs.append(out[: hi - lo].float().cpu())
-    return torch.cat(outputs)
+        chunks.append((torch.tensor(list(range(lo, hi)) + [lo] * (chunk - (hi - lo)), dtype=torch.long), hi - lo))
+    return chunks
 
 
 def _take(value: Any, index: Tensor, batch: int, device: torch.device | str) -> Any:
@@ -166,8 +192,11 @@ def upsample_images(
     eta: float = 0.0,
     chunk: int | None = None,
     device: torch.device | str = "cpu",
+    execution: Execution | None = None,
 ) -> Tensor:
     """Upsample (B, 3, h, w) images in [−1, 1] with an unconditional super-resolution stage (DDIM, no guidance).
+
+    ``execution`` (precision, channels-last, compile) as in :func:`sample_stage`; None: fp32 eager on ``device``.
 
     Returns:
         (B, 3, S, S) float32 in [−1, 1], S = the stage network's ``config.image_size``.
@@ -184,6 +213,7 @@ def upsample_images(
         chunk=chunk,
         mask_keys=(),
         device=device,
+        execution=execution,
     )
 
 
@@ -192,12 +222,7 @@ def chunked(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int) -> Tensor:
 
     The batch-shape-invariant way to run any per-row network (see the module docstring).
     """
-    outputs = []
-    for lo in range(0, x.shape[0], chunk):
-        hi = min(x.shape[0], lo + chunk)
-        rows = torch.tensor(list(range(lo, hi)) + [lo] * (chunk - (hi - lo)))
-        outputs.append(fn(x[rows.to(x.device)])[: hi - lo])
-    return torch.cat(outputs)
+    return torch.cat([fn(x[index.to(x.device)])[:real] for index, real in padded_chunks(x.shape[0], chunk)])
 
 
 def image_strip(images: Tensor, gap: int = 2, background: int = 255) -> Tensor:

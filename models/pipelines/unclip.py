@@ -14,6 +14,9 @@ Manipulations (§3), on the bipartite latent (z_i, x_T):
 * **text diffs**: z_d = norm(z_t − z_t0) from a caption of the image (z_t0) to the target caption (z_t);
   z_θ = slerp(z_i, z_d, θ), x_T fixed to the image's DDIM inversion (Fig. 5).
 
+Every denoising network (prior, decoder, upsampler; also in the DDIM inversion) runs with the config's precision,
+memory format and compilation (`models.pipelines.execution`); CLIP encoding stays float32.
+
 Manipulations decode with the caption dropped (``text_mask`` False): the image embedding alone carries the
 content, as in the paper's figures.
 """
@@ -30,6 +33,7 @@ from torch import Tensor, nn
 from models.diffusion import ddim_reverse_sample_loop, generator_for, slerp, text_diff_direction
 from models.networks.clip import encode_images, encode_texts
 from models.pipelines.base import DEFAULT_SAMPLING, GenerationOutput, SamplingConfig, check_inputs
+from models.pipelines.execution import Execution, running
 from models.pipelines.glide import text_unet_images
 from models.pipelines.priors import ARPriorStage, DiffusionPriorStage
 from models.pipelines.stages import (
@@ -77,6 +81,7 @@ class UnclipPipeline:
     ) -> GenerationOutput:
         """One image per (prompt, seed): (N, S, S, 3) uint8 plus metadata (incl. the chosen z_i·z_t)."""
         check_inputs(prompts, seeds)
+        Execution.of(config, self.device)  # bad precision/device: one error before any work
         generators = [generator_for(p, int(s)) for p, s in zip(prompts, seeds, strict=True)]
         z_t = self.text_embeddings(prompts, config.batch_size)
         tokens, token_mask = self.tokenizer(list(prompts))
@@ -132,7 +137,7 @@ class UnclipPipeline:
                 generators,
                 respacing=config.upsampler_steps,
                 chunk=config.batch_size,
-                device=self.device,
+                execution=Execution.of(config, self.device),
             )
         return images
 
@@ -153,7 +158,10 @@ class UnclipPipeline:
             "text_mask": torch.zeros(len(images), dtype=torch.bool, device=self.device),
         }
         diffusion = self.decoder.diffusion.build(respacing=config.decoder_steps)
-        return ddim_reverse_sample_loop(diffusion, self.decoder.network, x0, cond=cond).float().cpu()
+        execution = Execution.of(config, self.device)
+        compiled = self.decoder.compiled_network() if execution.compile else None
+        with running(self.decoder.network, execution, compiled) as network:
+            return ddim_reverse_sample_loop(diffusion, network, x0, cond=cond).float().cpu()
 
     def variations(self, image: np.ndarray, n: int, seed: int, config: SamplingConfig, eta: float = 1.0) -> np.ndarray:
         """``n`` variations of one uint8 (S, S, 3) image (Fig. 3): (n, S', S', 3) uint8."""

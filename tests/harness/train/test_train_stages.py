@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models" / "pipelin
 from pipeline_fixtures import AR_CONFIG, CLIP_CONFIG, PRIOR_CONFIG, X0, tiny_network, unet_config
 
 from harness.commands import train as train_command
+from harness.errors import HarnessError
 from harness.train.ar_prior import ARPriorBundle, ar_step_fn, fit_quantizers
 from harness.train.decoder import decoder_batch_fn
 from harness.train.diffusion import ImageDataSpec, image_stream, toy_tokenizer
@@ -155,3 +156,36 @@ def test_train_subcommands_are_registered(model: str) -> None:
     train_command.register(parser.add_subparsers())
     args = parser.parse_args(["train", model, "--out", "x", "--steps", "5"])
     assert args.steps == 5 and callable(args.func)
+
+
+def test_warm_start_begins_from_the_checkpoint_and_rejects_other_networks(tmp_path: Path) -> None:
+    config_path = tmp_path / "tiny_glide.json"
+    config = unet_config()
+    config["text_encoder"] = {**config["text_encoder"], "vocab_size": 128, "context_length": 24}
+    config_path.write_text(json.dumps(config))
+    spec = StageRunSpec(
+        batch=2, data=ImageDataSpec(fresh=2, window=8), config=str(config_path), device="cpu", fp16=False, grid_every=0
+    )
+    optim = OptimSpec(steps=2, lr=1e-3, warmup_steps=1, ema_decay=None, checkpoint_every=2)
+    train_glide(tmp_path / "first", optim, spec)
+    first, _, _ = load_checkpoint(tmp_path / "first" / "glide_toy")
+    # A vanishing lr: the warm-started run must end at the weights it started from, not at seeded fresh ones.
+    frozen = OptimSpec(steps=1, lr=1e-20, warmup_steps=1, ema_decay=None, checkpoint_every=1)
+    warm = StageRunSpec(**{**spec.__dict__, "model_seed": 7, "init_from": str(tmp_path / "first" / "glide_toy")})
+    train_glide(tmp_path / "warm", frozen, warm)
+    continued, _, _ = load_checkpoint(tmp_path / "warm" / "glide_toy")
+    assert all(torch.allclose(first[k], continued[k], rtol=0, atol=1e-12) for k in first)
+    cold = StageRunSpec(**{**spec.__dict__, "model_seed": 7})
+    train_glide(tmp_path / "cold", frozen, cold)
+    fresh, _, _ = load_checkpoint(tmp_path / "cold" / "glide_toy")
+    assert not all(torch.allclose(first[k], fresh[k], rtol=0, atol=1e-3) for k in first)
+
+    other = unet_config()
+    other["model_channels"] = 2 * other["model_channels"]
+    other["text_encoder"] = {**other["text_encoder"], "vocab_size": 128, "context_length": 24}
+    (tmp_path / "wide.json").write_text(json.dumps(other))
+    mismatched = StageRunSpec(**{**warm.__dict__, "config": str(tmp_path / "wide.json")})
+    with pytest.raises(HarnessError, match="do not fit the network"):
+        train_glide(tmp_path / "wide", frozen, mismatched)
+    with pytest.raises(HarnessError, match="--init-from: checkpoint weights not found"):
+        train_glide(tmp_path / "missing", frozen, StageRunSpec(**{**spec.__dict__, "init_from": str(tmp_path / "nope")}))
