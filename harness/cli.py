@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.commands.analyze",
     "harness.commands.plan",
     "harness.commands.report",
+    "harness.commands.regress",
     "harness.commands.proxy",
     "harness.commands.app",
     "harness.commands.db",

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # torch is imported where a collective runs, so importing this module (e.g. for --help) is cheap
+    import torch
 
 T = TypeVar("T")
 
@@ -37,14 +39,15 @@ class DistContext:
         rank: global rank ``0 .. world_size - 1``.
         world_size: number of processes.
         local_rank: rank on this machine (selects the GPU).
-        device: the compute device of this rank (``cuda:<local_rank>`` for CUDA work, else ``cpu``).
+        device: the compute device of this rank, as a torch device string (``cuda:<local_rank>`` for CUDA work under
+            torchrun, else ``cpu``).
         backend: the process-group backend, None for a single process (no process group).
     """
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: str = "cpu"
     backend: str | None = None
 
     @property
@@ -85,14 +88,16 @@ def torchrun_env(environ: Mapping[str, str] | None = None) -> tuple[int, int, in
     return (rank, world, local) if world > 1 else None
 
 
-def _compute_device(device: str, local_rank: int | None) -> torch.device:
+def _compute_device(device: str, local_rank: int | None) -> str:
     """``auto`` → CUDA when available, else CPU; under torchrun (``local_rank`` given) CUDA means ``cuda:<local_rank>``."""
+    import torch
+
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     resolved = torch.device(device)
     if resolved.type == "cuda" and local_rank is not None:
-        return torch.device("cuda", local_rank)
-    return resolved
+        return f"cuda:{local_rank}"
+    return str(resolved)
 
 
 def init(device: str = "cpu") -> DistContext:
@@ -103,33 +108,43 @@ def init(device: str = "cpu") -> DistContext:
             for CUDA tensors (``gloo`` still carries CPU objects) and ``cuda:<LOCAL_RANK>`` as the current device.
 
     Returns:
-        `SINGLE`-like context (no process group) outside torchrun; else the joined rank's context. Calling it again
-        while the group is up returns the same rank's context without re-joining.
+        A context without process group outside torchrun (or with ``WORLD_SIZE=1``); else the joined rank's context.
+        Calling it again while the group is up returns the same rank's context without joining again.
     """
     env = torchrun_env()
     if env is None:
         return DistContext(device=_compute_device(device, None))
+    import torch
+
     rank, world, local = env
     compute = _compute_device(device, local)
-    if compute.type == "cuda":
-        torch.cuda.set_device(compute)
+    if compute.startswith("cuda"):
+        torch.cuda.set_device(torch.device(compute))
     if not torch.distributed.is_initialized():
-        backend = "cpu:gloo,cuda:nccl" if compute.type == "cuda" else "gloo"
+        backend = "cpu:gloo,cuda:nccl" if compute.startswith("cuda") else "gloo"
         torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world)
     backend_name = str(torch.distributed.get_backend())
     return DistContext(rank=rank, world_size=world, local_rank=local, device=compute, backend=backend_name)
 
 
+def _joined() -> bool:
+    """Whether this process is in a process group (without importing torch when nobody imported it yet)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def teardown() -> None:
     """Leave the process group (no-op when none was joined)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if _joined():
+        import torch
+
         torch.distributed.destroy_process_group()
 
 
 @contextlib.contextmanager
 def session(device: str = "cpu") -> Iterator[DistContext]:
     """`init` on entry; on exit leaves the process group if this call joined it (an enclosing session keeps it)."""
-    joined_before = torch.distributed.is_available() and torch.distributed.is_initialized()
+    joined_before = _joined()
     ctx = init(device)
     try:
         yield ctx
@@ -175,6 +190,8 @@ def unshard(shares: Sequence[Sequence[T]]) -> list[T]:
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank (no-op for a single process)."""
     if ctx.is_distributed:
+        import torch
+
         torch.distributed.barrier()
 
 
@@ -182,6 +199,8 @@ def all_gather_object(ctx: DistContext, obj: T) -> list[T]:
     """Every rank's ``obj`` (picklable), in rank order, on every rank; ``[obj]`` for a single process."""
     if not ctx.is_distributed:
         return [obj]
+    import torch
+
     gathered: list[Any] = [None] * ctx.world_size
     torch.distributed.all_gather_object(gathered, obj)
     return gathered
@@ -191,6 +210,8 @@ def broadcast_object(ctx: DistContext, obj: T) -> T:
     """Rank 0's ``obj`` on every rank (other ranks' argument is ignored); ``obj`` itself for a single process."""
     if not ctx.is_distributed:
         return obj
+    import torch
+
     box: list[Any] = [obj if ctx.is_main else None]
     torch.distributed.broadcast_object_list(box, src=0)
     result: T = box[0]
@@ -203,6 +224,8 @@ def all_reduce_mean(ctx: DistContext, values: torch.Tensor) -> torch.Tensor:
     """
     if not ctx.is_distributed:
         return values
+    import torch
+
     out = values.detach().to("cpu", copy=True)  # CPU tensors travel by gloo, also in a cpu:gloo,cuda:nccl group
     torch.distributed.all_reduce(out, op=torch.distributed.ReduceOp.SUM)
     return (out / ctx.world_size).to(values.device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -59,7 +60,7 @@ def _tree_sha256_cached(folder: str, stamp: tuple[tuple[str, int, int], ...]) ->
 def tree_sha256(folder: Path) -> str:
     """sha256 over every file below ``folder``: sorted lines ``<relative path>\\t<sha256 of content>``.
 
-    Cached in-process by (path, size, mtime) of each file, so building the same generator twice reads the weights once.
+    Cached in-process by each file's (path, size, mtime), so building the same generator twice reads the weights once.
     """
     files = sorted(f for f in folder.rglob("*") if f.is_file())
     stamp = tuple((f.relative_to(folder).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
@@ -97,19 +98,21 @@ class DiffusersGenerator:
         return images
 
     def _setting_values(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The pipeline-call keyword arguments of a run's settings (guidance scales as floats, steps as an int)."""
         values: dict[str, Any] = {}
         for setting, param in self.setting_kwargs.items():
-            if setting not in settings or settings[setting] is None:
+            value = settings.get(setting)
+            if value is None:
                 continue
-            value = settings[setting]
-            if setting == "steps":
-                if not str(value).isdigit():
-                    raise HarnessError(
-                        f"diffusers pipeline {self.path}: sampling.steps = {value!r}; diffusers takes a step count, "
-                        'e.g. --set sampling.steps="50"'
-                    )
-                value = int(value)
-            values[param] = value if setting == "steps" else float(value)
+            if setting != "steps":
+                values[param] = float(value)
+            elif str(value).isdigit():
+                values[param] = int(value)
+            else:
+                raise HarnessError(
+                    f"diffusers pipeline {self.path}: sampling.steps = {value!r}; diffusers takes a step count, "
+                    'e.g. --set sampling.steps="50"'
+                )
         return values
 
     def _load(self) -> Any:
@@ -118,9 +121,11 @@ class DiffusersGenerator:
 
             diffusers = import_diffusers()
             try:
-                pipe = diffusers.DiffusionPipeline.from_pretrained(
-                    str(self.path), local_files_only=True, torch_dtype=getattr(torch, self.dtype)
-                )
+                with warnings.catch_warnings():  # newer diffusers renamed torch_dtype to dtype; older ones lack dtype
+                    warnings.filterwarnings("ignore", message=".*torch_dtype.*deprecated", category=FutureWarning)
+                    pipe = diffusers.DiffusionPipeline.from_pretrained(
+                        str(self.path), local_files_only=True, torch_dtype=getattr(torch, self.dtype)
+                    )
             except (OSError, ValueError, ImportError) as exc:
                 raise HarnessError(
                     f"cannot load the diffusers pipeline {self.path} ({exc}); save it with pipeline.save_pretrained "

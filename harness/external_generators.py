@@ -1,27 +1,27 @@
 """External generators, so researchers can evaluate their own models: ``image-folder``, ``diffusers``, ``callable``.
 
 Registered into `harness.generators` when that module is imported (its last lines import this one). Each is a
-``[[systems]]`` entry of a run config (``generator = "..."`` plus ``options``); relative paths are relative to the
-working directory.
+``[[systems]]`` entry of a run config (``generator = "..."`` plus ``options``); a relative ``path`` or ``function``
+file is relative to the working directory.
 
-* ``image-folder`` — images made elsewhere. Options: ``path`` (the folder), then either ``pattern`` (a naming rule
-  such as ``"{prompt_id}/{sample_index}.png"`` or ``"{prompt_id}_{seed:06d}.png"``; fields ``prompt_id``,
+* ``image-folder`` — images made elsewhere. Options: ``path`` (the folder), then either ``pattern`` (a naming
+  rule such as ``"{prompt_id}/{sample_index}.png"`` or ``"{prompt_id}_{seed:06d}.png"``; fields ``prompt_id``,
   ``sample_index``, ``seed``) or ``manifest`` (a JSONL or CSV file, relative to ``path``; default
   ``manifest.jsonl`` / ``manifest.csv`` in it) with a ``path`` column (image file, relative to the folder) plus
   ``prompt_id`` or ``prompt`` (caption text) and ``sample_index`` or ``seed``; the first of each pair present in
-  the file decides the lookup for every row. ``sample_index`` is the run's seed index ``k`` (0 … seeds_per_prompt−1);
-  ``seed`` is the seed the harness derives for it (`harness.manifest.derive_seed`). Images of any size come back
-  as they are, converted to RGB (alpha dropped). ``checkpoint_sha256`` = sha256 of the manifest bytes (or the
-  pattern) and the listing (relative path, byte size) of the folder's image files, so adding, removing or
-  resizing a file changes it. ``model_id`` (option) defaults to ``image-folder:<folder name>``.
-* ``diffusers`` — a pipeline directory saved with ``save_pretrained`` (needs ``pip install
-  'unclip-harness[diffusers]'``). Options: ``path``, ``device`` (``cpu``), ``dtype`` (``float32``), ``model_id``,
-  ``call_kwargs`` (extra keyword arguments of the pipeline call, e.g. ``{height = 512, width = 512}``). One call
-  per image with ``generator = torch.Generator().manual_seed(seed)``, so an image never depends on its batch.
-  Settings map to the call's own parameters: ``guidance_scale`` → ``guidance_scale`` (or
-  ``decoder_guidance_scale``), ``prior_guidance_scale`` → ``prior_guidance_scale``, ``steps`` →
-  ``num_inference_steps`` (or ``decoder_num_inference_steps``). ``checkpoint_sha256`` = sha256 over every file
-  of the directory (relative path and content sha256).
+  the file decides the lookup for every row. ``sample_index`` is the run's seed index ``k`` (0 to
+  seeds_per_prompt − 1); ``seed`` is the seed the harness derives for it (`harness.manifest.derive_seed`).
+  Images of any size come back as they are, converted to RGB (alpha dropped). ``checkpoint_sha256`` = sha256 of
+  the manifest bytes (or the pattern) and the listing (relative path, byte size) of the folder's image files, so
+  adding, removing or resizing a file changes it. ``model_id`` (option) defaults to ``image-folder:<folder name>``.
+* ``diffusers`` (in `harness.external_diffusers`) — a pipeline directory saved with ``save_pretrained`` (needs
+  ``pip install 'unclip-harness[diffusers]'``). Options: ``path``, ``device`` (``cpu``), ``dtype``
+  (``float32``), ``model_id``, ``call_kwargs`` (extra keyword arguments of the pipeline call, e.g.
+  ``{height = 512, width = 512}``). One call per image with ``generator = torch.Generator().manual_seed(seed)``,
+  so an image never depends on its batch. Settings map to the call's own parameters: ``guidance_scale`` →
+  ``guidance_scale`` (or ``decoder_guidance_scale``), ``prior_guidance_scale`` → ``prior_guidance_scale``,
+  ``steps`` → ``num_inference_steps`` (or ``decoder_num_inference_steps``). ``checkpoint_sha256`` = sha256 over
+  every file of the directory (relative path and content sha256).
 * ``callable`` — ``function = "package.module:function"`` or ``"path/to/file.py:function"``, called as
   ``function(prompts, seeds, settings, **kwargs)`` with ``kwargs`` the option table of that name. It returns one
   image per (prompt, seed): a list of (H, W, 3) uint8 arrays, float arrays in [0, 1] or PIL images, or one
@@ -57,7 +57,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 PATTERN_FIELDS = ("prompt_id", "sample_index", "seed")
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv")
 DIFFUSERS_INSTALL = "pip install 'unclip-harness[diffusers]'"
-TORCH_DTYPES = ("float32", "float16", "bfloat16")
 FEWER_IMAGES = "or ask the run for fewer images (prompts.n, sampling.seeds_per_prompt)"
 
 
@@ -392,7 +391,8 @@ def load_callable(spec: str) -> tuple[Callable[..., Any], Path]:
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr.isidentifier():
         raise ConfigError(
-            f"generator 'callable': function = {spec!r}; expected 'package.module:function' or 'path/to/file.py:function'"
+            f"generator 'callable': function = {spec!r}; expected 'package.module:function' or "
+            "'path/to/file.py:function'"
         )
     if target.endswith(".py"):
         module = _module_from_file(Path(target), spec)

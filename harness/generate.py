@@ -3,6 +3,12 @@
 Work units are (system, prompt, seed index, settings). Units already in the run dir's manifest are skipped, so an
 interrupted run resumes where it stopped. Units are processed in a fixed order and each image depends only on its
 own unit, so the resumed run dir is byte-identical to an uninterrupted one.
+
+Under torchrun (`harness.distributed`), rank 0 decides what is left to do and every rank takes a round-robin share
+of it in plan order; each writes its own PNGs (content-addressed, so concurrent writes are safe) and appends its
+lines to its own manifest part. After a barrier rank 0 merges the parts into manifest.jsonl in plan order, so the
+images and manifest are byte-identical to a one-process run. A crash leaves parts behind; the next run (with any
+number of processes) counts their units as done and merges them with its own.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from harness import distributed
 from harness.config import RunConfig, SystemConfig
+from harness.distributed import DistContext
 from harness.external_generators import KeyedGenerator, SampleKey
 from harness.faults import fault_point
 from harness.generators import Generator, build_generator
@@ -86,18 +94,30 @@ def generate_run(
     *,
     progress: bool = True,
     generators: dict[str, Generator] | None = None,
+    dist: DistContext | None = None,
 ) -> list[ManifestEntry]:
-    """Generate every missing image of a run; returns the full manifest afterwards.
+    """Generate every missing image of a run; returns the full manifest afterwards (on every rank).
+
+    Args:
+        dist: the torchrun context (`harness.distributed.session`); None for one process, which is refused when
+            the process was launched by torchrun (N uncoordinated copies would duplicate the work).
 
     Raises:
         HarnessError: from the generators (bad options, prompts they cannot render) or an unwritable run dir.
     """
+    if dist is None:
+        distributed.require_single_process("this generation")
+    ctx = dist or distributed.SINGLE
     generators = generators if generators is not None else build_generators(cfg)
     units = plan_units(cfg, prompts, generators)
-    done = run_dir.done_keys()
-    todo = [u for u in units if u.key not in done]
-    with tqdm(total=len(units), initial=len(units) - len(todo), desc="generate", unit="img", disable=not progress) as bar:
-        for batch in _batches(todo, cfg.sampling.batch_size):
+    todo_index = distributed.broadcast_object(ctx, _todo(run_dir, units) if ctx.is_main else None)
+    use_parts = ctx.is_distributed or bool(run_dir.part_paths())  # left-over parts: merge them in plan order too
+    mine = [units[i] for i in distributed.shard(todo_index, ctx.rank, ctx.world_size)]
+    desc = "generate" if not ctx.is_distributed else f"generate (rank 0's share of {ctx.world_size})"
+    total, initial = (len(units), len(units) - len(todo_index)) if not ctx.is_distributed else (len(mine), 0)
+    show = distributed.show_progress(ctx, progress)
+    with tqdm(total=total, initial=initial, desc=desc, unit="img", disable=not show) as bar:
+        for batch in _batches(mine, cfg.sampling.batch_size):
             gen = generators[batch[0].system.id]
             images = _generate_batch(gen, batch)
             for unit, image in zip(batch, images, strict=True):
@@ -113,10 +133,22 @@ def generate_run(
                         "settings": unit.settings,
                         "checkpoint_sha256": gen.checkpoint_sha256,
                     },
+                    part=ctx.rank if use_parts else None,
                 )
                 fault_point("generate")  # test hook (harness.faults): no-op unless HARNESS_FAULT_AFTER is set
             bar.update(len(batch))
+    if use_parts:
+        distributed.barrier(ctx)  # every rank's lines are fsync'ed in its part
+        if ctx.is_main:
+            run_dir.merge_parts([u.key for u in units])
+        distributed.barrier(ctx)  # manifest.jsonl complete before any rank reads it
     return ordered_entries(run_dir, units)
+
+
+def _todo(run_dir: RunDir, units: Sequence[WorkUnit]) -> list[int]:
+    """Plan positions of the units not yet recorded (read by rank 0 alone: reading may cut a torn tail)."""
+    done = run_dir.done_keys()
+    return [i for i, u in enumerate(units) if u.key not in done]
 
 
 def _generate_batch(gen: Generator, batch: list[WorkUnit]) -> list[np.ndarray]:

@@ -4,12 +4,15 @@ Layout of ``<out_dir>/<run_id>/``::
 
     images/<sha256>.png     every image, named by the sha256 of its PNG bytes
     manifest.jsonl          one `ManifestEntry` per line (append-only; a torn last line is dropped on open)
+    manifest.rank<k>.jsonl  only during a torchrun generation: rank k's lines, merged into manifest.jsonl in plan
+                            order by rank 0 at the end (`RunDir.merge_parts`); left over only by a crash
     config.json             the resolved `RunConfig` and its sha256
     provenance.json         git commit, package versions, device, seeds (`harness.provenance.collect`)
 
 Writes are crash-safe: a PNG is written to a temporary file and renamed; a manifest line is appended and fsync'ed
 only after its PNG exists. A rerun reads the manifest and skips every (system, prompt, seed, settings) already
-recorded, so an interrupted run resumes and ends byte-identical to an uninterrupted one.
+recorded (in manifest.jsonl or a left-over part), so an interrupted run resumes and ends byte-identical to an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,52 +138,67 @@ class RunDir:
             raise HarnessError(f"{path} not found; is {self.root} a run directory made by `harness generate`?")
         return json.loads(path.read_text(encoding="utf-8"))
 
-    def add_image(self, image: np.ndarray, entry_fields: dict[str, Any]) -> ManifestEntry:
+    def part_path(self, rank: int) -> Path:
+        """Rank ``rank``'s manifest part of a torchrun generation."""
+        return self.root / f"manifest.rank{rank}.jsonl"
+
+    def part_paths(self) -> list[Path]:
+        """Existing manifest parts, in rank order."""
+        parts = [(int(m.group(1)), p) for p in self.root.glob("manifest.rank*.jsonl") if (m := _PART.match(p.name))]
+        return [p for _, p in sorted(parts)]
+
+    def add_image(self, image: np.ndarray, entry_fields: dict[str, Any], *, part: int | None = None) -> ManifestEntry:
         """Store one image (content-addressed) and append its manifest line.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             entry_fields: every `ManifestEntry` field except ``sha256`` and ``path``.
+            part: append to rank ``part``'s manifest part instead of manifest.jsonl (torchrun generation).
         """
         data = encode_png(image)
         sha = hashlib.sha256(data).hexdigest()
         path = self.images_dir / f"{sha}.png"
-        if not path.exists():
+        if not path.exists():  # two ranks writing one PNG both leave the same complete file (rename is atomic)
             atomic_write_bytes(path, data)
         entry = ManifestEntry(sha256=sha, path=f"images/{sha}.png", **entry_fields)
-        with open(self.manifest_path, "a", encoding="utf-8") as fh:
-            fh.write(entry.to_json() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        _append_lines(self.manifest_path if part is None else self.part_path(part), [entry.to_json()])
         return entry
 
     def entries(self) -> list[ManifestEntry]:
         """All manifest entries, in write order; a torn last line (crash mid-append) is removed from the file."""
-        if not self.manifest_path.is_file():
-            return []
-        raw = self.manifest_path.read_bytes()
-        if raw and not raw.endswith(b"\n"):  # torn tail from an interrupted append: drop it, the unit is redone
-            raw = raw[: raw.rfind(b"\n") + 1]
-            self._truncate(len(raw))
-        entries: list[ManifestEntry] = []
-        for lineno, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(ManifestEntry(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError):
-                raise HarnessError(
-                    f"{self.manifest_path}: line {lineno} is not a manifest entry; restore the file or delete the run dir"
-                ) from None
-        return entries
+        return _read_entries(self.manifest_path)
 
-    def _truncate(self, size: int) -> None:
-        with open(self.manifest_path, "r+b") as fh:
-            fh.truncate(size)
+    def part_entries(self) -> list[ManifestEntry]:
+        """Entries of the manifest parts, rank by rank, each in write order (torn last lines removed)."""
+        return [e for path in self.part_paths() for e in _read_entries(path)]
+
+    def merge_parts(self, order: Sequence[tuple[str, str, int, str]]) -> int:
+        """Append the parts' entries to manifest.jsonl in the order of their keys in ``order``; delete the parts.
+
+        Entries whose key is not in ``order`` follow, in part order; keys already in manifest.jsonl are skipped (a
+        crash between the append and the deletion leaves nothing twice), and within the parts the last line of a key
+        wins. The lines go out in one fsync'ed append, so manifest.jsonl ends exactly as a one-process run that made
+        the same units in plan order would have written it.
+
+        Returns:
+            The number of lines appended.
+        """
+        merged: dict[tuple[str, str, int, str], ManifestEntry] = {}
+        for entry in self.part_entries():
+            merged[entry.key] = entry
+        for entry in self.entries():
+            merged.pop(entry.key, None)
+        position = {key: i for i, key in enumerate(order)}
+        ordered = sorted(merged.values(), key=lambda e: position.get(e.key, len(position)))  # stable sort
+        if ordered:
+            _append_lines(self.manifest_path, [e.to_json() for e in ordered])
+        for path in self.part_paths():
+            path.unlink()
+        return len(ordered)
 
     def done_keys(self) -> set[tuple[str, str, int, str]]:
-        """Keys of the work units already recorded (those whose PNG exists)."""
-        return {e.key for e in self.entries() if (self.root / e.path).is_file()}
+        """Keys of the work units already recorded, in manifest.jsonl or a left-over part (those whose PNG exists)."""
+        return {e.key for e in self.entries() + self.part_entries() if (self.root / e.path).is_file()}
 
     def load_image(self, entry: ManifestEntry) -> np.ndarray:
         """The image of an entry as (H, W, 3) uint8 RGB."""
@@ -189,3 +208,36 @@ class RunDir:
     def iter_images(self, entries: list[ManifestEntry]) -> Iterator[np.ndarray]:
         for e in entries:
             yield self.load_image(e)
+
+
+_PART = re.compile(r"^manifest\.rank(\d+)\.jsonl$")
+
+
+def _append_lines(path: Path, lines: Sequence[str]) -> None:
+    """Append JSON lines to a manifest file in one write, then flush and fsync."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _read_entries(path: Path) -> list[ManifestEntry]:
+    """The entries of one manifest file, in write order; a torn last line (crash mid-append) is cut off the file."""
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):  # torn tail from an interrupted append: drop it, the unit is redone
+        raw = raw[: raw.rfind(b"\n") + 1]
+        with open(path, "r+b") as fh:
+            fh.truncate(len(raw))
+    entries: list[ManifestEntry] = []
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(ManifestEntry(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError):
+            raise HarnessError(
+                f"{path}: line {lineno} is not a manifest entry; restore the file or delete the run dir"
+            ) from None
+    return entries

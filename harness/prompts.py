@@ -1,8 +1,18 @@
-"""Prompt sets: the toy world's splits, or a caption file (JSONL, CSV or TXT) with stable prompt ids.
+"""Prompt sets: the toy world's splits, or a caption file (JSONL, JSON, CSV or TXT) with stable prompt ids.
 
-Ids are stable forever: a JSONL/CSV row may carry its own ``prompt_id``; otherwise the id is ``p-`` followed by
-the first 12 hex digits of the sha256 of the caption text, so reordering or extending a file never renames a
-prompt. A subset (``n`` > 0) is drawn without replacement by ``seed`` and kept in file order.
+Files:
+
+* ``.jsonl``: one object per line with ``text`` (or ``caption`` / ``prompt``) and optionally ``prompt_id`` (or
+  ``id``); other fields are kept as metadata;
+* ``.json``: a list of such objects, or an MS-COCO captions file as distributed (``captions_val2014.json``:
+  ``{"images": [...], "annotations": [{"id", "image_id", "caption"}, ...]}``), whose captions get the ids
+  ``coco-<annotation id>`` and keep ``image_id`` and the image's ``file_name``;
+* ``.csv``: a header row with the same column names (a UTF-8 byte-order mark, as Excel writes, is fine);
+* ``.txt``: one caption per line, blank lines skipped.
+
+Ids are stable forever: a row may carry its own id; otherwise the id is ``p-`` followed by the first 12 hex digits
+of the sha256 of the caption text, so reordering or extending a file never renames a prompt. A subset (``n`` > 0)
+is drawn without replacement by ``seed`` and kept in file order.
 """
 
 from __future__ import annotations
@@ -68,19 +78,25 @@ def toyworld_prompts(split: str, n: int, seed: int) -> list[PromptRecord]:
 
 
 def file_prompts(path: Path, n: int = 0, seed: int = 0) -> list[PromptRecord]:
-    """Captions from a JSONL (``text`` or ``caption`` field), CSV (same columns) or TXT (one per line) file."""
+    """Captions from a JSONL, JSON (a list of rows or MS-COCO captions), CSV or TXT file (module docstring)."""
     if not path.is_file():
-        raise ConfigError(f"prompt file {path} not found; set prompts.source to a JSONL, CSV or TXT caption file")
+        raise ConfigError(
+            f"prompt file {path} not found; set prompts.source to a JSONL, JSON, CSV or TXT caption file"
+        )
+    if n < 0:
+        raise ConfigError(f"prompts.n = {n} is negative; use 0 for every caption of the file or a positive count")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = _jsonl_rows(path)
+    elif suffix == ".json":
+        rows = _json_rows(path)
     elif suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
     elif suffix == ".txt":
-        rows = [{"text": line} for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [{"text": line} for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     else:
-        raise ConfigError(f"prompt file {path}: unsupported extension {suffix!r}; use .jsonl, .csv or .txt")
+        raise ConfigError(f"prompt file {path}: unsupported extension {suffix!r}; use .jsonl, .json, .csv or .txt")
     records = [_record(row, path, i + 1) for i, row in enumerate(rows)]
     seen: dict[str, int] = {}
     for i, rec in enumerate(records):
@@ -100,9 +116,34 @@ def file_prompts(path: Path, n: int = 0, seed: int = 0) -> list[PromptRecord]:
     return records
 
 
+def _json_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``.json`` file: a list of objects, or MS-COCO captions (``annotations`` with ``caption``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"prompt file {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        files = {img.get("id"): img.get("file_name") for img in data.get("images", []) if isinstance(img, dict)}
+        rows = []
+        for k, ann in enumerate(data["annotations"], start=1):
+            if not isinstance(ann, dict) or "id" not in ann:
+                raise ConfigError(f"prompt file {path}: annotation {k} has no 'id'; is this an MS-COCO captions file?")
+            row = {"prompt_id": f"coco-{ann['id']}", "text": ann.get("caption"), "image_id": ann.get("image_id")}
+            if files.get(ann.get("image_id")):
+                row["file_name"] = files[ann.get("image_id")]
+            rows.append(row)
+        return rows
+    if isinstance(data, list) and all(isinstance(row, dict) for row in data):
+        return data
+    raise ConfigError(
+        f"prompt file {path}: expected a JSON list of objects with a 'text' field, or MS-COCO captions "
+        "(an object with 'annotations')"
+    )
+
+
 def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:

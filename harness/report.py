@@ -1,11 +1,17 @@
 """`harness report`: a Markdown and a self-contained HTML report of a run, read from the run dir and the store.
 
 Sections: the run and its systems; sample grids; the metric table (value, 95% bootstrap interval, n, extractor) and,
-over several guidance scales, FD-vs-CLIP-score and metric-vs-guidance plots (`harness.report_figures`); the human
+over several guidance scales, every metric against the guidance scale and the FD-vs-CLIP-score trade-off curve
+(`harness.report_figures`; systems without guidance appear as reference lines); the human
 evaluation (`harness.report_studies`: Table 1 style win rates with intervals and Holm-adjusted p-values, win rate vs
 guidance, Bradley–Terry ratings, position bias, annotators and exclusions), labelled as simulated while only
 simulated annotators voted; the provenance of every number (config hash, git commit, package versions, device,
 seeds, the extractor behind each metric, where the votes came from and how they were analysed).
+
+Beside ``report.md`` and ``report.html`` the report folder holds the figures and ``metrics.json`` (every metric
+result of the report, machine-readable). Nothing in them reads the clock: the one time shown is the run's creation
+time from ``provenance.json`` (kept from the run's first attempt), so rewriting the report, or resuming an
+interrupted run, gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from eval_protocols.human.design_inputs import settings_label
 from harness.config import RunConfig
@@ -74,7 +81,8 @@ def _metric_table(results: Sequence[MetricResultRecord]) -> Table:
 
 
 def _tradeoff_sections(results: Sequence[MetricResultRecord], report_dir: Path) -> list[Section]:
-    """FD-vs-CLIP-score and diversity-vs-guidance plots when the metrics were computed at several guidance scales."""
+    """The FD-vs-CLIP-score trade-off curve and every metric against the guidance scale, when the metrics were
+    computed at several guidance scales (FD first, then CLIP score, then the others by name)."""
     if len(guidance_scales(results)) < 2:
         return []
     metrics = {r.metric for r in results}
@@ -84,14 +92,25 @@ def _tradeoff_sections(results: Sequence[MetricResultRecord], report_dir: Path) 
         path = metric_tradeoff(results, "clip_score", fd, report_dir / "fd_vs_clip_score.png")
         if path:
             figures.append(Figure(path, f"{fd} against CLIP score; points are guidance scales (lower-right is better)."))
-    for metric in ("vendi", "diversity", fd, "clip_score"):
-        if metric and metric in metrics:
-            path = metric_vs_guidance(results, metric, report_dir / f"{metric}_vs_guidance.png")
-            if path:
-                figures.append(Figure(path, f"{metric} against the guidance scale with 95% bootstrap intervals."))
+    for metric in sorted(metrics, key=lambda m: (m != fd, m != "clip_score", m)):
+        path = metric_vs_guidance(results, metric, report_dir / f"{metric}_vs_guidance.png")
+        if path:
+            figures.append(Figure(path, f"{metric} against the guidance scale with 95% bootstrap intervals; dashed "
+                                        "lines: systems that take no guidance scale."))
     if not figures:
         return []
     return [Section("Trade-offs over guidance scales", (), (), tuple(figures))]
+
+
+def metrics_payload(results: Sequence[MetricResultRecord]) -> list[dict[str, object]]:
+    """The metric results as plain JSON objects, in the order of the report's table."""
+    ordered = sorted(results, key=lambda r: (r.metric, r.model_id, settings_label(r.group), r.extractor_id))
+    return [
+        {"metric": r.metric, "system": r.model_id, "settings": r.group, "value": r.value, "ci_low": r.ci_low,
+         "ci_high": r.ci_high, "n": r.n, "extractor_id": r.extractor_id, "inputs_hash": r.inputs_hash,
+         "details": r.details}
+        for r in ordered
+    ]
 
 
 def _metric_provenance(results: Sequence[MetricResultRecord]) -> str:
@@ -134,8 +153,9 @@ def build_document(
     results: Sequence[MetricResultRecord],
     repo: Repository | None,
     study_ids: Sequence[int],
+    bar: tqdm | None = None,  # type: ignore[type-arg]
 ) -> Document:
-    """Assemble the report of a run."""
+    """Assemble the report of a run; ``bar`` (if given) advances once per part: samples, metrics, votes."""
     report_dir = run_dir.root / "report"
     prov = run_dir.read_json("provenance.json")
     counts: dict[str, int] = defaultdict(int)
@@ -156,7 +176,8 @@ def build_document(
             (
                 f"Run `{cfg.run_id}`: {len({e.prompt_id for e in entries})} captions from `{cfg.prompts.source}`"
                 f" (split {cfg.prompts.split}), {cfg.sampling.seeds_per_prompt} seeds per caption, "
-                f"{len(entries)} images."
+                f"{len(entries)} images. Guidance scales swept for the systems that take one: "
+                f"{', '.join(f'{g:g}' for g in cfg.sampling.guidance_scales)}."
             ),
         ),
         (systems,),
@@ -165,16 +186,22 @@ def build_document(
     if entries:
         grid = sample_grid(run_dir, entries, report_dir / "samples.png")
         sections.append(Section("Samples", (), (), (Figure(grid, "First 8 samples of each system and setting (rows)."),)))
+    if bar is not None:
+        bar.update(1)
     sections.append(
         Section("Metrics", () if results else ("No metrics computed yet.",), (_metric_table(results),) if results else ())
     )
     sections += _tradeoff_sections(results, report_dir)
+    if bar is not None:
+        bar.update(1)
     analysis = None
     if repo is not None and study_ids:
         human, analysis = human_sections(
             repo, study_ids, report_dir, baseline=cfg.study.baseline or None, seed=cfg.study.seed
         )
         sections += human
+    if bar is not None:
+        bar.update(1)
     git = prov.get("git", {})
     pkgs = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items() if v)
     sections.append(
@@ -204,14 +231,28 @@ def write_report(
     entries: Sequence[ManifestEntry] | None = None,
     results: Sequence[MetricResultRecord] | None = None,
     study_ids: Sequence[int] = (),
+    progress: bool = False,
 ) -> tuple[Path, Path]:
-    """Write ``report/report.md`` and ``report/report.html`` into the run dir; returns both paths."""
+    """Write ``report/report.md``, ``report/report.html`` and ``report/metrics.json`` into the run dir; returns the
+    first two paths. ``progress`` shows a bar over the parts (samples, metrics, votes, writing)."""
     entries = list(entries) if entries is not None else run_dir.entries()
     if results is None:
         results = repo.load_metric_results(cfg.run_id) if repo is not None else []
-    doc = build_document(cfg, run_dir, entries, results, repo, study_ids)
     report_dir = run_dir.root / "report"
     md, page = report_dir / "report.md", report_dir / "report.html"
-    atomic_write_bytes(md, to_markdown(doc, report_dir).encode("utf-8"))
-    atomic_write_bytes(page, to_html(doc).encode("utf-8"))
+    with tqdm(total=4, desc="report", unit="part", disable=not progress) as bar:
+        doc = build_document(cfg, run_dir, entries, results, repo, study_ids, bar)
+        payload = json.dumps(metrics_payload(results), indent=2, sort_keys=True, default=_json_scalar) + "\n"
+        atomic_write_bytes(report_dir / "metrics.json", payload.encode("utf-8"))
+        atomic_write_bytes(md, to_markdown(doc, report_dir).encode("utf-8"))
+        atomic_write_bytes(page, to_html(doc).encode("utf-8"))
+        bar.update(1)
     return md, page
+
+
+def _json_scalar(value: object) -> object:
+    """numpy scalars (in metric details) as Python numbers."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -3,10 +3,15 @@
 * `win_rate_vs_guidance`: the paper's Fig. 10 style: for a system swept over guidance scales (study systems named
   ``<system>@g=<scale> ...``), P(swept system beats opponent) with its interval against the scale, one panel per
   protocol, one line per (swept system, opponent);
-* `metric_tradeoff`: FD (or FID) against CLIP score, one curve per system through its guidance scales;
-* `metric_vs_guidance`: a metric (e.g. Vendi diversity) against the guidance scale, one curve per system.
+* `metric_tradeoff`: FD (or FID) against CLIP score, one curve per system through its guidance scales (the FID–CLIP
+  score trade-off of GLIDE Fig. 6 / unCLIP Fig. 9);
+* `metric_vs_guidance`: a metric (e.g. FD, CLIP score, Vendi diversity) against the guidance scale, one curve per
+  system, with its 95% interval.
 
-Each returns ``None`` when there is nothing to plot (fewer than two guidance scales), so callers just skip it.
+Systems that take no guidance scale (real renders, a folder of images) have one value per metric; they are drawn
+as a dashed horizontal line (metric vs guidance) or a single star (trade-off), so the curves can be read against them.
+Each function returns ``None`` when there is nothing to plot (no system with two guidance scales), so callers just
+skip it.
 """
 
 from __future__ import annotations
@@ -102,6 +107,11 @@ def _by_system(results: Sequence[MetricResultRecord], metric: str) -> dict[str, 
     return out
 
 
+def _unguided(results: Sequence[MetricResultRecord], metric: str) -> dict[str, MetricResultRecord]:
+    """``{system: record}`` of one metric for the systems measured without a guidance scale."""
+    return {r.model_id: r for r in results if r.metric == metric and "guidance_scale" not in r.group}
+
+
 def guidance_scales(results: Sequence[MetricResultRecord]) -> list[float]:
     """Distinct guidance scales the metric results were computed at."""
     return sorted({float(r.group["guidance_scale"]) for r in results if "guidance_scale" in r.group})
@@ -121,6 +131,10 @@ def metric_tradeoff(results: Sequence[MetricResultRecord], x_metric: str, y_metr
         ax.plot(x, y, marker="o", label=system)
         for g, xi, yi in zip(scales, x, y):
             ax.annotate(f"{g:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    x_fixed, y_fixed = _unguided(results, x_metric), _unguided(results, y_metric)
+    for system in sorted(set(x_fixed) & set(y_fixed)):
+        ax.plot([x_fixed[system].value], [y_fixed[system].value], marker="*", ms=10, ls="none",
+                label=f"{system} (no guidance)")
     ax.set_xlabel(x_metric)
     ax.set_ylabel(y_metric)
     ax.set_title(f"{y_metric} vs {x_metric} over guidance scales")
@@ -141,6 +155,10 @@ def metric_vs_guidance(results: Sequence[MetricResultRecord], metric: str, out: 
         low = [r.value - (r.ci_low if r.ci_low is not None else r.value) for r in records]
         high = [(r.ci_high if r.ci_high is not None else r.value) - r.value for r in records]
         ax.errorbar(scales, value, yerr=[low, high], marker="o", capsize=3, label=system)
+    for system, r in sorted(_unguided(results, metric).items()):
+        line = ax.axhline(r.value, ls="--", lw=1, label=f"{system} (no guidance)")
+        if r.ci_low is not None and r.ci_high is not None:
+            ax.axhspan(r.ci_low, r.ci_high, color=line.get_color(), alpha=0.12, lw=0)
     ax.set_xlabel("guidance scale")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} vs guidance scale")

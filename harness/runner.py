@@ -3,6 +3,14 @@
 Stages are the same functions the single-step commands call; a rerun of a finished or interrupted run skips the
 work already done (images by content hash and manifest key, features by the cache, metric results by an inputs
 hash, the study by name, simulated votes by the quotas they fill; ``simulate.enabled = false`` turns them off).
+Every durable step is atomic (a PNG, a manifest line, a cached vector, a metric result, a study, a vote), so a run
+killed at any point, even with SIGKILL, resumes to byte-identical outputs: images, manifests, features, the
+report and its ``metrics.json``, and the same records in the store (``tests/harness/test_run_resume.py`` kills
+runs mid-stage through `harness.faults`). The one time in the outputs is the creation time in
+``provenance.json``, kept from the run's first attempt.
+
+Each stage shows a progress bar with counts and ETA: ``generate`` (images), ``score`` (metric × group),
+``study`` (protocols), ``votes <protocol>`` (simulated votes), ``report`` (parts).
 """
 
 from __future__ import annotations
@@ -141,10 +149,11 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True, db_url: str | None = 
         config=cfg.to_dict(), provenance=run_dir.read_json("provenance.json"),
     )
     results = score_run(cfg, run_dir, entries, prompts, repo, progress=progress)
-    studies = create_studies(cfg, run_dir, entries, prompts, repo)
-    simulate_run(cfg, run_dir, prompts, repo, [s.study_id for s in studies])
+    studies = create_studies(cfg, run_dir, entries, prompts, repo, progress=progress)
+    simulate_run(cfg, run_dir, prompts, repo, [s.study_id for s in studies], progress=progress)
     md, html = write_report(
-        cfg, run_dir, repo, entries=entries, results=results, study_ids=[s.study_id for s in studies]
+        cfg, run_dir, repo, entries=entries, results=results, study_ids=[s.study_id for s in studies],
+        progress=progress,
     )
     return RunOutcome(
         run_id=cfg.run_id,

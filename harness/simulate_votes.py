@@ -137,11 +137,13 @@ class ItemScores:
             self._cache[key] = self.judge(self.load(images), caption)
         return self._cache[key]
 
-    def scale(self, items: list[ItemRecord]) -> float:
+    def scale(self, items: list[ItemRecord], progress: str = "") -> float:
         """σ = median of |s(A) − s(B)| over the ordinary items: the typical difference (robust to a few extreme
-        items; falls back to the root mean square, then 1, when the median is 0)."""
+        items; falls back to the root mean square, then 1, when the median is 0). Judging every item is the bulk
+        of the work: a non-empty ``progress`` shows a bar with that label."""
+        ordinary = [i for i in items if not i.is_attention_check]
         diffs = np.abs([self.side(i.images_a, i.prompt) - self.side(i.images_b, i.prompt)
-                        for i in items if not i.is_attention_check])
+                        for i in tqdm(ordinary, desc=progress, unit="item", disable=not progress)])
         for value in (float(np.median(diffs)) if len(diffs) else 0.0,
                       float(np.sqrt(np.mean(diffs**2))) if len(diffs) else 0.0):
             if value > 1e-12:
@@ -175,6 +177,7 @@ def simulate_study(
     cfg: SimulateConfig,
     *,
     load: Callable[[tuple[str, ...]], np.ndarray] | None = None,
+    progress: bool = False,
 ) -> SimulatedStudyVotes:
     """Let ``cfg.annotators`` simulated annotators vote in one study until every quota is met (idempotent).
 
@@ -184,6 +187,7 @@ def simulate_study(
         judges: judges by protocol name (`harness.sim_judges.make_judges`).
         cfg: the ``[simulate]`` section.
         load: images by sha256 (default: through the store's image paths).
+        progress: show a progress bar over the study's votes.
 
     Raises:
         HarnessError: unknown study, too few annotators for the vote targets, or no judge for the protocol.
@@ -205,38 +209,50 @@ def simulate_study(
         return SimulatedStudyVotes(study_id, added, names, careless_names, judge.judge_id, skipped)
 
     sim_ids = {a.annotator_id for a in existing}
-    if any(v.annotator_id not in sim_ids for v in repo.load_votes(study_id)):
+    votes = repo.load_votes(study_id)
+    if any(v.annotator_id not in sim_ids for v in votes):
         return result(0, "humans have voted")
     if study.status != "open":
         return result(0, f"study is {study.status}")
-    target = max((i.votes_target or study.votes_per_item for i in items), default=0)
-    if cfg.annotators < target:
+    targets = [i.votes_target or study.votes_per_item for i in items]
+    if cfg.annotators < max(targets, default=0):
         raise HarnessError(
-            f"simulate.annotators = {cfg.annotators} < {target} votes wanted per item; set simulate.annotators >= {target}"
+            f"simulate.annotators = {cfg.annotators} < {max(targets)} votes wanted per item; "
+            f"set simulate.annotators >= {max(targets)}"
         )
     by_name = {a.name: a for a in existing}
     annotators = [by_name.get(n) or repo.create_annotator(study_id, n)[0] for n in names]
     current = {k: repo.next_item_for(a.annotator_id, study_id) for k, a in enumerate(annotators)}
     if all(v is None for v in current.values()):
         return result(0)
+    per_annotator = Counter(v.annotator_id for v in votes)
+    cast = {k: per_annotator[a.annotator_id] for k, a in enumerate(annotators)}
     scores = ItemScores(judge, load or image_loader(repo))
-    scale = scores.scale(items)
+    scale = scores.scale(items, progress=f"judge {study.protocol_name}" if progress else "")
     added = 0
-    while any(v is not None for v in current.values()):
-        for k, annotator in enumerate(annotators):
-            work = current[k]
-            if work is None:
-                continue
-            assignment, item = work
+    with tqdm(total=sum(targets), initial=len(votes), desc=f"votes {study.protocol_name}", unit="vote",
+              disable=not progress) as bar:
+        while active := [k for k, work in current.items() if work is not None]:
+            k = min(active, key=lambda j: (cast[j], j))  # round-robin, resumable from the store (module docstring)
+            assignment, item = current[k]  # type: ignore[misc]
             rng = vote_rng(cfg.seed, k, item.position, study.protocol_name)
             choice, ms = decide(
                 scores.delta(item, scale), careless=k in careless, allow_tie=study.allow_tie, cfg=cfg, rng=rng
             )
             _, current[k] = repo.record_vote_and_next(
-                assignment.assignment_id, choice, ms, annotator_id=annotator.annotator_id
+                assignment.assignment_id, choice, ms, annotator_id=annotators[k].annotator_id
             )
+            cast[k] += 1
             added += 1
+            fault_point("vote")  # test hook (harness.faults): no-op unless HARNESS_FAULT_AFTER is set
+            bar.update(1)
     return result(added)
+
+
+def simulated_vote_count(repo: Repository, study_id: int) -> int:
+    """How many votes of the study the store holds from simulated (``sim-``) annotators."""
+    sim_ids = {a.annotator_id for a in repo.list_annotators(study_id) if a.name.startswith(SIMULATED_PREFIX)}
+    return sum(v.annotator_id in sim_ids for v in repo.load_votes(study_id))
 
 
 def simulate_run(
@@ -245,8 +261,11 @@ def simulate_run(
     prompts: Sequence[PromptRecord],
     repo: Repository,
     study_ids: Sequence[int],
+    *,
+    progress: bool = False,
 ) -> list[SimulatedStudyVotes]:
-    """Simulated votes in every study of a run (idempotent); records them in ``<run dir>/simulated_votes.json``.
+    """Simulated votes in every study of a run (idempotent); records them in ``<run dir>/simulated_votes.json``
+    (settings, judges and, per study, the annotators and how many simulated votes the store holds).
 
     The realism judge compares with the run's reference images (`harness.score.reference_images`).
 
@@ -266,12 +285,12 @@ def simulate_run(
             "set metrics.reference to \"toyworld\" or an image folder, or set simulate.enabled = false"
         )
     judges = make_judges(stack([load_image_file(f) for f in files]))
-    done = [simulate_study(repo, sid, judges, cfg.simulate) for sid in study_ids]
-    previous = run_dir.read_json(SIMULATION_RECORD) if (run_dir.root / SIMULATION_RECORD).is_file() else {}
-    studies = {str(d.study_id): dataclasses.asdict(d) for d in done}
-    for key, old in previous.get("studies", {}).items():
-        if key in studies:
-            studies[key]["votes_added"] += int(old.get("votes_added", 0))
+    done = [simulate_study(repo, sid, judges, cfg.simulate, progress=progress) for sid in study_ids]
+    studies = {  # the store's state, not this call's history (votes_added), so a resumed run writes the same file
+        str(d.study_id): {**{k: v for k, v in dataclasses.asdict(d).items() if k != "votes_added"},
+                          "votes": simulated_vote_count(repo, d.study_id)}
+        for d in done
+    }
     run_dir.write_json(
         SIMULATION_RECORD,
         {

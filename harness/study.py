@@ -12,7 +12,9 @@ describes, so the admin page can reuse them):
 * caption similarity: a render of the caption against a render of a contradicting caption (another shape);
 * diversity: 16 varied renders of the caption against 16 copies of one of them.
 
-Studies are named ``<run id>/<protocol>``; creating them again returns the existing ones (idempotent).
+Studies are named ``<run id>/<protocol>``; creating them again returns the existing ones (idempotent). A study is
+stored in one transaction, and an attention-check render already in ``attention/`` is not written again, so a run
+killed while creating studies resumes to the same studies and the same ``attention/manifest.jsonl``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
 from eval_protocols.human import design_inputs
 from eval_protocols.human.corruptions import corrupt_render
@@ -30,7 +33,7 @@ from eval_protocols.human.pairing import AttentionCase, AttentionPool, design_st
 from eval_protocols.human.protocol import Protocol, get_protocol
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.manifest import ManifestEntry, RunDir, derive_seed
+from harness.manifest import ManifestEntry, RunDir, derive_seed, work_key
 from harness.prompts import PromptRecord
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ def _attention_pool(
     from harness.data import toyworld
 
     rng = np.random.default_rng([seed, 0xA77])
+    written = {e.key: e.sha256 for e in att_dir.entries() if (att_dir.root / e.path).is_file()}
     cases = []
     for i in range(n_cases):
         prompt = prompts[i % len(prompts)]
@@ -70,14 +74,18 @@ def _attention_pool(
         base_seed = derive_seed(seed + 7919, f"{protocol.name}/{prompt.prompt_id}", i)
 
         def add(image: np.ndarray, role: str, k: int = 0) -> str:
+            system_id, index = attention_system_id(protocol.name, role), i * ATTENTION_CASE_STRIDE + k
+            done = written.get(work_key(system_id, prompt.prompt_id, index, {}))
+            if done is not None:  # written by an interrupted earlier attempt: the render is the same
+                return done
             return att_dir.add_image(
                 image,
                 {
-                    "system_id": attention_system_id(protocol.name, role),
+                    "system_id": system_id,
                     "model_id": "toyworld-attention",
                     "prompt_id": prompt.prompt_id,
                     "prompt": prompt.text,
-                    "sample_index": i * ATTENTION_CASE_STRIDE + k,
+                    "sample_index": index,
                     "seed": base_seed + k,
                     "settings": {},
                     "checkpoint_sha256": None,
@@ -107,8 +115,11 @@ def create_studies(
     entries: Sequence[ManifestEntry],
     prompts: Sequence[PromptRecord],
     repo: Repository,
+    *,
+    progress: bool = False,
 ) -> list[StudyRecord]:
-    """Design and store one study per protocol of ``cfg.study`` (existing studies of the run are reused)."""
+    """Design and store one study per protocol of ``cfg.study`` (existing studies of the run are reused);
+    ``progress`` shows a bar over the protocols."""
     from harness.runner import store_run
     from harness.storage.records import ItemRecord, StudyRecord
 
@@ -120,7 +131,7 @@ def create_studies(
     existing = {s.name: s for s in repo.list_studies()}
     att_dir = RunDir(run_dir.root / "attention").create()
     out = []
-    for name in cfg.study.protocols:
+    for name in tqdm(cfg.study.protocols, desc="study", unit="study", disable=not progress):
         study_name = f"{cfg.run_id}/{name}"
         if study_name in existing:
             out.append(existing[study_name])
