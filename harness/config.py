@@ -88,6 +88,9 @@ class MetricsConfig:
         reference: ``"toyworld"`` (real renders of the same captions), an image folder, or an ``.npz`` with mu/sigma.
         reference_per_prompt: real images per prompt when the reference is the toy world.
         bootstrap: bootstrap replicates for metric intervals (0 disables).
+        clip_extractor: a CLIP (``clip:toy`` for the shipped toy CLIP, or ``clip:<arch>:<checkpoint>``) for the
+            caption metrics ``clip_score`` and ``r_precision`` (which need it) and for ``cmmd``, ``diversity`` and
+            ``vendi`` (which otherwise use ``extractor``); empty: none.
     """
 
     names: tuple[str, ...] = ("fd",)
@@ -95,6 +98,15 @@ class MetricsConfig:
     reference: str = "toyworld"
     reference_per_prompt: int = 4
     bootstrap: int = 200
+    clip_extractor: str = ""
+
+    def __post_init__(self) -> None:
+        text_metrics = [n for n in self.names if n in ("clip_score", "r_precision")]
+        if text_metrics and not self.clip_extractor:
+            raise ConfigError(
+                f"metrics.names has {', '.join(text_metrics)}, which needs a CLIP: set metrics.clip_extractor "
+                '(e.g. "clip:toy", or "clip:ViT-B-32:/path/to/checkpoint")'
+            )
 
 
 @dataclass(frozen=True)

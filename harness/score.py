@@ -4,8 +4,19 @@ Reference images: ``metrics.reference = "toyworld"`` renders ``reference_per_pro
 of the run into ``<run dir>/reference/`` (seeds disjoint from the generation seeds); a folder path uses every image
 file in it; an ``.npz`` with ``mu``/``sigma`` serves the Fréchet distance only.
 
+Caption metrics (``clip_score``, ``r_precision``) need ``metrics.clip_extractor``: its image features of the samples
+and its text features of the run's captions (sample i's caption in ``sample_text``; the distinct captions and each
+sample's row in ``captions``/``caption_index``). That CLIP also serves ``cmmd``, ``diversity`` and ``vendi`` when set;
+FD, KID and PRDC always use ``metrics.extractor``.
+
 Features come through the on-disk cache (image sha256, extractor id), so scoring twice extracts once; a metric
 result whose inputs hash (images, reference, extractor, options) is already stored is not recomputed.
+
+Under torchrun (`harness.distributed`) feature extraction is split round-robin over the ranks (each writes its
+images' cache entries) and the features are gathered back in manifest order; rank 0 alone renders the reference,
+reads and writes the store and computes the metrics, from the same feature arrays a single process would hold, so
+every result (FD with its mu/sigma, KID, intervals...) is bit-identical to a one-process run for an extractor whose
+features of an image do not depend on the batch it came in (``pixels``; a network's may differ in the last bits).
 """
 
 from __future__ import annotations
@@ -22,11 +33,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
+from eval_protocols.features.base import FeatureExtractor
 from eval_protocols.features.cache import FeatureCache, extract_files
 from eval_protocols.metrics.base import MetricResult
 from eval_protocols.metrics.bootstrap import bootstrap_ci, with_bootstrap
 from eval_protocols.metrics.registry import MetricInputs, MetricSpec, get_metric
+from harness import distributed
 from harness.config import RunConfig
+from harness.distributed import DistContext
 from harness.errors import ConfigError, HarnessError
 from harness.extractors import build_extractor
 from harness.faults import fault_point
@@ -41,6 +55,10 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 REFERENCE_SEED_OFFSET = 1_000_003  # reference renders never reuse a generation seed
+TEXT_METRICS = ("clip_score", "r_precision")
+"""Metrics that read CLIP text features of the captions (they need ``metrics.clip_extractor``)."""
+CLIP_PREFERRING_METRICS = ("cmmd", "diversity", "vendi")
+"""Metrics defined on CLIP image features: they use ``metrics.clip_extractor`` when one is configured."""
 
 
 def reference_images(cfg: RunConfig, run_dir: RunDir, prompts: Sequence[PromptRecord]) -> list[Path]:
@@ -116,6 +134,58 @@ def _inputs_hash(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def sharded_features(
+    extractor: FeatureExtractor,
+    paths: Sequence[Path],
+    cache: FeatureCache,
+    image_sha256s: Sequence[str] | None,
+    ctx: DistContext,
+) -> np.ndarray:
+    """`extract_files` split over the ranks: rank r extracts ``paths[r::world]``; every rank gets all rows in order.
+
+    Returns:
+        ``float32 (N, D)``, row i for ``paths[i]`` (one process: `extract_files` itself).
+    """
+    if not ctx.is_distributed:
+        return extract_files(extractor, paths, cache, image_sha256s=image_sha256s)
+    index = distributed.shard(range(len(paths)), ctx.rank, ctx.world_size)
+    shas = None if image_sha256s is None else [image_sha256s[i] for i in index]
+    local = extract_files(extractor, [paths[i] for i in index], cache, image_sha256s=shas)
+    out = np.zeros((len(paths), extractor.dim), dtype=np.float32)
+    for rank, share in enumerate(distributed.all_gather_object(ctx, local)):
+        out[rank :: ctx.world_size] = share
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionFeatures:
+    """CLIP text features of a run's distinct captions.
+
+    Attributes:
+        prompt_ids: ``(C,)`` the captions' prompt ids, in prompt-set order.
+        features: ``float32 (C, D)`` unit-norm text embeddings, row c for ``prompt_ids[c]``.
+    """
+
+    prompt_ids: tuple[str, ...]
+    features: np.ndarray
+
+
+def caption_features(clip: FeatureExtractor, prompts: Sequence[PromptRecord]) -> CaptionFeatures:
+    """Encode every prompt's text with the CLIP's text tower (``encode_text``)."""
+    encode = getattr(clip, "encode_text", None)
+    if encode is None:
+        raise ConfigError(f"metrics.clip_extractor {clip.extractor_id!r} has no text tower; use a clip:... extractor")
+    return CaptionFeatures(tuple(p.prompt_id for p in prompts), np.asarray(encode([p.text for p in prompts])))
+
+
+def caption_inputs(captions: CaptionFeatures, group: Sequence[ManifestEntry]) -> dict[str, np.ndarray]:
+    """`MetricInputs` fields of the caption metrics for a group: ``sample_text`` (N, D), ``captions`` (C, D) and
+    ``caption_index`` (N,), sample i's caption being row ``caption_index[i]``."""
+    row = {pid: k for k, pid in enumerate(captions.prompt_ids)}
+    index = np.array([row[e.prompt_id] for e in group], dtype=np.int64)
+    return {"sample_text": captions.features[index], "captions": captions.features, "caption_index": index}
+
+
 def score_run(
     cfg: RunConfig,
     run_dir: RunDir,
@@ -124,10 +194,20 @@ def score_run(
     repo: Repository | None,
     *,
     progress: bool = True,
+    dist: DistContext | None = None,
 ) -> list[MetricResultRecord]:
-    """Compute and store every configured metric for every (system, settings) group; returns all results."""
+    """Compute and store every configured metric for every (system, settings) group; returns all results.
+
+    Args:
+        repo: the store (rank 0's; other ranks pass None).
+        dist: the torchrun context (module docstring); None for one process, which is refused under torchrun.
+    """
     from harness.report import settings_label
     from harness.storage.records import MetricResultRecord
+
+    if dist is None:
+        distributed.require_single_process("this scoring")
+    ctx = dist or distributed.SINGLE
 
     specs = []
     for name in cfg.metrics.names:
@@ -135,37 +215,56 @@ def score_run(
             specs.append(get_metric(name))
         except ValueError as exc:
             raise ConfigError(f"metrics.names: {exc}") from None
+    needs_text = [s.name for s in specs if s.name in TEXT_METRICS]
+    if needs_text and not cfg.metrics.clip_extractor:
+        raise ConfigError(
+            f"metrics.names has {', '.join(needs_text)}, which needs a CLIP: set metrics.clip_extractor "
+            '(e.g. "clip:toy", or "clip:ViT-B-32:/path/to/checkpoint")'
+        )
     extractor = build_extractor(cfg.metrics.extractor)
+    clip = build_extractor(cfg.metrics.clip_extractor) if cfg.metrics.clip_extractor else None
     cache = FeatureCache(feature_cache_dir())
-    ref_files = reference_images(cfg, run_dir, prompts)
+    ref_files = distributed.from_main(ctx, lambda: reference_images(cfg, run_dir, prompts))  # rank 0 renders
     npz = _npz_reference(cfg.metrics.reference) if cfg.metrics.reference.endswith(".npz") else None
-    ref_feats = extract_files(extractor, ref_files, cache) if ref_files else None
     ref_key = _inputs_hash(sorted(str(f.name) for f in ref_files), cfg.metrics.reference)
+    ref_feats: dict[str, np.ndarray | None] = {}
+    captions = caption_features(clip, prompts) if clip is not None and needs_text else None
 
     groups: dict[tuple[str, str], list[ManifestEntry]] = defaultdict(list)
     for e in entries:
         groups[(e.system_id, json.dumps(e.settings, sort_keys=True))].append(e)
-    stored = {(r.metric, r.model_id, json.dumps(r.group, sort_keys=True), r.inputs_hash): r
-              for r in (repo.load_metric_results(cfg.run_id) if repo else [])}
+    stored = distributed.from_main(  # every rank takes the same path through the loop below
+        ctx, lambda: {(r.metric, r.model_id, json.dumps(r.group, sort_keys=True), r.inputs_hash): r
+                      for r in (repo.load_metric_results(cfg.run_id) if repo else [])}
+    )
     results: list[MetricResultRecord] = []
-    bar = tqdm(total=len(groups) * len(specs), desc="score", unit="metric", disable=not progress)
+    show = distributed.show_progress(ctx, progress)
+    bar = tqdm(total=len(groups) * len(specs), desc="score", unit="metric", disable=not show)
     for (system_id, settings_json), group in sorted(groups.items()):
         settings = json.loads(settings_json)
-        feats = None
+        feats: dict[str, np.ndarray] = {}
         for spec in specs:
-            key = _inputs_hash(spec.name, sorted(e.sha256 for e in group), ref_key, extractor.extractor_id,
+            use = clip if clip is not None and spec.name in TEXT_METRICS + CLIP_PREFERRING_METRICS else extractor
+            assert use is not None
+            key = _inputs_hash(spec.name, sorted(e.sha256 for e in group), ref_key, use.extractor_id,
                                cfg.metrics.bootstrap, cfg.seed)
             done = [r for (m, s, g, h), r in stored.items() if s == system_id and g == settings_json and h == key]
             if done:
                 results += done
                 bar.update(1)
                 continue
-            if feats is None:
-                feats = extract_files(extractor, [run_dir.root / e.path for e in group], cache,
-                                      image_sha256s=[e.sha256 for e in group])
+            if use.extractor_id not in ref_feats:
+                ref_feats[use.extractor_id] = sharded_features(use, ref_files, cache, None, ctx) if ref_files else None
+            if use.extractor_id not in feats:
+                feats[use.extractor_id] = sharded_features(use, [run_dir.root / e.path for e in group], cache,
+                                                           [e.sha256 for e in group], ctx)
+            if not ctx.is_main:  # rank 0 alone computes and stores; the others only extract
+                bar.update(1)
+                continue
             inputs = MetricInputs(
-                reference=ref_feats, samples=feats, groups=np.array([e.prompt_id for e in group]),
-                reference_stats=npz,
+                reference=ref_feats[use.extractor_id], samples=feats[use.extractor_id],
+                groups=np.array([e.prompt_id for e in group]), reference_stats=npz,
+                **(caption_inputs(captions, group) if captions is not None and spec.name in TEXT_METRICS else {}),
             )
             try:
                 with warnings.catch_warnings():
@@ -176,10 +275,10 @@ def score_run(
             fresh = [
                 MetricResultRecord(
                     run_id=cfg.run_id, metric=v.name, model_id=system_id, group=settings, value=float(v.value),
-                    ci_low=v.ci_low, ci_high=v.ci_high, n=v.n, extractor_id=extractor.extractor_id,
+                    ci_low=v.ci_low, ci_high=v.ci_high, n=v.n, extractor_id=use.extractor_id,
                     inputs_hash=key,
                     details={"higher_is_better": v.higher_is_better,
-                             "extractor_weights_sha256": extractor.weights_sha256,
+                             "extractor_weights_sha256": use.weights_sha256,
                              **{k: d for k, d in v.details.items() if np.isscalar(d)}},
                 )
                 for v in values
@@ -190,4 +289,4 @@ def score_run(
             fault_point("score")  # test hook (harness.faults): no-op unless HARNESS_FAULT_AFTER is set
             bar.update(1)
     bar.close()
-    return results
+    return distributed.broadcast_object(ctx, results)

@@ -95,3 +95,42 @@ def test_run_with_unknown_generator_is_one_line_error(tmp_path: Path, capsys: py
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did you mean 'degraded'" in err[0]
     assert not (tmp_path / "c").exists()  # nothing half-written
+
+
+def test_caption_metrics_use_the_configured_clip(tmp_path: Path) -> None:
+    """clip_score / r_precision come from `metrics.clip_extractor` (image and text towers), FD from `extractor`."""
+    import numpy as np
+    from PIL import Image
+
+    from harness.extractors import toy_clip
+    from harness.prompts import load_prompts
+
+    extra = [
+        'metrics.names=["fd","clip_score","r_precision"]',
+        'metrics.clip_extractor="clip:toy"',
+        'study.protocols=["photorealism"]',
+        "simulate.enabled=false",
+    ]
+    assert run_cli(tmp_path, "runs", *extra) == 0
+    cfg = load_config(TOY, [*SMALL, *extra, f"out_dir={tmp_path / 'runs'}"])
+    results = {(r.metric, r.model_id): r for r in Repository.open().load_metric_results(cfg.run_id)}
+    assert results[("fd", "reference")].extractor_id.startswith("pixels")
+    clip = toy_clip()
+    assert results[("clip_score", "reference")].extractor_id == clip.extractor_id
+    # independent recomputation of the reference system's CLIP score from its PNGs
+    run_dir = RunDir(Path(cfg.out_dir) / cfg.run_id)
+    entries = [e for e in run_dir.entries() if e.system_id == "reference"]
+    texts = {p.prompt_id: p.text for p in load_prompts(cfg.prompts)}
+    images = np.stack([np.asarray(Image.open(run_dir.root / e.path).convert("RGB")) for e in entries])
+    cos = (clip(images) * clip.encode_text([texts[e.prompt_id] for e in entries])).sum(axis=1)
+    expected = float(np.mean(100 * np.maximum(cos, 0)))
+    assert results[("clip_score", "reference")].value == pytest.approx(expected, rel=1e-4)
+    assert results[("clip_score", "reference")].n == len(entries)
+    assert 0.0 <= results[("r_precision", "degraded")].value <= 1.0
+    assert results[("r_precision", "reference")].value > 1 / 3  # 3 captions: chance is 1/3
+
+
+def test_caption_metrics_without_a_clip_fail_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(tmp_path, "runs", 'metrics.names=["fd","clip_score"]') == 2
+    err = capsys.readouterr().err
+    assert "metrics.clip_extractor" in err and "clip:toy" in err
