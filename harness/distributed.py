@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from harness.errors import HarnessError
 
@@ -89,15 +89,30 @@ def torchrun_env(environ: Mapping[str, str] | None = None) -> tuple[int, int, in
 
 
 def _compute_device(device: str, local_rank: int | None) -> str:
-    """``auto`` → CUDA when available, else CPU; under torchrun (``local_rank`` given) CUDA means ``cuda:<local_rank>``."""
+    """The torch device string of this process's work.
+
+    ``auto`` is CUDA when available (under torchrun: when every process of this machine gets a GPU of its own,
+    ``LOCAL_WORLD_SIZE <= device_count``, so all ranks agree), else CPU. Under torchrun (``local_rank`` given) CUDA
+    means ``cuda:<local_rank>``.
+
+    Raises:
+        HarnessError: CUDA asked for under torchrun with fewer visible GPUs than processes on this machine.
+    """
     import torch
 
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1 if local_rank is not None else 1))
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if gpus >= per_machine and gpus > 0 else "cpu"
     resolved = torch.device(device)
-    if resolved.type == "cuda" and local_rank is not None:
-        return f"cuda:{local_rank}"
-    return str(resolved)
+    if resolved.type != "cuda" or local_rank is None:
+        return str(resolved)
+    if gpus < per_machine:
+        raise HarnessError(
+            f"torchrun starts {per_machine} process(es) on this machine but {gpus} GPU(s) are visible; start at "
+            "most one process per GPU (torchrun --nproc_per_node) or use --device cpu"
+        )
+    return f"cuda:{local_rank}"
 
 
 def init(device: str = "cpu") -> DistContext:
@@ -218,6 +233,32 @@ def broadcast_object(ctx: DistContext, obj: T) -> T:
     return result
 
 
+def on_main(ctx: DistContext, fn: Callable[[], T]) -> T | None:
+    """``fn()`` on rank 0 only (other ranks get None), which doubles as a barrier; a `HarnessError` it raises is
+    raised on every rank with the same message, so all of them stop with one clear line instead of a broken pipe.
+    """
+    if not ctx.is_distributed:
+        return fn()
+    result: T | None = None
+    error: HarnessError | None = None
+    if ctx.is_main:
+        try:
+            result = fn()
+        except HarnessError as exc:
+            error = exc
+    message = broadcast_object(ctx, None if error is None else str(error))
+    if error is not None:
+        raise error
+    if message is not None:
+        raise HarnessError(f"rank 0 stopped: {message}")
+    return result
+
+
+def from_main(ctx: DistContext, fn: Callable[[], T]) -> T:
+    """``fn()`` computed on rank 0 alone (errors shared as in `on_main`), its picklable result sent to every rank."""
+    return cast(T, broadcast_object(ctx, on_main(ctx, fn)))
+
+
 def all_reduce_mean(ctx: DistContext, values: torch.Tensor) -> torch.Tensor:
     """Element-wise mean over ranks of a float tensor, as a new tensor on the input's device (the input for one
     process). The backend sums (in an order fixed for a fixed world size), then the sum is divided by ``world_size``.
@@ -229,6 +270,12 @@ def all_reduce_mean(ctx: DistContext, values: torch.Tensor) -> torch.Tensor:
     out = values.detach().to("cpu", copy=True)  # CPU tensors travel by gloo, also in a cpu:gloo,cuda:nccl group
     torch.distributed.all_reduce(out, op=torch.distributed.ReduceOp.SUM)
     return (out / ctx.world_size).to(values.device)
+
+
+def is_main_process() -> bool:
+    """False only on a torchrun rank other than 0 (for output after the process group is left)."""
+    env = torchrun_env()
+    return env is None or env[0] == 0
 
 
 def main_print(ctx: DistContext, *args: Any, **kwargs: Any) -> None:

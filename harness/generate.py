@@ -110,7 +110,7 @@ def generate_run(
     ctx = dist or distributed.SINGLE
     generators = generators if generators is not None else build_generators(cfg)
     units = plan_units(cfg, prompts, generators)
-    todo_index = distributed.broadcast_object(ctx, _todo(run_dir, units) if ctx.is_main else None)
+    todo_index = distributed.from_main(ctx, lambda: _todo(run_dir, units))  # rank 0 reads: it may cut a torn tail
     use_parts = ctx.is_distributed or bool(run_dir.part_paths())  # left-over parts: merge them in plan order too
     mine = [units[i] for i in distributed.shard(todo_index, ctx.rank, ctx.world_size)]
     desc = "generate" if not ctx.is_distributed else f"generate (rank 0's share of {ctx.world_size})"
@@ -146,7 +146,7 @@ def generate_run(
 
 
 def _todo(run_dir: RunDir, units: Sequence[WorkUnit]) -> list[int]:
-    """Plan positions of the units not yet recorded (read by rank 0 alone: reading may cut a torn tail)."""
+    """Plan positions of the units not yet recorded in the manifest or a left-over part."""
     done = run_dir.done_keys()
     return [i for i, u in enumerate(units) if u.key not in done]
 

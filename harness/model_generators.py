@@ -7,7 +7,9 @@ each (a run config's ``[[systems]] options``):
   checkpoints (`models.factory`); a relative path is relative to the working directory;
 * ``device`` (``cpu``); ``upsample`` (true: 64×64 images; false: the 32×32 base);
 * ``prior_steps`` (``"64"``), ``upsampler_steps`` (``"10"``), ``eta`` (0), ``batch_size`` (16, rows per network
-  call — part of the settings, see `models.pipelines.base`).
+  call — part of the settings, see `models.pipelines.base`);
+* ``precision`` (``"fp32"``; ``"bf16"``, or ``"fp16"`` on CUDA only), ``channels_last`` (false), ``compile``
+  (false): how the networks run (`models.pipelines.execution`); fp32 and the defaults reproduce earlier images.
 
 Per-image settings from the run (``guidance_scale``, ``prior_guidance_scale``, ``steps``) map to the pipeline's
 decoder guidance, prior guidance and decoder steps. ``model_id`` is the pipeline name and ``checkpoint_sha256``
@@ -27,7 +29,18 @@ from harness.errors import ConfigError, HarnessError
 from harness.generators import Generator, _check_options, register_generator
 
 MODEL_GENERATORS: tuple[str, ...] = ("unclip-diffusion-prior", "unclip-ar-prior", "glide")
-OPTIONS = {"checkpoint_dir", "device", "upsample", "prior_steps", "upsampler_steps", "eta", "batch_size"}
+OPTIONS = {
+    "checkpoint_dir",
+    "device",
+    "upsample",
+    "prior_steps",
+    "upsampler_steps",
+    "eta",
+    "batch_size",
+    "precision",
+    "channels_last",
+    "compile",
+}
 DEFAULT_PRIOR_GUIDANCE = 1.0
 
 
@@ -43,6 +56,9 @@ class PipelineGenerator:
     upsampler_steps: str = "10"
     eta: float = 0.0
     batch_size: int = 16
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
     model_id: str = ""
     checkpoint_sha256: str | None = None
     uses_guidance: bool = True
@@ -50,9 +66,14 @@ class PipelineGenerator:
 
     def __post_init__(self) -> None:
         from models.factory import DEFAULT_CHECKPOINT_DIR, pipeline_checkpoint_sha256
+        from models.pipelines.execution import Execution
 
         self.checkpoint_dir = self.checkpoint_dir or str(DEFAULT_CHECKPOINT_DIR)
         self.model_id = self.name
+        try:  # a bad precision (or fp16 off CUDA) is a config error before any work
+            Execution(self.device, str(self.precision), bool(self.channels_last), bool(self.compile))
+        except ValueError as exc:
+            raise ConfigError(f"generator {self.name!r}: {exc}") from None
         try:
             self.checkpoint_sha256 = pipeline_checkpoint_sha256(self.name, self.checkpoint_dir, upsampler=self.upsample)
         except ValueError as exc:
@@ -72,6 +93,9 @@ class PipelineGenerator:
                 eta=float(self.eta),
                 upsample=self.upsample,
                 batch_size=int(self.batch_size),
+                precision=str(self.precision),
+                channels_last=bool(self.channels_last),
+                compile=bool(self.compile),
             )
         except ValueError as exc:
             raise HarnessError(f"generator {self.name!r}: {exc}") from None

@@ -20,6 +20,7 @@ killed while creating studies resumes to the same studies and the same ``attenti
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,31 @@ def contradicting_caption(text: str, rng: np.random.Generator) -> str:
     return ObjectMention(str(rng.choice(others)), first.colour, first.size).phrase()
 
 
+def _write_attention_image(
+    att_dir: RunDir, written: dict[tuple[str, str, int, str], str], protocol: str, prompt: PromptRecord,
+    case: int, base_seed: int, image: np.ndarray, role: str, k: int = 0,
+) -> str:
+    """Store the ``k``-th image of attention case ``case`` in ``att_dir`` unless an earlier (interrupted) attempt did;
+    returns its sha256. ``written``: ``{manifest key: sha256}`` of what is already there."""
+    system_id, index = attention_system_id(protocol, role), case * ATTENTION_CASE_STRIDE + k
+    done = written.get(work_key(system_id, prompt.prompt_id, index, {}))
+    if done is not None:  # the render is deterministic: the stored one is this one
+        return done
+    return att_dir.add_image(
+        image,
+        {
+            "system_id": system_id,
+            "model_id": "toyworld-attention",
+            "prompt_id": prompt.prompt_id,
+            "prompt": prompt.text,
+            "sample_index": index,
+            "seed": base_seed + k,
+            "settings": {},
+            "checkpoint_sha256": None,
+        },
+    ).sha256
+
+
 def _attention_pool(
     protocol: Protocol, prompts: Sequence[PromptRecord], att_dir: RunDir, n_cases: int, seed: int
 ) -> AttentionPool:
@@ -72,25 +98,7 @@ def _attention_pool(
         # the protocol enters the seed: checks of different protocols must not share a render, since the store keeps
         # one record (one role) per image of a run
         base_seed = derive_seed(seed + 7919, f"{protocol.name}/{prompt.prompt_id}", i)
-
-        def add(image: np.ndarray, role: str, k: int = 0) -> str:
-            system_id, index = attention_system_id(protocol.name, role), i * ATTENTION_CASE_STRIDE + k
-            done = written.get(work_key(system_id, prompt.prompt_id, index, {}))
-            if done is not None:  # written by an interrupted earlier attempt: the render is the same
-                return done
-            return att_dir.add_image(
-                image,
-                {
-                    "system_id": system_id,
-                    "model_id": "toyworld-attention",
-                    "prompt_id": prompt.prompt_id,
-                    "prompt": prompt.text,
-                    "sample_index": index,
-                    "seed": base_seed + k,
-                    "settings": {},
-                    "checkpoint_sha256": None,
-                },
-            ).sha256
+        add = functools.partial(_write_attention_image, att_dir, written, protocol.name, prompt, i, base_seed)
 
         kind = protocol.attention_check_kind
         if kind == "corrupted_render":

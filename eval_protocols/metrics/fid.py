@@ -13,11 +13,18 @@
 Both avoid ``scipy.linalg.sqrtm(disp=False)`` (removed in SciPy 1.18). `FrechetDistance` is a ``torchmetrics.Metric``:
 state is ``sum x`` (D), ``sum x x^T`` (D x D) and N per side, all float64, so memory is O(D^2), independent of N;
 ``Sigma = (sum x x^T - N mu mu^T) / (N - 1)``. FD is biased upward by about c/N: compare only at one N.
+
+Several processes (torchrun): each rank updates its share of the features; ``compute()`` (or ``sync()``) all-gathers
+the per-rank sums and adds them in rank order (``((r0 + r1) + r2) ...``), so every rank gets the same statistics,
+reproducible for a fixed world size and equal to one process's up to float64 round-off (the additions are grouped
+differently). A reference given as statistics (`FrechetDistance.set_reference_stats`, the same on every rank) is
+kept, not summed over ranks. `fd_from_features` holds all features in one process and never syncs.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +37,15 @@ from eval_protocols.metrics.base import FeatureStats, MetricResult, as_features
 from eval_protocols.metrics.registry import MetricInputs, register_metric
 
 SqrtMethod = Literal["eigh", "eig"]
+_REAL_STATES = ("real_sum", "real_cov_sum", "real_n", "real_n_unknown")
+
+
+def _fold_sum(stacked: torch.Tensor) -> torch.Tensor:
+    """Distributed reduction: the per-rank states (dim 0, in rank order) added one after another."""
+    total = stacked[0].clone()
+    for part in stacked[1:]:
+        total = total + part
+    return total
 
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, method: SqrtMethod = "eigh") -> float:
@@ -87,7 +103,9 @@ class FrechetDistance(Metric):
     """Streaming FD between reference (``real=True``) and sample features, torchmetrics-style.
 
     ``update(features, real)`` adds a ``(B, D)`` batch; ``compute()`` returns FD as a float64 scalar tensor;
-    ``reset()`` clears the samples (and the reference unless ``reset_real_features=False``).
+    ``reset()`` clears the samples (and the reference unless ``reset_real_features=False``). Under torch.distributed
+    every rank must call ``compute()`` (it syncs; see the module docstring), unless built with
+    ``sync_on_compute=False``; ``with metric.sync_context(): metric.stats(real)`` gives the synced statistics.
     """
 
     higher_is_better = False
@@ -118,13 +136,18 @@ class FrechetDistance(Metric):
         self.reset_real_features = reset_real_features
         self.method: SqrtMethod = method
         for side in ("real", "fake"):
-            self.add_state(f"{side}_sum", torch.zeros(num_features, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(f"{side}_sum", torch.zeros(num_features, dtype=torch.float64), dist_reduce_fx=_fold_sum)
             self.add_state(
-                f"{side}_cov_sum", torch.zeros(num_features, num_features, dtype=torch.float64), dist_reduce_fx="sum"
+                f"{side}_cov_sum",
+                torch.zeros(num_features, num_features, dtype=torch.float64),
+                dist_reduce_fx=_fold_sum,
             )
-            self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+            self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.long), dist_reduce_fx=_fold_sum)
         # 1 when the reference came from statistics without a sample count (its rank is then unknown)
         self.add_state("real_n_unknown", torch.tensor(0, dtype=torch.long), dist_reduce_fx="max")
+        # where the reference side came from: "features" (streamed, summed over ranks when syncing), "stats"
+        # (`set_reference_stats`: replicated, kept as is), "mixed" (features on top of statistics: cannot be synced)
+        self._reference_source = "features"
 
     def update(self, features: Any, real: bool) -> None:
         """Add a batch of features.
@@ -152,6 +175,8 @@ class FrechetDistance(Metric):
                 f"{'reference' if real else 'sample'} features rows {rows} contain NaN or inf "
                 f"({bad.numel()} rows); drop or re-extract those images"
             )
+        if real and self._reference_source == "stats":
+            self._reference_source = "mixed"
         setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + batch.sum(dim=0))
         setattr(self, f"{side}_cov_sum", getattr(self, f"{side}_cov_sum") + batch.T @ batch)
         setattr(self, f"{side}_n", getattr(self, f"{side}_n") + batch.shape[0])
@@ -174,6 +199,35 @@ class FrechetDistance(Metric):
         self.real_cov_sum = (n - 1) * sigma + n * torch.outer(mu, mu)
         self.real_n = torch.tensor(n, dtype=torch.long, device=self.device)
         self.real_n_unknown = torch.tensor(int(stats.n is None), dtype=torch.long, device=self.device)
+        self._reference_source = "stats"
+
+    def sync(
+        self,
+        dist_sync_fn: Callable[..., Any] | None = None,
+        process_group: Any | None = None,
+        should_sync: bool = True,
+        distributed_available: Callable[[], bool] | None = None,
+    ) -> None:
+        """torchmetrics' ``sync`` (rank-order sums), keeping a reference set from statistics instead of summing it
+        (every rank must then have set the same statistics).
+
+        Raises:
+            ValueError: when syncing a reference that mixes statistics and streamed features (not well defined over
+                ranks; one process may mix them freely).
+        """
+        available = distributed_available or self.distributed_available_fn
+        syncing = should_sync and callable(available) and bool(available())
+        if syncing and self._reference_source == "mixed":
+            raise ValueError(
+                "FD reference holds statistics plus streamed features, which cannot be synced across processes; "
+                "stream all reference features, or set the same statistics on every rank and stream none"
+            )
+        kept = {name: getattr(self, name) for name in _REAL_STATES} if self._reference_source == "stats" else None
+        super().sync(dist_sync_fn, process_group, should_sync, distributed_available)
+        if kept is None or not self._is_synced:
+            return
+        for name, value in kept.items():
+            setattr(self, name, value)
 
     def stats(self, real: bool) -> FeatureStats:
         """Mean and unbiased covariance of one side (e.g. to save reference statistics with `save_stats`)."""
@@ -207,6 +261,7 @@ class FrechetDistance(Metric):
         """Clear the state; keeps the reference side when ``reset_real_features`` is False."""
         if self.reset_real_features:
             super().reset()
+            self._reference_source = "features"
             return
         kept = {
             name: deepcopy(getattr(self, name)) for name in ("real_sum", "real_cov_sum", "real_n", "real_n_unknown")
@@ -263,7 +318,7 @@ def fd_from_features(
         ``MetricResult(name="fd")`` with ``n_reference`` and ``method`` in details.
     """
     sample_array = as_features(samples, "sample features", min_rows=2)
-    metric = FrechetDistance(sample_array.shape[1], method=method)
+    metric = FrechetDistance(sample_array.shape[1], method=method, sync_on_compute=False)  # all features are here
     if reference_stats is not None:
         metric.set_reference_stats(reference_stats)
         n_ref = reference_stats.n

@@ -7,6 +7,7 @@ import shlex
 
 from harness.commands import add_config_arguments
 from harness.config import load_config
+from harness.distributed import require_single_process
 from harness.runner import run_pipeline
 
 
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    require_single_process("harness run")  # refused before anything is written
     cfg = load_config(args.config, args.overrides)
     outcome = run_pipeline(cfg, progress=not args.no_progress, db_url=args.db)
     print(f"run {outcome.run_id}: {outcome.n_images} images in {outcome.run_dir}")

@@ -1,4 +1,8 @@
-"""`harness score CONFIG`: metrics of a generated run, stored and printed as a table."""
+"""`harness score CONFIG`: metrics of a generated run, stored and printed as a table.
+
+Under ``torchrun --nproc_per_node N -m harness.cli score CONFIG`` the N processes share the feature extraction
+(`harness.score`); rank 0 alone opens the store, computes the metrics and prints.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness import distributed
     from harness.report import settings_label
     from harness.reportdoc import fmt_ci
     from harness.runner import open_generated_run
     from harness.score import score_run
 
     cfg = load_config(args.config, args.overrides)
-    run_dir, entries, prompts, repo = open_generated_run(cfg, args.db)
-    results = score_run(cfg, run_dir, entries, prompts, repo, progress=not args.no_progress)
+    with distributed.session("auto") as ctx:
+        opened = distributed.on_main(ctx, lambda: open_generated_run(cfg, args.db))  # rank 0 alone opens the store
+        run_dir, entries, prompts = distributed.broadcast_object(ctx, opened[:3] if opened else None)
+        repo = opened[3] if opened else None
+        results = score_run(cfg, run_dir, entries, prompts, repo, progress=not args.no_progress, dist=ctx)
+    if not ctx.is_main:
+        return 0
     print(f"{'metric':<14} {'system':<24} {'settings':<28} {'value [95% CI]':<32} n")
     for r in sorted(results, key=lambda r: (r.metric, r.model_id, settings_label(r.group))):
         value = fmt_ci(r.value, r.ci_low, r.ci_high, 4)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness import distributed
 from harness.commands.train_stages import add_stage_arguments, optim_spec, stage_spec
 from harness.errors import HarnessError
 from harness.train.glide import DEFAULT_CONFIG, train_glide
@@ -35,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
         summary = train_glide(Path(args.out), optim_spec(args), stage_spec(args), resume=args.resume)
     except ValueError as exc:
         raise HarnessError(str(exc)) from exc
-    print(json.dumps(summary))
+    if distributed.is_main_process():  # under torchrun: rank 0 reports
+        print(json.dumps(summary))
     return 0

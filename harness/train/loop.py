@@ -12,6 +12,11 @@
   same sequence of batches.
 - ``DIR/log.jsonl``: one JSON object per logged step (step, loss, lr, metrics, elapsed seconds).
 - Progress: a tqdm bar with loss and ETA.
+- torchrun (DDP): given a `harness.distributed.DistContext`, every rank runs the same steps on its slice of the
+  batch (the caller's ``step_fn`` slices and calls the DDP-wrapped model, so gradients arrive averaged over ranks);
+  the optimiser, clipping and EMA then agree on every rank. Rank 0 alone writes ``state.pt``, ``run.json``, the log
+  and the exports, and logs loss and metrics averaged over ranks. Every rank resumes from the same ``state.pt``.
+  A trainer that passes no context is refused under torchrun rather than run N times over.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from harness import distributed
+from harness.distributed import DistContext
 from harness.errors import HarnessError
 
 STATE_FILE = "state.pt"
@@ -130,6 +137,7 @@ def train_loop(
     export: ExportFn,
     resume: bool,
     desc: str,
+    dist: DistContext | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``spec.steps`` optimiser steps; returns a summary (steps, final loss, seconds).
 
@@ -142,12 +150,17 @@ def train_loop(
         export: called as ``export(weights_module, step)`` at every checkpoint and at the end, with the EMA weights
             loaded into a copy when an EMA is kept.
         resume: continue from ``out_dir/state.pt`` (start fresh when there is none).
-        desc: progress-bar label.
+        desc: progress-bar label (e.g. ``train glide``).
+        dist: the torchrun context when ``step_fn`` runs a DDP model on this rank's slice of the batch (module
+            docstring); None for one process, which is refused when launched by torchrun.
 
     Raises:
         HarnessError: ``out_dir`` holds a state but ``resume`` is false, the state is of a different run, or
             ``out_dir`` cannot be created.
     """
+    if dist is None:
+        distributed.require_single_process(f"harness {desc}")
+    ctx = dist or distributed.SINGLE
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -156,14 +169,17 @@ def train_loop(
     optimizer = make_adamw(model, spec)
     ema = Ema(model, spec.ema_decay) if spec.ema_decay else None
     start, elapsed = _restore(state_path, model, optimizer, ema, run_config, resume)
-    (out_dir / "run.json").write_text(json.dumps({**run_config, "optim": asdict(spec)}, indent=2) + "\n")
-    _truncate_log(out_dir / LOG_FILE, start)
-    log = (out_dir / LOG_FILE).open("a", encoding="utf-8")
+    if ctx.is_main:
+        (out_dir / "run.json").write_text(json.dumps({**run_config, "optim": asdict(spec)}, indent=2) + "\n")
+        _truncate_log(out_dir / LOG_FILE, start)
+    log = (out_dir / LOG_FILE).open("a", encoding="utf-8") if ctx.is_main else None
     model.train()
     t0 = time.monotonic() - elapsed
     loss_value = float("nan")
     completed = start
-    bar = tqdm(range(start, spec.steps), desc=desc, initial=start, total=spec.steps, dynamic_ncols=True)
+    bar = tqdm(
+        range(start, spec.steps), desc=desc, initial=start, total=spec.steps, dynamic_ncols=True, disable=not ctx.is_main
+    )
     previous_handler = _stop_on_sigterm()
     try:
         for step in bar:
@@ -178,23 +194,34 @@ def train_loop(
             if ema is not None:
                 ema.update(model)
             completed = step + 1
-            loss_value = float(loss.detach())
+            loss_value, metrics = _mean_over_ranks(ctx, loss, metrics)
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-            if completed % spec.log_every == 0 or completed == spec.steps:
+            if log is not None and (completed % spec.log_every == 0 or completed == spec.steps):
                 record = {"step": completed, "loss": loss_value, "lr": lr, "grad_norm": float(grad_norm), **metrics}
                 log.write(json.dumps({**record, "elapsed_s": round(time.monotonic() - t0, 2)}) + "\n")
                 log.flush()
-            if completed % spec.checkpoint_every == 0 or completed == spec.steps:
+            if ctx.is_main and (completed % spec.checkpoint_every == 0 or completed == spec.steps):
                 _checkpoint(state_path, model, optimizer, ema, completed, time.monotonic() - t0, run_config, export)
     except KeyboardInterrupt:
-        _checkpoint(state_path, model, optimizer, ema, completed, time.monotonic() - t0, run_config, export)
+        if ctx.is_main:
+            _checkpoint(state_path, model, optimizer, ema, completed, time.monotonic() - t0, run_config, export)
         raise
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
     return {"steps": spec.steps, "final_loss": loss_value, "seconds": round(time.monotonic() - t0, 1)}
+
+
+def _mean_over_ranks(ctx: DistContext, loss: torch.Tensor, metrics: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """The step's loss and metrics as floats, averaged over the ranks' batch slices (as they are for one process)."""
+    if not ctx.is_distributed:
+        return float(loss.detach()), metrics
+    values = torch.tensor([float(loss.detach()), *metrics.values()], dtype=torch.float64)
+    mean = distributed.all_reduce_mean(ctx, values).tolist()
+    return mean[0], dict(zip(metrics, mean[1:], strict=True))
 
 
 def _stop_on_sigterm() -> Any:

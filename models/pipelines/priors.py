@@ -186,9 +186,8 @@ class ARPriorStage:
                 )[:, -1].float()
                 logits = logits[b:] + scale * (logits[:b] - logits[b:])
             else:
-                logits = network(
-                    comps, text_tokens=tokens, text_emb=z_t, dot_token=dot_tokens, token_mask=token_mask
-                )[:, -1].float()
+                out = network(comps, text_tokens=tokens, text_emb=z_t, dot_token=dot_tokens, token_mask=token_mask)
+                logits = out[:, -1].float()
             probs = torch.softmax(logits.cpu(), dim=-1)
             draws = [
                 torch.multinomial(probs[i], 1, generator=generators[i])

@@ -45,10 +45,16 @@ class Stage:
     diffusion: DiffusionConfig
     _compiled: dict[str, Callable[..., Tensor]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def compile_network(self, **options: Any) -> Callable[..., Tensor]:
+        """Compile the network now, ``torch.compile(network, **options)`` (e.g. ``mode="max-autotune"``), and keep
+        it: the stage's compiled calls use it from then on."""
+        self._compiled["network"] = torch.compile(self.network, **options)
+        return self._compiled["network"]
+
     def compiled_network(self) -> Callable[..., Tensor]:
-        """``torch.compile(network)``, made on the first request and kept with the stage."""
+        """The kept compiled network; made with the default options on the first request."""
         if "network" not in self._compiled:
-            self._compiled["network"] = torch.compile(self.network)
+            return self.compile_network()
         return self._compiled["network"]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import build_parser, main
 
-TOY = Path(__file__).resolve().parents[2] / "configs" / "toy.toml"
+TOY = Path(__file__).resolve().parents[2] / "configs" / "toy_quick.toml"
 
 
 def commands() -> list[str]:

@@ -10,7 +10,7 @@ from harness.cli import main
 from harness.config import RunConfig, load_config
 from harness.errors import ConfigError
 
-TOY = Path(__file__).resolve().parents[2] / "configs" / "toy.toml"
+TOY = Path(__file__).resolve().parents[2] / "configs" / "toy_quick.toml"
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from harness.cli import main
 from harness.config import load_config
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.external_diffusers import tree_sha256
 from harness.generate import generate_run
 from harness.generators import build_generator, list_generators
@@ -104,6 +104,8 @@ def test_image_folder_by_naming_rule_returns_each_file_as_rgb(tmp_path: Path) ->
     assert run_dir.load_image(entries[0]).shape == (10, 12, 3)  # any size, as it is
     gen = build_generator("image-folder", {"path": str(folder), "pattern": "{prompt_id}/{sample_index}.png"})
     assert {e.checkpoint_sha256 for e in entries} == {gen.checkpoint_sha256}
+    with pytest.raises(HarnessError, match="which only a run passes"):  # outside a run no prompt ids are known
+        gen.generate([PROMPTS["cat"]], [1], {})
     Image.new("RGB", (3, 3)).save(folder / "extra.png")  # a changed folder is a new identity
     changed = build_generator("image-folder", {"path": str(folder), "pattern": "{prompt_id}/{sample_index}.png"})
     assert changed.checkpoint_sha256 != gen.checkpoint_sha256
@@ -131,6 +133,10 @@ def test_image_folder_by_manifest(tmp_path: Path, fmt: str) -> None:
     assert len(entries) == 4 and {e.model_id for e in entries} == {"my-model"}
     for e in entries:
         assert np.array_equal(run_dir.load_image(e), rgb(files[(e.prompt_id, e.sample_index)]))
+    if fmt == "csv":  # keyed by caption and seed, the folder answers plain generate() calls too
+        gen = build_generator("image-folder", {"path": str(folder), "manifest": "mine.csv"})
+        image = gen.generate([PROMPTS["dog"]], [derive_seed(0, "dog", 1)], {})[0]
+        assert np.array_equal(image, rgb(files[("dog", 1)]))
     manifest = folder / ("manifest.jsonl" if fmt == "jsonl" else "mine.csv")
     manifest.write_text(manifest.read_text() + "\n")  # a changed manifest is a new identity
     options_dict = {"path": str(folder)} if fmt == "jsonl" else {"path": str(folder), "manifest": "mine.csv"}
@@ -413,3 +419,16 @@ def test_diffusers_not_installed_names_the_extra(
     line = cli_error(capsys, "generate", str(write_config(tmp_path, "diffusers", f'{{ path = "{folder}" }}')))
     assert "install it with: pip install 'unclip-harness[diffusers]'" in line
     assert not (tmp_path / "runs").exists()
+
+
+# --- the shipped example -------------------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "examples" / "external_models.toml"
+
+
+def test_example_config_generates_with_its_callable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(EXAMPLE.parents[2])  # the example's paths are relative to the repository root
+    overrides = [f"out_dir={tmp_path}", "prompts.n=2", "sampling.seeds_per_prompt=2"]
+    assert main(["generate", str(EXAMPLE), "--no-progress", *(a for o in overrides for a in ("--set", o))]) == 0
+    entries = RunDir(tmp_path / load_config(EXAMPLE, overrides).run_id).entries()
+    assert sorted(e.system_id for e in entries) == ["my-model"] * 4 + ["reference"] * 4

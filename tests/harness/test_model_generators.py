@@ -76,3 +76,14 @@ def test_generate_run_is_identical_whatever_the_batch_size(tiny_dir: Path, tmp_p
     for e in glide:
         by_scale.setdefault(e.settings["guidance_scale"], []).append(e.sha256)
     assert by_scale[1.0] != by_scale[2.0]
+
+
+def test_precision_options_reach_the_pipeline_and_fp16_off_cuda_is_a_config_error(tiny_dir: Path) -> None:
+    gen = build_generator("glide", {"checkpoint_dir": str(tiny_dir), "precision": "bf16", "channels_last": True})
+    config = gen.sampling_config({"guidance_scale": 2.0, "steps": "3"})
+    assert (config.precision, config.channels_last, config.compile) == ("bf16", True, False)
+    assert len(gen.generate(["a red circle"], [0], {"guidance_scale": 2.0, "steps": "3"})) == 1
+    with pytest.raises(ConfigError, match="precision 'fp16' needs a CUDA device"):
+        build_generator("glide", {"checkpoint_dir": str(tiny_dir), "precision": "fp16"})
+    with pytest.raises(ConfigError, match="unknown precision 'half'"):
+        build_generator("glide", {"checkpoint_dir": str(tiny_dir), "precision": "half"})

@@ -61,3 +61,33 @@ def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "notext.jsonl").write_text('{"id": 1}\n')
     with pytest.raises(HarnessError, match="no 'text'"):
         file_prompts(tmp_path / "notext.jsonl")
+
+
+def test_json_list_and_ms_coco_captions(tmp_path: Path) -> None:
+    coco = {
+        "info": {}, "images": [{"id": 9, "file_name": "COCO_val2014_000000000009.jpg"}],
+        "annotations": [{"image_id": 9, "id": 38, "caption": "A plate of food. "},
+                        {"image_id": 9, "id": 41, "caption": "A plate of food."},  # same text, other annotation
+                        {"image_id": 7, "id": 50, "caption": "A cat on a mat"}],
+    }
+    (tmp_path / "captions_val2014.json").write_text(json.dumps(coco))
+    records = file_prompts(tmp_path / "captions_val2014.json")
+    assert [(p.prompt_id, p.text) for p in records] == [
+        ("coco-38", "A plate of food."), ("coco-41", "A plate of food."), ("coco-50", "A cat on a mat")]
+    assert records[0].meta == {"image_id": 9, "file_name": "COCO_val2014_000000000009.jpg"}
+    assert records[2].meta == {"image_id": 7}
+    subset = load_prompts(PromptsConfig(source=str(tmp_path / "captions_val2014.json"), n=2, seed=0))
+    assert len(subset) == 2 and subset == load_prompts(
+        PromptsConfig(source=str(tmp_path / "captions_val2014.json"), n=2, seed=0))
+    (tmp_path / "list.json").write_text(json.dumps([{"id": "a", "text": "a dog"}, {"caption": "a cat"}]))
+    assert [p.prompt_id for p in file_prompts(tmp_path / "list.json")] == ["a", text_prompt_id("a cat")]
+    (tmp_path / "bad.json").write_text('{"captions": []}')
+    with pytest.raises(ConfigError, match="MS-COCO captions"):
+        file_prompts(tmp_path / "bad.json")
+
+
+def test_csv_with_byte_order_mark_and_negative_n(tmp_path: Path) -> None:
+    (tmp_path / "excel.csv").write_bytes("\ufefftext,id\na dog,d1\n".encode())
+    assert [(p.prompt_id, p.text) for p in file_prompts(tmp_path / "excel.csv")] == [("d1", "a dog")]
+    with pytest.raises(ConfigError, match="negative"):
+        file_prompts(tmp_path / "excel.csv", n=-1)

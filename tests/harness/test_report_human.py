@@ -113,3 +113,26 @@ def test_tradeoff_plots_need_several_guidance_scales(tmp_path: Path) -> None:
     one_scale = [r for r in results if r.group["guidance_scale"] == 1.0]
     assert _tradeoff_sections(one_scale, tmp_path) == []
     assert metric_tradeoff(results, "clip_score", "kid", tmp_path / "none.png") is None
+
+
+def test_unguided_systems_are_reference_lines_and_metrics_json(tmp_path: Path) -> None:
+    import json
+
+    from harness.report import metrics_payload
+    from harness.report_figures import _unguided, metric_tradeoff, metric_vs_guidance
+    from harness.storage.records import MetricResultRecord
+
+    guided = [MetricResultRecord("run", m, "glide", {"guidance_scale": g}, v * g, None, None, 10, "pixels", "h")
+              for g in (1.0, 3.0) for m, v in (("fd", 2.0), ("clip_score", 20.0))]
+    real = [MetricResultRecord("run", "fd", "reference", {}, 0.5, 0.4, 0.6, 10, "pixels", "r"),
+            MetricResultRecord("run", "clip_score", "reference", {}, 30.0, None, None, 10, "pixels", "r")]
+    assert set(_unguided(guided + real, "fd")) == {"reference"} and _unguided(guided, "fd") == {}
+    with_line = metric_vs_guidance(guided + real, "fd", tmp_path / "with.png")
+    without = metric_vs_guidance(guided, "fd", tmp_path / "without.png")
+    assert with_line and without and with_line.read_bytes() != without.read_bytes()
+    assert metric_tradeoff(guided + real, "clip_score", "fd", tmp_path / "t.png") is not None
+    assert metric_vs_guidance(real, "fd", tmp_path / "none.png") is None  # nothing swept: nothing to plot
+    payload = metrics_payload(guided + real)
+    assert [(p["metric"], p["system"]) for p in payload][:3] == [
+        ("clip_score", "glide"), ("clip_score", "glide"), ("clip_score", "reference")]
+    assert json.loads(json.dumps(payload)) == payload

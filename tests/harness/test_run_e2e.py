@@ -12,7 +12,7 @@ from harness.config import load_config
 from harness.manifest import RunDir
 from harness.storage.repository import Repository
 
-TOY = Path(__file__).resolve().parents[2] / "configs" / "toy.toml"
+TOY = Path(__file__).resolve().parents[2] / "configs" / "toy_quick.toml"
 SMALL = [
     "prompts.n=3",
     "sampling.seeds_per_prompt=2",

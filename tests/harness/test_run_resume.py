@@ -9,6 +9,7 @@ runs; the test checks the exit status is death by SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from harness.config import load_config
 from harness.faults import FAULT_ENV
@@ -157,10 +160,11 @@ def store_state(folder: Path, run_id: str) -> dict[str, object]:
 
 def metric_rows(folder: Path) -> dict[str, str]:
     """``{system: updated_at}`` of the stored metric results (read directly: the repository does not expose it)."""
-    with sqlite3.connect(folder / STORE) as conn:
+    with contextlib.closing(sqlite3.connect(folder / STORE)) as conn:
         return {model: str(updated) for model, updated in conn.execute("SELECT model_id, updated_at FROM metric_results")}
 
 
+@pytest.mark.slow  # five `harness run` processes: about 40 s of CPU on 2 cores
 def test_killed_run_resumes_to_identical_outputs_and_store(tmp_path: Path) -> None:
     run_id = load_config(new_folder(tmp_path, "cfg") / "run.toml").run_id
 

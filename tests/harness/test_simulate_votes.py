@@ -17,7 +17,7 @@ from harness.simulate_votes import careless_indices, decide, simulate_study
 from harness.storage.repository import Repository
 from harness.vote_table import run_study_ids, study_vote_table, votes_of_studies
 
-TOY = Path(__file__).resolve().parents[2] / "configs" / "toy.toml"
+TOY = Path(__file__).resolve().parents[2] / "configs" / "toy_quick.toml"
 QUALITY = {"unclip": 200.0, "glide": 60.0, "real": 255.0, "corrupted": 0.0}
 
 
@@ -64,6 +64,46 @@ def test_quotas_filled_exactly_without_double_votes_and_rerun_adds_nothing(repo:
     assert table["simulated"].all()
     careful = table[~table["annotator"].isin(done.careless) & table["expected"].isna()]
     assert (careful["winner"] == "model_a").mean() > 0.8  # unclip (a) measurably better: chosen
+
+
+class Interrupted(Exception):
+    """Stands for the process dying right after a vote was committed."""
+
+
+@pytest.mark.parametrize("stop_after", [1, 5, 6, 17])
+def test_interrupted_simulation_resumes_to_the_same_votes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_after: int
+) -> None:
+    cfg = SimulateConfig(annotators=5, careless_share=0.2, noise=0.5, seed=3)
+    judges = {"photorealism": MeanJudge()}
+
+    def votes_of(repo: Repository, sid: int) -> list[tuple[str, int, str, int]]:
+        names = {a.annotator_id: a.name for a in repo.list_annotators(sid)}
+        position = {i.item_id: i.position for i in repo.list_items(sid)}
+        return sorted((names[v.annotator_id], position[v.item_id], v.choice, v.response_ms)
+                      for v in repo.load_votes(sid))
+
+    whole = Repository.open(f"sqlite:///{tmp_path / 'whole.db'}")
+    sid = make_study(whole, n_items=12, votes_per_item=3)
+    simulate_study(whole, sid, judges, cfg, load=fake_loader(whole, sid))
+
+    calls = []
+
+    def stop(stage: str) -> None:
+        calls.append(stage)
+        if len(calls) == stop_after:
+            raise Interrupted
+
+    part = Repository.open(f"sqlite:///{tmp_path / 'part.db'}")
+    sid = make_study(part, n_items=12, votes_per_item=3)
+    monkeypatch.setattr("harness.simulate_votes.fault_point", stop)
+    with pytest.raises(Interrupted):
+        simulate_study(part, sid, judges, cfg, load=fake_loader(part, sid))
+    assert len(part.load_votes(sid)) == stop_after and calls == ["vote"] * stop_after
+    monkeypatch.undo()
+    rest = simulate_study(part, sid, judges, cfg, load=fake_loader(part, sid))
+    assert rest.votes_added == 36 - stop_after
+    assert votes_of(part, sid) == votes_of(whole, sid)
 
 
 def test_studies_with_human_votes_are_left_alone(repo: Repository) -> None:

@@ -85,7 +85,7 @@ def test_bad_db_url_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_create_without_generated_run_says_what_to_do(tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["study", "create", str(ROOT / "configs" / "toy.toml"), "--set", f"out_dir={tmp_path / 'runs'}",
+    assert main(["study", "create", str(ROOT / "configs" / "toy_quick.toml"), "--set", f"out_dir={tmp_path / 'runs'}",
                  "--db", url]) == 2
     assert "harness generate" in capsys.readouterr().err
 
@@ -93,7 +93,7 @@ def test_create_without_generated_run_says_what_to_do(tmp_path: Path, url: str, 
 @pytest.mark.slow
 def test_create_from_a_generated_toy_run(tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]) -> None:
     overrides = ["--set", f"out_dir={tmp_path / 'runs'}", "--set", "prompts.n=2", "--set", "sampling.guidance_scales=[1.0]"]
-    config = str(ROOT / "configs" / "toy.toml")
+    config = str(ROOT / "configs" / "toy_quick.toml")
     assert main(["generate", config, *overrides, "--no-progress"]) == 0
     assert main(["study", "create", config, *overrides, "--db", url]) == 0
     out = capsys.readouterr().out
