@@ -164,7 +164,7 @@ class RegressConfig:
     Attributes:
         metrics: gated metrics, from ``fd``, ``kid`` (lower is better), ``clip_score``, ``diversity`` and ``proxy``
             (higher is better; ``proxy`` needs ``proxy``).
-        clip: the CLIP of ``clip_score`` and ``diversity``: ``toy-clip`` (``checkpoints/toy/clip_toy.*``) or
+        clip: the CLIP of ``clip_score`` and ``diversity``: ``clip:toy`` (the shipped toy CLIP) or
             ``clip:<arch>:<checkpoint>``; empty: ``diversity`` on ``metrics.extractor`` features, no ``clip_score``.
         proxy: stem of a trained preference proxy (``harness proxy train --out STEM``); empty: none.
         alpha: family-wise false-alarm rate, split evenly over all (system, guidance scale, metric) comparisons.
@@ -174,7 +174,7 @@ class RegressConfig:
     """
 
     metrics: tuple[str, ...] = ("fd", "kid", "clip_score", "diversity")
-    clip: str = "toy-clip"
+    clip: str = "clip:toy"
     proxy: str = ""
     alpha: float = 0.05
     bootstrap: int = 1000

@@ -9,12 +9,12 @@ The rule, per system, guidance scale and metric (numbers in the metric's own uni
 
 * worsening ``w = new − baseline`` for lower-is-better metrics (``fd``, ``kid``) and ``w = baseline − new`` for
   higher-is-better ones (``clip_score``, ``diversity``, ``proxy``): ``w > 0`` means worse;
-* replicate b of a run recomputes the metric after resampling, within every prompt, the generated images (and for
-  ``fd``/``kid`` the reference images) with replacement; each run seeds its resampling with its own images' hashes,
-  so the replicates of the two runs are independent and ``w*_b = ±(θ*_new,b − θ*_base,b)`` samples the bootstrap
-  distribution of the difference. Shifted by ``w − mean(w*)`` (removing the resampling bias: FD and KID of a resample
-  with repeated images run high), its ``α/m`` and ``1 − α/m`` quantiles are the interval ``[low, high]`` of ``w``,
-  with ``m`` the number of comparisons (Bonferroni: an unchanged model fails any comparison with chance ≤ α);
+* each run stores B bootstrap replicates of every metric (`harness.regress_measure`: images resampled within
+  prompts, seeded by the run's own image hashes), so the replicates of the two runs are independent and
+  ``w*_b = ±(θ*_new,b − θ*_base,b)`` samples the bootstrap distribution of the difference. Shifted by
+  ``w − mean(w*)`` (removing the resampling bias: FD and KID of a resample with repeated images run high), its
+  ``α/m`` and ``1 − α/m`` quantiles are the interval ``[low, high]`` of ``w``, with ``m`` the number of comparisons
+  (Bonferroni: an unchanged model fails any comparison with chance ≤ α, up to the bootstrap's accuracy);
 * a comparison REGRESSES when ``low > tolerance`` (``[regress] tolerance``, default 0): worse beyond noise and beyond
   the margin, by ``low − tolerance`` ("beyond noise" in the table); it is "improved" when ``high < 0``.
 
@@ -27,11 +27,11 @@ differ from the baseline's: they are what the gate tests. A different fingerprin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,17 +44,12 @@ from harness.config import RegressConfig, RunConfig
 from harness.errors import ConfigError, HarnessError, did_you_mean
 
 if TYPE_CHECKING:
-    from eval_protocols.metrics.base import FeatureStats
-    from harness.manifest import ManifestEntry, RunDir
     from harness.prompts import PromptRecord
+    from harness.regress_measure import GateTools
 
 GATE_METRICS: dict[str, bool] = {"fd": False, "kid": False, "clip_score": True, "diversity": True, "proxy": True}
 """Metrics the gate knows, with ``higher_is_better``."""
 BASELINE_FORMAT = "unclip-harness/regress-baseline/1"
-KID_SUBSET_SIZE = 1000  # KID's usual subset size; smaller sets are used whole (one subset pair is then exact)
-
-Statistic = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
-"""``(idx (B, N), ref_idx (B, M) | None) -> (B,)``: a metric on resampled rows (identity rows give the point value)."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +158,7 @@ def gate_metrics(rc: RegressConfig) -> tuple[str, ...]:
     if "proxy" in names and not rc.proxy:
         raise ConfigError("regress.metrics has 'proxy' but regress.proxy is empty; set it to a trained proxy's stem")
     if "clip_score" in names and not rc.clip:
-        raise ConfigError("regress.metrics has 'clip_score' but regress.clip is empty; set it to \"toy-clip\"")
+        raise ConfigError("regress.metrics has 'clip_score' but regress.clip is empty; set it to \"clip:toy\"")
     if not 0.0 < rc.alpha < 1.0 or rc.bootstrap < 20:
         raise ConfigError(f"regress: need 0 < alpha < 1 and bootstrap >= 20, got {rc.alpha} and {rc.bootstrap}")
     for name, tol in rc.tolerance.items():
@@ -192,16 +187,6 @@ def compare(baseline: Sequence[Measurement], current: Sequence[Measurement], rc:
     return out
 
 
-def stratified_indices(groups: np.ndarray | None, n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """``int64 (B, n)`` resampled rows: within each group label (same positions), rows drawn with replacement."""
-    labels = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups)
-    out = np.empty((n_resamples, n), dtype=np.int64)
-    for label in dict.fromkeys(labels.tolist()):
-        rows = np.flatnonzero(labels == label)
-        out[:, rows] = rows[rng.integers(0, len(rows), (n_resamples, len(rows)))]
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- baseline file
 
 
@@ -211,11 +196,11 @@ def fix_hint(config: str, baseline: Path) -> str:
 
 def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], path: Path, config: str) -> None:
     """Raise one `HarnessError` naming the first part of the setup that differs from the baseline's."""
-    for key in current:
-        if saved.get(key) != current[key]:
+    for key, value in current.items():
+        if saved.get(key) != value:
             raise HarnessError(
                 f"baseline {path} was made from a different setup ({key} differ: baseline {_short(saved.get(key))}, "
-                f"now {_short(current[key])}); if the change is intended, record a new baseline with "
+                f"now {_short(value)}); if the change is intended, record a new baseline with "
                 f"`{fix_hint(config, path)}`"
             )
 
@@ -243,6 +228,7 @@ def write_baseline(path: Path, header: dict[str, Any], measurements: Sequence[Me
 
     try:
         atomic_write_bytes(path, baseline_text(header, measurements).encode("utf-8"))
+        path.chmod(0o644)  # the temporary file's 0600 is too strict for a file meant to be committed
     except OSError as exc:
         raise HarnessError(f"cannot write the baseline {path} ({exc.strerror}); choose a writable path") from None
 
@@ -261,9 +247,11 @@ def load_baseline(path: Path, config: str) -> Baseline:
         if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
             raise ValueError(f"format is not {BASELINE_FORMAT!r}")
         if not isinstance(data.get("fingerprint"), dict):
-            raise ValueError("no fingerprint")
-        n_rep = int(data["fingerprint"]["bootstrap"])
-        results = [_measurement(r, n_rep) for r in data["results"]]
+            raise KeyError("fingerprint")
+        fp = data["fingerprint"]
+        results = [_measurement(r, int(fp["bootstrap"])) for r in data["results"]]
+        if {m.key for m in results} != {(s, g, m) for s, g in fp["units"] for m in fp["metrics"]}:
+            raise ValueError("its results do not cover its units × metrics")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"baseline {path} is corrupt or not a regress baseline ({exc}); re{fix}") from None
     header = {k: v for k, v in data.items() if k not in ("format", "results")}
@@ -278,212 +266,6 @@ def _measurement(r: dict[str, Any], n_rep: int) -> Measurement:
         raise ValueError(f"unknown metric {r['metric']!r}")
     return Measurement(str(r["system"]), str(r["group"]), str(r["metric"]), bool(r["higher_is_better"]),
                        float(r["value"]), int(r["n"]), replicates)
-
-
-# ------------------------------------------------------------------------------------------------- measuring
-
-
-@dataclass(frozen=True, eq=False)
-class GateTools:
-    """The feature extractors the gated metrics need, built once (their ids go into the fingerprint)."""
-
-    metrics: tuple[str, ...]
-    extractor: Any = None  # metrics.extractor: fd, kid (and diversity without a CLIP)
-    clip: Any = None  # image callable + encode_text: clip_score, diversity
-    proxy: Any = None  # PreferenceProxy
-    proxy_features: Any = None  # the extractor the proxy was trained on
-    proxy_id: str = ""
-
-    @classmethod
-    def build(cls, cfg: RunConfig) -> GateTools:
-        from harness.extractors import build_extractor
-
-        metrics = gate_metrics(cfg.regress)
-        needs_pixels = {"fd", "kid"} & set(metrics) or ("diversity" in metrics and not cfg.regress.clip)
-        extractor = build_extractor(cfg.metrics.extractor) if needs_pixels else None
-        clip = _build_clip(cfg.regress.clip) if {"clip_score", "diversity"} & set(metrics) and cfg.regress.clip else None
-        proxy = features = None
-        proxy_id = ""
-        if cfg.regress.proxy:
-            proxy, features, proxy_id = _build_proxy(cfg.regress.proxy)
-        return cls(metrics, extractor, clip, proxy, features, proxy_id)
-
-    def feature_ids(self) -> dict[str, str]:
-        return {"extractor": getattr(self.extractor, "extractor_id", ""), "clip": getattr(self.clip, "extractor_id", ""),
-                "proxy": self.proxy_id}
-
-
-def _build_clip(name: str) -> Any:
-    from harness.extractors import build_extractor
-    from harness.sim_judges import load_toy_clip
-
-    if name == "toy-clip":
-        clip = load_toy_clip()
-        if clip is None:
-            raise HarnessError("regress.clip = \"toy-clip\" but checkpoints/toy/clip_toy.* is missing; train it "
-                               "(harness train clip) or set regress.clip = \"clip:<arch>:<checkpoint>\"")
-        return clip
-    if not name.startswith("clip:"):
-        raise ConfigError(f"regress.clip = {name!r}: use \"toy-clip\", \"clip:<arch>:<checkpoint>\" or \"\"")
-    return build_extractor(name)
-
-
-def _build_proxy(stem: str) -> tuple[Any, Any, str]:
-    from eval_protocols.human.proxy import PreferenceProxy
-    from harness.proxy import build_proxy_extractor
-
-    try:
-        proxy = PreferenceProxy.load(stem)
-    except (ValueError, OSError, KeyError) as exc:
-        raise HarnessError(f"regress.proxy: {exc}") from None
-    features, feature_id, _ = build_proxy_extractor(str(proxy.metadata.get("extractor", "pixels")))
-    if proxy.feature_id and feature_id != proxy.feature_id:
-        raise HarnessError(f"regress.proxy {stem} was trained on {proxy.feature_id} features but {feature_id} is "
-                           "available; retrain it (harness proxy train)")
-    digest = hashlib.sha256(np.concatenate([proxy.weights, proxy.scale]).astype(np.float64).tobytes()).hexdigest()
-    return proxy, features, f"{feature_id}:{digest[:16]}"
-
-
-@dataclass(frozen=True, eq=False)
-class UnitData:
-    """Inputs of one (system, guidance scale) unit; arrays have one row per image, in plan order."""
-
-    system_id: str
-    group: str
-    sha256s: tuple[str, ...]
-    prompt_ids: np.ndarray  # (N,) prompt id of each image
-    features: np.ndarray | None  # (N, D) metrics.extractor features
-    clip: np.ndarray | None  # (N, Dc) CLIP image embeddings
-    text: np.ndarray | None  # (N, Dc) CLIP text embedding of each image's caption
-    utility: np.ndarray | None  # (N,) proxy utility f(x)
-
-
-@dataclass(frozen=True, eq=False)
-class ReferenceData:
-    """Reference features (fd, kid) with their prompt ids, or FD statistics from an ``.npz``."""
-
-    features: np.ndarray | None
-    prompt_ids: np.ndarray | None
-    stats: FeatureStats | None
-
-
-def unit_label(settings: dict[str, Any]) -> str:
-    """``guidance=<g>`` of a guided unit's settings, ``""`` for unguided generators."""
-    return f"guidance={float(settings['guidance_scale']):g}" if "guidance_scale" in settings else ""
-
-
-def load_units(tools: GateTools, run_dir: RunDir, entries: Sequence[ManifestEntry]) -> list[UnitData]:
-    """Group a run's entries by (system, guidance scale) and extract what the metrics need (feature cache)."""
-    from eval_protocols.features.cache import FeatureCache, extract_files
-    from harness.paths import feature_cache_dir
-
-    cache = FeatureCache(feature_cache_dir())
-    by_unit: dict[tuple[str, str], list[ManifestEntry]] = {}
-    for e in entries:
-        by_unit.setdefault((e.system_id, unit_label(e.settings)), []).append(e)
-    text_cache: dict[str, np.ndarray] = {}
-    units = []
-    for (system_id, group), rows in by_unit.items():
-        files, shas = [run_dir.root / e.path for e in rows], [e.sha256 for e in rows]
-
-        def feats(extractor: Any, files: list[Path] = files, shas: list[str] = shas) -> np.ndarray | None:
-            return None if extractor is None else extract_files(extractor, files, cache, image_sha256s=shas)
-
-        text = None
-        if tools.clip is not None:
-            missing = sorted({e.prompt for e in rows} - set(text_cache))
-            text_cache.update(zip(missing, tools.clip.encode_text(missing), strict=True))
-            text = np.stack([text_cache[e.prompt] for e in rows])
-        proxy_feats = feats(tools.proxy_features)
-        utility = None if proxy_feats is None else tools.proxy.utility(np.asarray(proxy_feats, dtype=np.float64))
-        units.append(UnitData(system_id, group, tuple(shas), np.array([e.prompt_id for e in rows]),
-                              feats(tools.extractor), feats(tools.clip), text, utility))
-    return units
-
-
-def load_reference(cfg: RunConfig, tools: GateTools, run_dir: RunDir, prompts: Sequence[PromptRecord]) -> ReferenceData:
-    """Reference features for fd/kid (toy-world renders of the run's captions, an image folder, or FD stats)."""
-    if not {"fd", "kid"} & set(tools.metrics):
-        return ReferenceData(None, None, None)
-    from eval_protocols.features.cache import FeatureCache, extract_files
-    from harness.manifest import RunDir as _RunDir
-    from harness.paths import feature_cache_dir
-    from harness.score import reference_images
-
-    ref = cfg.metrics.reference
-    if ref.endswith(".npz"):
-        if "kid" in tools.metrics:
-            raise ConfigError(f"regress.metrics has 'kid' but metrics.reference = {ref!r} holds only FD statistics; "
-                              "use reference images or drop kid")
-        from eval_protocols.metrics.fid import load_stats
-
-        try:
-            return ReferenceData(None, None, load_stats(ref))
-        except (OSError, KeyError, ValueError) as exc:
-            raise ConfigError(f"metrics.reference {ref}: cannot read mu/sigma ({exc})") from None
-    files = reference_images(cfg, run_dir, prompts)
-    prompt_ids = None
-    if ref == "toyworld":  # keep the run's captions and reference_per_prompt renders each, with their prompt ids
-        wanted = {p.prompt_id for p in prompts}
-        ref_entries = [e for e in _RunDir(run_dir.root / "reference").entries()
-                       if e.prompt_id in wanted and e.sample_index < cfg.metrics.reference_per_prompt]
-        files = [run_dir.root / "reference" / e.path for e in ref_entries]
-        prompt_ids = np.array([e.prompt_id for e in ref_entries])
-    features = extract_files(tools.extractor, files, FeatureCache(feature_cache_dir()))
-    return ReferenceData(features, prompt_ids, None)
-
-
-def statistic(metric: str, unit: UnitData, ref: ReferenceData) -> Statistic:
-    """The batched metric function of a unit (see `Statistic`)."""
-    from eval_protocols.metrics.clip_score import clip_score_per_sample
-    from eval_protocols.metrics.diversity import pairwise_diversity
-    from eval_protocols.metrics.fid import fd_from_features
-    from eval_protocols.metrics.kid import kernel_inception_distance
-
-    def loop(one: Callable[[np.ndarray, np.ndarray | None], float]) -> Statistic:
-        return lambda idx, ref_idx: np.array([one(i, None if ref_idx is None else ref_idx[b])
-                                              for b, i in enumerate(idx)])
-
-    if metric in ("clip_score", "proxy"):
-        per_sample = (clip_score_per_sample(unit.clip, unit.text) if metric == "clip_score" else unit.utility)
-        return lambda idx, ref_idx: np.asarray(per_sample)[idx].mean(axis=1)
-    if metric == "diversity":
-        feats = unit.clip if unit.clip is not None else unit.features
-        return loop(lambda i, _: pairwise_diversity(feats[i], unit.prompt_ids[i]).value)  # type: ignore[index]
-    if metric == "fd":
-        return loop(lambda i, r: fd_from_features(None if r is None else ref.features[r],  # type: ignore[index]
-                                                  unit.features[i], reference_stats=ref.stats).value)  # type: ignore[index]
-    assert ref.features is not None and unit.features is not None
-    subsets = 1 if max(len(ref.features), len(unit.features)) <= KID_SUBSET_SIZE else 10
-    return loop(lambda i, r: kernel_inception_distance(ref.features[r], unit.features[i],  # type: ignore[index]
-                                                       subsets=subsets, subset_size=KID_SUBSET_SIZE).value)
-
-
-def measure_unit(unit: UnitData, ref: ReferenceData, metrics: Sequence[str], rc: RegressConfig) -> list[Measurement]:
-    """Point values and ``rc.bootstrap`` replicates of every metric on one unit (module docstring).
-
-    The resampling is seeded by ``rc.seed`` and the unit's image hashes: identical images give identical numbers,
-    other images an independent resampling.
-    """
-    digest = hashlib.sha256("\n".join((unit.system_id, unit.group, *unit.sha256s)).encode()).digest()
-    rng = np.random.default_rng([rc.seed, int.from_bytes(digest[:8], "little")])
-    n = len(unit.sha256s)
-    idx = stratified_indices(unit.prompt_ids, n, rc.bootstrap, rng)
-    n_ref = 0 if ref.features is None else len(ref.features)
-    ref_idx = stratified_indices(ref.prompt_ids, n_ref, rc.bootstrap, rng) if n_ref else None
-    identity, ref_identity = np.arange(n)[None], (np.arange(n_ref)[None] if n_ref else None)
-    out = []
-    for metric in metrics:
-        stat = statistic(metric, unit, ref)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # rank warnings of FD on small sets: the same in both runs
-                value = float(stat(identity, ref_identity)[0])
-                replicates = stat(idx, ref_idx).astype(np.float64)
-        except ValueError as exc:
-            raise HarnessError(f"regress: {metric} of {unit.system_id} {unit.group}: {exc}") from None
-        out.append(Measurement(unit.system_id, unit.group, metric, GATE_METRICS[metric], value, n, replicates))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------------ gate
@@ -513,53 +295,58 @@ def run_gate(cfg: RunConfig, baseline_path: Path, *, config_label: str, update: 
     from harness import provenance
     from harness.generate import build_generators, generate_run, plan_units
     from harness.prompts import load_prompts
+    from harness.regress_measure import GateTools, load_reference, load_units, measure_unit, unit_label
     from harness.runner import prepare_run_dir
 
     tools = GateTools.build(cfg)
     generators = build_generators(cfg)
     prompts = load_prompts(cfg.prompts)
     units = list(dict.fromkeys((u.system.id, unit_label(u.settings)) for u in plan_units(cfg, prompts, generators)))
-    per_side = cfg.regress.alpha / max(len(units) * len(tools.metrics), 1)
-    if cfg.regress.bootstrap * per_side < 1.0:
-        need = int(np.ceil(1.0 / per_side))
-        raise ConfigError(f"regress.bootstrap = {cfg.regress.bootstrap} is too few for {len(units) * len(tools.metrics)}"
-                          f" comparisons at alpha {cfg.regress.alpha}; set it to at least {need}")
+    _check_bootstrap(cfg.regress, len(units) * len(tools.metrics))
     current_fp = fingerprint(cfg, tools, prompts, units)
     baseline = None if update else load_baseline(baseline_path, config_label)
     if baseline is not None:
         check_fingerprint(baseline.header["fingerprint"], current_fp, baseline_path, config_label)
 
-    run_dir = prepare_run_dir(cfg)
-    entries = generate_run(cfg, run_dir, prompts, progress=progress, generators=generators)
-    reference = load_reference(cfg, tools, run_dir, prompts)
-    measurements: list[Measurement] = []
-    data = load_units(tools, run_dir, entries)
-    for unit in tqdm(data, desc="bootstrap", unit="unit", disable=not progress):
-        measurements += measure_unit(unit, reference, tools.metrics, cfg.regress)
-
     checkpoints = {s.id: {"generator": s.generator, "model_id": generators[s.id].model_id,
                           "checkpoint_sha256": generators[s.id].checkpoint_sha256} for s in cfg.systems}
+    weights = hashlib.sha256(json.dumps(checkpoints, sort_keys=True).encode()).hexdigest()[:8]
+    gate_cfg = dataclasses.replace(cfg, name=f"{cfg.name}-w{weights}")  # new weights never resume from old images
+    run_dir = prepare_run_dir(gate_cfg)
+    entries = generate_run(gate_cfg, run_dir, prompts, progress=progress, generators=generators)
+    reference = load_reference(gate_cfg, tools, run_dir, prompts)
+    measurements: list[Measurement] = []
+    for unit in tqdm(load_units(tools, run_dir, entries), desc="bootstrap", unit="unit", disable=not progress):
+        measurements += measure_unit(unit, reference, tools.metrics, cfg.regress)
+
     if update:
         header = {
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "harness_version": __version__,
-            "git": provenance.git_commit(), "config_sha256": cfg.config_hash(), "run_id": cfg.run_id,
+            "git": provenance.git_commit(), "config_sha256": cfg.config_hash(), "run_id": gate_cfg.run_id,
             "seed": cfg.seed, "checkpoints": checkpoints, "fingerprint": current_fp,
             "rule": {"alpha": cfg.regress.alpha, "tolerance": dict(cfg.regress.tolerance)},
         }
         write_baseline(baseline_path, header, measurements)
-        return GateOutcome(cfg.run_id, run_dir.root, baseline_path, tuple(measurements), (), True, (),
+        return GateOutcome(gate_cfg.run_id, run_dir.root, baseline_path, tuple(measurements), (), True, (),
                            cfg.regress.alpha)
     assert baseline is not None
-    notes = _notes(baseline.header, checkpoints, cfg)
     comparisons = compare(baseline.measurements, measurements, cfg.regress)
-    return GateOutcome(cfg.run_id, run_dir.root, baseline_path, tuple(measurements), tuple(comparisons), False,
-                       notes, cfg.regress.alpha)
+    return GateOutcome(gate_cfg.run_id, run_dir.root, baseline_path, tuple(measurements), tuple(comparisons),
+                       False, _notes(baseline.header, checkpoints, cfg), cfg.regress.alpha)
+
+
+def _check_bootstrap(rc: RegressConfig, comparisons: int) -> None:
+    """B must put at least one replicate beyond each per-comparison quantile α/m."""
+    per_side = rc.alpha / max(comparisons, 1)
+    if rc.bootstrap * per_side < 1.0:
+        raise ConfigError(f"regress.bootstrap = {rc.bootstrap} is too few for {comparisons} comparisons at alpha "
+                          f"{rc.alpha}; set it to at least {int(np.ceil(1.0 / per_side))}")
 
 
 def _notes(header: dict[str, Any], checkpoints: dict[str, Any], cfg: RunConfig) -> tuple[str, ...]:
     """What changed since the baseline besides the numbers (for the report)."""
-    notes = [f"baseline made {header.get('created_at', '?')} by harness {header.get('harness_version', '?')} "
-             f"(git {str((header.get('git') or {}).get('commit'))[:12]})"]
+    commit = str((header.get("git") or {}).get("commit"))[:12]
+    notes = [f"baseline made {header.get('created_at', '?')} by harness {header.get('harness_version', '?')} (git {commit})"]
     old = header.get("checkpoints", {})
     for system_id, now in checkpoints.items():
         before = (old.get(system_id) or {}).get("checkpoint_sha256")
@@ -568,5 +355,5 @@ def _notes(header: dict[str, Any], checkpoints: dict[str, Any], cfg: RunConfig) 
     if header.get("seed") != cfg.seed:
         notes.append(f"run seed differs from the baseline's ({header.get('seed')} -> {cfg.seed}): other sampling noise")
     if header.get("config_sha256") != cfg.config_hash():
-        notes.append("config differs from the baseline's in settings outside the fingerprint (options, steps, rule)")
+        notes.append("config differs from the baseline's outside the fingerprint (seed, generator options, steps or rule)")
     return tuple(notes)

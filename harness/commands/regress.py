@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.commands import add_config_arguments
 from harness.config import load_config
+from harness.errors import HarnessError
 from harness.regress import Comparison, GateOutcome, Measurement
 
 
@@ -46,9 +47,12 @@ def run(args: argparse.Namespace) -> int:
                        progress=not args.no_progress)
     summary = to_json(outcome)
     report = args.report or outcome.run_dir / "regress.md"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(markdown(outcome), encoding="utf-8")
-    report.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(markdown(outcome), encoding="utf-8")
+        report.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(f"cannot write the report {report} ({exc.strerror}); pass a writable --report PATH") from None
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -151,6 +151,26 @@ def test_bad_baselines_are_one_clear_error_before_generating(
         assert part in err and "--update-baseline" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_configured_preference_proxy_is_gated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eval_protocols.features.pixels import PixelExtractor
+    from eval_protocols.human.proxy import PreferenceProxy
+
+    pixels = PixelExtractor()
+    weights = np.random.default_rng(0).standard_normal(pixels.dim)
+    PreferenceProxy(weights, np.ones(pixels.dim), feature_id=pixels.extractor_id,
+                    metadata={"extractor": "pixels"}).save(tmp_path / "proxy")
+    config = write_config(tmp_path / "gate.toml", 'id = "model"\ngenerator = "degraded"', "",
+                          f'metrics = ["diversity"]\nclip = ""\nproxy = "{tmp_path / "proxy"}"\nbootstrap = 200')
+    baseline = tmp_path / "baseline.json"
+    assert gate(config, baseline, "--update-baseline") == 0
+    data = json.loads(baseline.read_text())
+    assert [r["metric"] for r in data["results"]] == ["diversity", "proxy"]
+    assert data["fingerprint"]["features"]["proxy"].startswith(pixels.extractor_id)
+    capsys.readouterr()
+    assert gate(config, baseline, "--json") == 0
+    assert [c["worse_by"] for c in json_out(capsys)["comparisons"]] == [0.0, 0.0]
+
+
 def measurement(metric: str, value: float, spread: float, higher: bool, seed: int) -> Measurement:
     replicates = value + spread * np.random.default_rng(seed).standard_normal(1000)
     return Measurement("m", "", metric, higher, value, 10, replicates)

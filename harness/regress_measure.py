@@ -1,0 +1,341 @@
+"""Measurements of the CI gate (`harness.regress`): features of a gate run and bootstrap replicates per metric.
+
+Every (system, guidance scale) unit gets, per gated metric, its point value on all images and B replicates. Replicate
+b resamples with replacement, within every prompt, the unit's images (and, for ``fd``/``kid``, the reference images
+of the same prompts), and recomputes the metric:
+
+* ``fd``, ``kid``: Fréchet distance / KID (`eval_protocols.metrics`) of the resampled sets on ``metrics.extractor``
+  features; KID uses one subset pair when both sets fit one subset of 1000 rows (then it is exact), else 10;
+* ``clip_score``, ``proxy``: the mean of per-image values (``100·max(cos(image, caption), 0)``; the proxy's f(x));
+  replicate deviations are widened by ``sqrt(n/(n−1))`` (n = images per prompt), the usual small-sample correction
+  of a bootstrapped mean;
+* ``diversity``: the within-prompt mean pairwise cosine distance (CLIP image embeddings, else ``metrics.extractor``),
+  averaged over prompts; a replicate averages only pairs of distinct original images (a repeated image would add a
+  distance of 0), and the replicate spread is scaled to the within-prompt jackknife standard error
+  (Efron–Stein: not below the true one in expectation), since the bootstrap of a pairwise statistic from a few
+  images per prompt runs narrow.
+
+Resampling is seeded by ``[regress] seed`` and the unit's image hashes: identical images give identical numbers,
+other images (another run seed, another checkpoint) an independent resampling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.config import RegressConfig, RunConfig
+from harness.errors import ConfigError, HarnessError
+from harness.regress import GATE_METRICS, Measurement, gate_metrics
+
+if TYPE_CHECKING:
+    from eval_protocols.metrics.base import FeatureStats
+    from harness.manifest import ManifestEntry, RunDir
+    from harness.prompts import PromptRecord
+
+KID_SUBSET_SIZE = 1000  # KID's usual subset size; smaller sets are used whole (one subset pair is then exact)
+
+
+@dataclass(frozen=True, eq=False)
+class GateTools:
+    """The feature extractors the gated metrics need, built once (their ids go into the baseline's fingerprint)."""
+
+    metrics: tuple[str, ...]
+    extractor: Any = None  # metrics.extractor: fd, kid (and diversity without a CLIP)
+    clip: Any = None  # image callable + encode_text: clip_score, diversity
+    proxy: Any = None  # PreferenceProxy
+    proxy_features: Any = None  # the extractor the proxy was trained on
+    proxy_id: str = ""
+
+    @classmethod
+    def build(cls, cfg: RunConfig) -> GateTools:
+        """Validate ``[regress]`` and build what its metrics need (missing weights fail here, before generating)."""
+        from harness.extractors import build_extractor
+
+        metrics = gate_metrics(cfg.regress)
+        wants_clip = bool({"clip_score", "diversity"} & set(metrics)) and bool(cfg.regress.clip)
+        needs_extractor = bool({"fd", "kid"} & set(metrics)) or ("diversity" in metrics and not wants_clip)
+        extractor = build_extractor(cfg.metrics.extractor) if needs_extractor else None
+        clip = _build_clip(cfg.regress.clip) if wants_clip else None
+        proxy, features, proxy_id = _build_proxy(cfg.regress.proxy) if cfg.regress.proxy else (None, None, "")
+        return cls(metrics, extractor, clip, proxy, features, proxy_id)
+
+    def feature_ids(self) -> dict[str, str]:
+        """Ids of the extractors in use (``""`` for none)."""
+        return {"extractor": getattr(self.extractor, "extractor_id", ""),
+                "clip": getattr(self.clip, "extractor_id", ""), "proxy": self.proxy_id}
+
+
+def _build_clip(name: str) -> Any:
+    """A CLIP extractor with ``encode_text`` (`harness.extractors`: ``clip:toy`` or ``clip:<arch>:<checkpoint>``)."""
+    from harness.extractors import build_extractor
+
+    if not name.startswith("clip:"):
+        raise ConfigError(f"regress.clip = {name!r}: use \"clip:toy\", \"clip:<arch>:<checkpoint>\" or \"\"")
+    return build_extractor(name)
+
+
+def _build_proxy(stem: str) -> tuple[Any, Any, str]:
+    """``(proxy, its extractor, id)``; the id joins the feature id and a digest of the weights."""
+    from eval_protocols.human.proxy import PreferenceProxy
+    from harness.proxy import build_proxy_extractor
+
+    try:
+        proxy = PreferenceProxy.load(stem)
+    except (ValueError, OSError, KeyError) as exc:
+        raise HarnessError(f"regress.proxy: {exc}") from None
+    features, feature_id, _ = build_proxy_extractor(str(proxy.metadata.get("extractor", "pixels")))
+    if proxy.feature_id and feature_id != proxy.feature_id:
+        raise HarnessError(f"regress.proxy {stem} was trained on {proxy.feature_id} features but {feature_id} is "
+                           "available; retrain it (harness proxy train)")
+    digest = hashlib.sha256(np.concatenate([proxy.weights, proxy.scale]).astype(np.float64).tobytes()).hexdigest()
+    return proxy, features, f"{feature_id}:{digest[:16]}"
+
+
+@dataclass(frozen=True, eq=False)
+class UnitData:
+    """Inputs of one (system, guidance scale) unit; arrays have one row per image, in plan order."""
+
+    system_id: str
+    group: str
+    sha256s: tuple[str, ...]
+    prompt_ids: np.ndarray  # (N,) prompt id of each image
+    features: np.ndarray | None  # (N, D) metrics.extractor features
+    clip: np.ndarray | None  # (N, Dc) CLIP image embeddings
+    text: np.ndarray | None  # (N, Dc) CLIP text embedding of each image's caption
+    utility: np.ndarray | None  # (N,) proxy utility f(x)
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceData:
+    """Reference features (fd, kid) with their prompt ids (None: resampled as one group), or FD statistics."""
+
+    features: np.ndarray | None
+    prompt_ids: np.ndarray | None
+    stats: FeatureStats | None
+
+
+def unit_label(settings: dict[str, Any]) -> str:
+    """``guidance=<g>`` of a guided unit's settings, ``""`` for unguided generators."""
+    return f"guidance={float(settings['guidance_scale']):g}" if "guidance_scale" in settings else ""
+
+
+def load_units(tools: GateTools, run_dir: RunDir, entries: Sequence[ManifestEntry]) -> list[UnitData]:
+    """Group a run's entries by (system, guidance scale) and extract what the metrics need (through the cache)."""
+    from eval_protocols.features.cache import FeatureCache, extract_files
+    from harness.paths import feature_cache_dir
+
+    cache = FeatureCache(feature_cache_dir())
+    by_unit: dict[tuple[str, str], list[ManifestEntry]] = {}
+    for e in entries:
+        by_unit.setdefault((e.system_id, unit_label(e.settings)), []).append(e)
+    text_cache: dict[str, np.ndarray] = {}
+    units = []
+    for (system_id, group), rows in by_unit.items():
+        files, shas = [run_dir.root / e.path for e in rows], [e.sha256 for e in rows]
+
+        def feats(extractor: Any, files: list[Path] = files, shas: list[str] = shas) -> np.ndarray | None:
+            return None if extractor is None else extract_files(extractor, files, cache, image_sha256s=shas)
+
+        text = None
+        if tools.clip is not None:
+            missing = sorted({e.prompt for e in rows} - set(text_cache))
+            text_cache.update(zip(missing, tools.clip.encode_text(missing), strict=True))
+            text = np.stack([text_cache[e.prompt] for e in rows])
+        proxy_feats = feats(tools.proxy_features)
+        utility = None if proxy_feats is None else tools.proxy.utility(np.asarray(proxy_feats, dtype=np.float64))
+        units.append(UnitData(system_id, group, tuple(shas), np.array([e.prompt_id for e in rows]),
+                              feats(tools.extractor), feats(tools.clip), text, utility))
+    return units
+
+
+def load_reference(cfg: RunConfig, tools: GateTools, run_dir: RunDir, prompts: Sequence[PromptRecord]) -> ReferenceData:
+    """Reference features for fd/kid: toy-world renders of the run's captions (`harness.score.reference_images`),
+    every image of a folder, or FD statistics from an ``.npz``."""
+    if not {"fd", "kid"} & set(tools.metrics):
+        return ReferenceData(None, None, None)
+    from eval_protocols.features.cache import FeatureCache, extract_files
+    from harness.manifest import RunDir as Folder
+    from harness.paths import feature_cache_dir
+    from harness.score import reference_images
+
+    ref = cfg.metrics.reference
+    if ref.endswith(".npz"):
+        if "kid" in tools.metrics:
+            raise ConfigError(f"regress.metrics has 'kid' but metrics.reference = {ref!r} holds only FD statistics; "
+                              "use reference images or drop kid")
+        from eval_protocols.metrics.fid import load_stats
+
+        try:
+            return ReferenceData(None, None, load_stats(ref))
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"metrics.reference {ref}: cannot read mu/sigma ({exc})") from None
+    files = reference_images(cfg, run_dir, prompts)
+    prompt_ids = None
+    if ref == "toyworld":  # the run's captions, reference_per_prompt renders each, with their prompt ids
+        wanted = {p.prompt_id for p in prompts}
+        kept = [e for e in Folder(run_dir.root / "reference").entries()
+                if e.prompt_id in wanted and e.sample_index < cfg.metrics.reference_per_prompt]
+        files = [run_dir.root / "reference" / e.path for e in kept]
+        prompt_ids = np.array([e.prompt_id for e in kept])
+    return ReferenceData(extract_files(tools.extractor, files, FeatureCache(feature_cache_dir())), prompt_ids, None)
+
+
+def stratified_indices(groups: np.ndarray | None, n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """``int64 (B, n)`` resampled rows: within each group label (same positions), rows drawn with replacement."""
+    labels = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups)
+    out = np.empty((n_resamples, n), dtype=np.int64)
+    for label in dict.fromkeys(labels.tolist()):
+        rows = np.flatnonzero(labels == label)
+        out[:, rows] = rows[rng.integers(0, len(rows), (n_resamples, len(rows)))]
+    return out
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
+def diversity_replicates(features: np.ndarray, groups: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Diversity of each resample ``idx (B, N)`` (stratified by ``groups``) over pairs of distinct original rows.
+
+    Per prompt: ``1 − mean_{a≠b, idx_a≠idx_b} cos(x_idx_a, x_idx_b)`` (a resample of one repeated row keeps the prompt's
+    own value), then the mean over prompts; ``(B,)``.
+    """
+    unit = _unit_rows(features)
+    per_prompt = []
+    for label in dict.fromkeys(groups.tolist()):
+        rows = np.flatnonzero(groups == label)
+        sim = unit[rows] @ unit[rows].T
+        local = np.searchsorted(rows, idx[:, rows])  # (B, n) positions within the prompt
+        pairs = sim[local[:, :, None], local[:, None, :]]
+        distinct = local[:, :, None] != local[:, None, :]
+        count = distinct.sum(axis=(1, 2))
+        own = (sim.sum() - np.trace(sim)) / max(len(rows) * (len(rows) - 1), 1)
+        mean_sim = np.where(count > 0, (pairs * distinct).sum(axis=(1, 2)) / np.maximum(count, 1), own)
+        per_prompt.append(1.0 - mean_sim)
+    result: np.ndarray = np.mean(per_prompt, axis=0)
+    return result
+
+
+def diversity_jackknife_se(features: np.ndarray, groups: np.ndarray) -> float | None:
+    """Within-prompt delete-one jackknife standard error of the prompt-averaged diversity (None: a prompt has < 3)."""
+    unit = _unit_rows(features)
+    labels = list(dict.fromkeys(groups.tolist()))
+    variance = 0.0
+    for label in labels:
+        rows = np.flatnonzero(groups == label)
+        n = len(rows)
+        if n < 3:
+            return None
+        sim = unit[rows] @ unit[rows].T
+        off = sim - np.diag(np.diag(sim))
+        leave_out = 1.0 - (off.sum() - 2.0 * off.sum(axis=1)) / ((n - 1) * (n - 2))  # (n,) diversity without image i
+        variance += (n - 1) / n * float(((leave_out - leave_out.mean()) ** 2).sum())
+    return float(np.sqrt(variance) / len(labels))
+
+
+def _rescaled(replicates: np.ndarray, factor: float) -> np.ndarray:
+    """Replicates with their deviations from their mean multiplied by ``factor``."""
+    centre = replicates.mean()
+    result: np.ndarray = centre + (replicates - centre) * factor
+    return result
+
+
+Pair = Callable[[np.ndarray, np.ndarray | None], float]
+
+
+def _loop(one: Pair, idx: np.ndarray, ref_idx: np.ndarray | None) -> np.ndarray:
+    return np.array([one(i, None if ref_idx is None else ref_idx[b]) for b, i in enumerate(idx)], dtype=np.float64)
+
+
+def _feature_metric(metric: str, unit: UnitData, ref: ReferenceData) -> Pair:
+    """``fd`` or ``kid`` of the sample rows ``i`` against the reference rows ``r``."""
+    from eval_protocols.metrics.fid import frechet_distance
+    from eval_protocols.metrics.kid import kernel_inception_distance
+
+    x_all, r_all = unit.features, ref.features
+    assert x_all is not None
+    if metric == "fd":  # the Gaussian statistics of `fd_from_features`, without its per-call metric object
+
+        def fd(i: np.ndarray, r: np.ndarray | None) -> float:
+            x = x_all[i]
+            if ref.stats is not None:
+                return frechet_distance(ref.stats.mu, ref.stats.sigma, x.mean(axis=0), np.cov(x, rowvar=False))
+            y = r_all[r]  # type: ignore[index]
+            return frechet_distance(y.mean(axis=0), np.cov(y, rowvar=False), x.mean(axis=0), np.cov(x, rowvar=False))
+
+        return fd
+    assert r_all is not None
+    subsets = 1 if max(len(r_all), len(x_all)) <= KID_SUBSET_SIZE else 10
+    return lambda i, r: kernel_inception_distance(r_all[r], x_all[i], subsets=subsets,  # type: ignore[index]
+                                                  subset_size=KID_SUBSET_SIZE).value
+
+
+def metric_replicates(metric: str, unit: UnitData, ref: ReferenceData, idx: np.ndarray,
+                      ref_idx: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """``(point value, (B,) replicates)`` of one metric on one unit (module docstring)."""
+    from eval_protocols.metrics.clip_score import clip_score_per_sample
+    from eval_protocols.metrics.diversity import pairwise_diversity
+
+    n_small = min(np.unique(unit.prompt_ids, return_counts=True)[1])
+    if metric in ("clip_score", "proxy"):
+        values = clip_score_per_sample(unit.clip, unit.text) if metric == "clip_score" else unit.utility
+        per_sample = np.asarray(values, dtype=np.float64)
+        factor = np.sqrt(n_small / (n_small - 1)) if n_small > 1 else 1.0
+        return float(per_sample.mean()), _rescaled(per_sample[idx].mean(axis=1), factor)
+    if metric == "diversity":
+        feats = unit.clip if unit.clip is not None else unit.features
+        assert feats is not None
+        value = pairwise_diversity(feats, unit.prompt_ids).value
+        replicates = diversity_replicates(feats, unit.prompt_ids, idx)
+        se, spread = diversity_jackknife_se(feats, unit.prompt_ids), float(replicates.std())
+        return value, (_rescaled(replicates, se / spread) if se and spread > 0 else replicates)
+    one = _feature_metric(metric, unit, ref)
+    identity = None if ref_idx is None else np.arange(ref_idx.shape[1])
+    return one(np.arange(idx.shape[1]), identity), _loop(one, idx, ref_idx)
+
+
+def measure_unit(unit: UnitData, ref: ReferenceData, metrics: Sequence[str], rc: RegressConfig) -> list[Measurement]:
+    """Point values and ``rc.bootstrap`` replicates of every metric on one unit (module docstring).
+
+    Raises:
+        HarnessError: a metric cannot be computed (e.g. diversity with one image per prompt).
+    """
+    digest = hashlib.sha256("\n".join((unit.system_id, unit.group, *unit.sha256s)).encode()).digest()
+    rng = np.random.default_rng([rc.seed, int.from_bytes(digest[:8], "little")])
+    n = len(unit.sha256s)
+    idx = stratified_indices(unit.prompt_ids, n, rc.bootstrap, rng)
+    n_ref = 0 if ref.features is None else len(ref.features)
+    ref_idx = stratified_indices(ref.prompt_ids, n_ref, rc.bootstrap, rng) if n_ref else None
+    out = []
+    for metric in metrics:
+        try:
+            with warnings.catch_warnings(), _one_torch_thread():
+                warnings.simplefilter("ignore")  # rank warnings of FD on small sets: the same in both runs
+                value, replicates = metric_replicates(metric, unit, ref, idx, ref_idx)
+        except ValueError as exc:
+            raise HarnessError(f"regress: {metric} of {unit.system_id} {unit.group}: {exc}") from None
+        out.append(Measurement(unit.system_id, unit.group, metric, GATE_METRICS[metric], float(value), n, replicates))
+    return out
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Small eigenproblems (FD per replicate) run faster on one thread than split over busy cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
