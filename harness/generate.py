@@ -25,6 +25,7 @@ from harness.config import RunConfig, SystemConfig
 from harness.distributed import DistContext
 from harness.external_generators import KeyedGenerator, SampleKey
 from harness.faults import fault_point
+from harness.errors import HarnessError
 from harness.generators import Generator, build_generator
 from harness.manifest import ManifestEntry, RunDir, derive_seed, work_key
 from harness.prompts import PromptRecord
@@ -109,6 +110,7 @@ def generate_run(
         distributed.require_single_process("this generation")
     ctx = dist or distributed.SINGLE
     generators = generators if generators is not None else build_generators(cfg)
+    distributed.from_main(ctx, lambda: check_same_weights(run_dir, generators))
     units = plan_units(cfg, prompts, generators)
     todo_index = distributed.from_main(ctx, lambda: _todo(run_dir, units))  # rank 0 reads: it may cut a torn tail
     use_parts = ctx.is_distributed or bool(run_dir.part_paths())  # left-over parts: merge them in plan order too
@@ -143,6 +145,28 @@ def generate_run(
             run_dir.merge_parts([u.key for u in units])
         distributed.barrier(ctx)  # manifest.jsonl complete before any rank reads it
     return ordered_entries(run_dir, units)
+
+
+def check_same_weights(run_dir: RunDir, generators: dict[str, Generator]) -> None:
+    """Refuse to resume a run dir whose images of a system were made by other weights than the system's now.
+
+    The run id hashes the config, not the checkpoints, so a retrained model behind an unchanged config would
+    otherwise mix old and new images in one run.
+
+    Raises:
+        HarnessError: naming the system, both weight hashes and the fix.
+    """
+    seen: dict[str, str | None] = {}
+    for entry in run_dir.entries():
+        seen.setdefault(entry.system_id, entry.checkpoint_sha256)
+    for system_id, stored in seen.items():
+        gen = generators.get(system_id)
+        if gen is not None and stored != gen.checkpoint_sha256:
+            raise HarnessError(
+                f"run dir {run_dir.root} holds images of system {system_id!r} made with weights "
+                f"{(stored or 'none')[:16]}..., but its generator now has {(gen.checkpoint_sha256 or 'none')[:16]}...; "
+                "give the run a new name or out_dir (--set name=... / --set out_dir=...), or delete that run dir"
+            )
 
 
 def _todo(run_dir: RunDir, units: Sequence[WorkUnit]) -> list[int]:

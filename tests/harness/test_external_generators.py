@@ -432,3 +432,22 @@ def test_example_config_generates_with_its_callable(tmp_path: Path, monkeypatch:
     assert main(["generate", str(EXAMPLE), "--no-progress", *(a for o in overrides for a in ("--set", o))]) == 0
     entries = RunDir(tmp_path / load_config(EXAMPLE, overrides).run_id).entries()
     assert sorted(e.system_id for e in entries) == ["my-model"] * 4 + ["reference"] * 4
+
+
+def test_a_run_dir_is_not_resumed_with_other_weights(tmp_path: Path) -> None:
+    """The run id hashes the config, not the weights: a changed model behind the same config must not mix images."""
+    source = tmp_path / "model.py"
+    body = (
+        "import numpy as np\n"
+        "def sample(prompts, seeds, settings):\n"
+        "    return [np.full((8, 8, 3), {level} + s % 7, dtype=np.uint8) for s in seeds]\n"
+    )
+    source.write_text(body.format(level=10))
+    config = write_config(tmp_path, "callable", f'{{ function = "{source}:sample" }}')
+    run_dir, entries = run(config)
+    assert len(entries) == 4
+    before = run_dir.manifest_path.read_bytes()
+    source.write_text(body.format(level=200))  # "retrained": same config, other weights
+    with pytest.raises(HarnessError, match=r"made with weights .* \(--set name="):
+        run(config)
+    assert run_dir.manifest_path.read_bytes() == before  # nothing mixed in
