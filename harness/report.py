@@ -76,7 +76,11 @@ def _metric_table(results: Sequence[MetricResultRecord]) -> Table:
     return Table(
         ("metric", "system", "settings", "value [95% CI]", "n", "features", "better"),
         rows(body),
-        caption="Automated metrics against real renders of the same captions (bootstrap intervals over images).",
+        caption=(
+            "Automated metrics against real renders of the same captions (95% bootstrap intervals over images; for "
+            "FD and KID the basic bootstrap interval, which corrects for their finite-sample bias and so can lie "
+            "below the estimate itself)."
+        ),
     )
 
 

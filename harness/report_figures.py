@@ -87,7 +87,7 @@ def win_rate_vs_guidance(rates: Sequence[WinRate], out: Path) -> Path | None:
         for (swept, opponent), points in sorted(series[proto].items()):
             g = [p[0] for p in points]
             rate = [p[1] for p in points]
-            err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+            err = [[max(p[1] - p[2], 0.0) for p in points], [max(p[3] - p[1], 0.0) for p in points]]
             ax.errorbar(g, rate, yerr=err, marker="o", capsize=3, label=f"{swept} vs {opponent}")
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         ax.set_ylim(0, 1)
@@ -152,9 +152,13 @@ def metric_vs_guidance(results: Sequence[MetricResultRecord], metric: str, out: 
         scales = sorted(per_g)
         records = [per_g[g] for g in scales]
         value = [r.value for r in records]
-        low = [r.value - (r.ci_low if r.ci_low is not None else r.value) for r in records]
-        high = [(r.ci_high if r.ci_high is not None else r.value) - r.value for r in records]
-        ax.errorbar(scales, value, yerr=[low, high], marker="o", capsize=3, label=system)
+        (line,) = ax.plot(scales, value, marker="o", label=system)
+        # The interval is drawn as it is, not as ± around the value: a percentile bootstrap of a biased statistic
+        # (FD, KID) may lie entirely above or below the point estimate.
+        for g, r in zip(scales, records, strict=True):
+            if r.ci_low is not None and r.ci_high is not None:
+                ax.vlines(g, r.ci_low, r.ci_high, color=line.get_color(), lw=1.5)
+                ax.hlines([r.ci_low, r.ci_high], g - 0.06, g + 0.06, color=line.get_color(), lw=1)
     for system, r in sorted(_unguided(results, metric).items()):
         line = ax.axhline(r.value, ls="--", lw=1, label=f"{system} (no guidance)")
         if r.ci_low is not None and r.ci_high is not None:

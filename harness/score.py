@@ -106,8 +106,9 @@ def _npz_reference(path: str) -> Any:
 def with_interval(
     spec: MetricSpec, inputs: MetricInputs, results: list[MetricResult], n_resamples: int, seed: int
 ) -> list[MetricResult]:
-    """Add seeded 95% bootstrap intervals: per-unit values resampled where a result has them (prompts clustered),
-    otherwise the sample images resampled and the metric recomputed (feature-space metrics such as FD and KID)."""
+    """Add seeded 95% bootstrap intervals: per-unit values resampled where a result has them (prompts clustered,
+    percentile interval), otherwise the sample images resampled and the metric recomputed (feature-space metrics
+    such as FD and KID; basic bootstrap interval, see below)."""
     if n_resamples <= 0 or inputs.samples is None or len(inputs.samples) < 2:
         return results
     out = []
@@ -124,8 +125,13 @@ def with_interval(
                 warnings.simplefilter("ignore")
                 return next(v.value for v in spec(sub) if v.name == name)
 
-        low, high = bootstrap_ci(statistic, len(inputs.samples), n_resamples=n_resamples, seed=seed)
-        details = {**r.details, "ci_resampled": "images", "ci_resamples": n_resamples, "ci_confidence": 0.95}
+        q_low, q_high = bootstrap_ci(statistic, len(inputs.samples), n_resamples=n_resamples, seed=seed)
+        # Basic (reverse-percentile) interval [2θ̂ − q_high, 2θ̂ − q_low]: resampling images with replacement
+        # duplicates some, which inflates FD and KID (the percentile interval of FD can lie wholly above θ̂); the
+        # basic interval carries the bootstrap's bias estimate over to θ̂ instead.
+        low, high = 2 * r.value - q_high, 2 * r.value - q_low
+        details = {**r.details, "ci_resampled": "images", "ci_resamples": n_resamples, "ci_confidence": 0.95,
+                   "ci_method": "basic bootstrap"}
         out.append(dataclasses.replace(r, ci_low=low, ci_high=high, details=details))
     return out
 

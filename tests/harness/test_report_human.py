@@ -136,3 +136,14 @@ def test_unguided_systems_are_reference_lines_and_metrics_json(tmp_path: Path) -
     assert [(p["metric"], p["system"]) for p in payload][:3] == [
         ("clip_score", "glide"), ("clip_score", "glide"), ("clip_score", "reference")]
     assert json.loads(json.dumps(payload)) == payload
+
+
+def test_an_interval_beside_its_estimate_is_plotted(tmp_path: Path) -> None:
+    """A percentile bootstrap of a biased metric (FD) can lie wholly above the estimate: drawn as it is, no crash."""
+    from harness.report_figures import metric_vs_guidance
+    from harness.storage.records import MetricResultRecord
+
+    records = [MetricResultRecord("run", "fd", "glide", {"guidance_scale": g}, v, lo, hi, 64, "pixels", f"h{g}")
+               for g, v, lo, hi in ((1.0, 0.50, 0.55, 0.70), (3.0, 0.40, 0.30, 0.38), (5.0, 0.45, 0.40, 0.50))]
+    path = metric_vs_guidance(records, "fd", tmp_path / "fd.png")
+    assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
