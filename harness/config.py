@@ -78,6 +78,10 @@ class SamplingConfig:
     batch_size: int = 16
 
 
+TEXT_METRICS: tuple[str, ...] = ("clip_score", "r_precision")
+"""Metrics that read CLIP text features of the captions (they need ``metrics.clip_extractor``)."""
+
+
 @dataclass(frozen=True)
 class MetricsConfig:
     """What `harness score` computes.
@@ -101,7 +105,7 @@ class MetricsConfig:
     clip_extractor: str = ""
 
     def __post_init__(self) -> None:
-        text_metrics = [n for n in self.names if n in ("clip_score", "r_precision")]
+        text_metrics = [n for n in self.names if n in TEXT_METRICS]
         if text_metrics and not self.clip_extractor:
             raise ConfigError(
                 f"metrics.names has {', '.join(text_metrics)}, which needs a CLIP: set metrics.clip_extractor "

@@ -39,7 +39,7 @@ from eval_protocols.metrics.base import MetricResult
 from eval_protocols.metrics.bootstrap import bootstrap_ci, with_bootstrap
 from eval_protocols.metrics.registry import MetricInputs, MetricSpec, get_metric
 from harness import distributed
-from harness.config import RunConfig
+from harness.config import TEXT_METRICS, RunConfig
 from harness.distributed import DistContext
 from harness.errors import ConfigError, HarnessError
 from harness.extractors import build_extractor
@@ -55,8 +55,6 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 REFERENCE_SEED_OFFSET = 1_000_003  # reference renders never reuse a generation seed
-TEXT_METRICS = ("clip_score", "r_precision")
-"""Metrics that read CLIP text features of the captions (they need ``metrics.clip_extractor``)."""
 CLIP_PREFERRING_METRICS = ("cmmd", "diversity", "vendi")
 """Metrics defined on CLIP image features: they use ``metrics.clip_extractor`` when one is configured."""
 
@@ -221,12 +219,7 @@ def score_run(
             specs.append(get_metric(name))
         except ValueError as exc:
             raise ConfigError(f"metrics.names: {exc}") from None
-    needs_text = [s.name for s in specs if s.name in TEXT_METRICS]
-    if needs_text and not cfg.metrics.clip_extractor:
-        raise ConfigError(
-            f"metrics.names has {', '.join(needs_text)}, which needs a CLIP: set metrics.clip_extractor "
-            '(e.g. "clip:toy", or "clip:ViT-B-32:/path/to/checkpoint")'
-        )
+    needs_text = any(s.name in TEXT_METRICS for s in specs)  # MetricsConfig ensures a clip_extractor then
     extractor = build_extractor(cfg.metrics.extractor)
     clip = build_extractor(cfg.metrics.clip_extractor) if cfg.metrics.clip_extractor else None
     cache = FeatureCache(feature_cache_dir())
