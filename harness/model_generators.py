@@ -6,7 +6,8 @@ each (a run config's ``[[systems]] options``):
 * ``checkpoint_dir`` (default: the shipped ``checkpoints/toy`` of the source tree): the folder of the stage
   checkpoints (`models.factory`); a relative path is relative to the working directory;
 * ``device`` (``cpu``); ``upsample`` (true: 64×64 images; false: the 32×32 base);
-* ``prior_steps`` (``"64"``), ``upsampler_steps`` (``"10"``), ``eta`` (0), ``batch_size`` (16, rows per network
+* ``prior_steps`` (``"64"``), ``upsampler_steps`` (``"10"``), ``upsampler_start`` (1.0: from pure noise; the toy
+  configs use 0.4, see `models.pipelines.stages.upsample_images`), ``eta`` (0), ``batch_size`` (16, rows per network
   call — part of the settings, see `models.pipelines.base`);
 * ``precision`` (``"fp32"``; ``"bf16"``, or ``"fp16"`` on CUDA only), ``channels_last`` (false), ``compile``
   (false): how the networks run (`models.pipelines.execution`); fp32 and the defaults reproduce earlier images.
@@ -35,6 +36,7 @@ OPTIONS = {
     "upsample",
     "prior_steps",
     "upsampler_steps",
+    "upsampler_start",
     "eta",
     "batch_size",
     "precision",
@@ -54,6 +56,7 @@ class PipelineGenerator:
     upsample: bool = True
     prior_steps: str = "64"
     upsampler_steps: str = "10"
+    upsampler_start: float = 1.0
     eta: float = 0.0
     batch_size: int = 16
     precision: str = "fp32"
@@ -90,6 +93,7 @@ class PipelineGenerator:
                 prior_steps=str(self.prior_steps),
                 decoder_steps=str(settings.get("steps", "50")),
                 upsampler_steps=str(self.upsampler_steps),
+                upsampler_start=float(self.upsampler_start),
                 eta=float(self.eta),
                 upsample=self.upsample,
                 batch_size=int(self.batch_size),

@@ -9,7 +9,7 @@ and at 32 px (exact area downsampling of the same scene), upsamples the 32 px im
 
 Usage::
 
-    python scripts/eval_toy_upsampler.py checkpoints/toy --steps 10
+    python scripts/eval_toy_upsampler.py checkpoints/toy --steps 10 --start 0.4
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("checkpoint_dir", type=Path)
     parser.add_argument("--steps", default="10", help="DDIM respacing of the upsampler (default 10)")
     parser.add_argument("--n", type=int, default=32)
+    parser.add_argument(
+        "--start", type=float, default=1.0, help="fraction of the chain run (1 = from pure noise; see upsample_images)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     stage, _, digest = load_stage(args.checkpoint_dir, "unclip_upsampler_toy", "cpu")
@@ -49,11 +52,15 @@ def main() -> None:
     truth = np.stack(high)
     x = torch.from_numpy(np.stack(low)).permute(0, 3, 1, 2).float() / 127.5 - 1
     generators = [torch.Generator().manual_seed(k) for k in range(len(x))]
-    out = upsample_images(stage, x, generators, respacing=args.steps)
+    out = upsample_images(stage, x, generators, respacing=args.steps, start=args.start)
     up = ((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     mse = float((((up.astype(np.float64) - truth) / 255.0) ** 2).mean())
+    bilinear = torch.nn.functional.interpolate(x, size=truth.shape[1:3], mode="bilinear", align_corners=False)
+    bilinear_u8 = ((bilinear.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    bilinear_mse = float((((bilinear_u8.astype(np.float64) - truth) / 255.0) ** 2).mean())
     print(
-        f"{args.checkpoint_dir} (sha256 {digest[:16]}), DDIM {args.steps}: MSE {mse:.5f}, pixel noise "
+        f"{args.checkpoint_dir} (sha256 {digest[:16]}), DDIM {args.steps}, start {args.start}: MSE {mse:.5f}, "
+        f"bilinear MSE {bilinear_mse:.5f}, pixel noise "
         f"{pixel_noise(up):.2f} (true 64 px renders {pixel_noise(truth):.2f})"
     )
 

@@ -74,6 +74,12 @@ def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--guidance", type=float, default=3.0, help="decoder guidance scale (default 3)")
     parser.add_argument("--steps", default="50", help="decoder DDIM steps, also used for the inversion (default 50)")
     parser.add_argument("--upsampler-steps", default="10", help="upsampler DDIM steps (default 10)")
+    parser.add_argument(
+        "--upsampler-start",
+        type=float,
+        default=0.4,
+        help="fraction of the upsampler chain run, from the noised bilinear upsample (default 0.4; 1 = from noise)",
+    )
     parser.add_argument("--no-upsample", action="store_true", help="stay at the decoder's resolution")
     parser.add_argument("--out", default=default_out, help=f"output PNG (default {default_out})")
 
@@ -93,6 +99,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any]:
             decoder_guidance_scale=args.guidance,
             decoder_steps=str(args.steps),
             upsampler_steps=str(args.upsampler_steps),
+            upsampler_start=float(args.upsampler_start),
             upsample=not args.no_upsample,
             batch_size=min(args.n, 16),
         )

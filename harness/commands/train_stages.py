@@ -11,6 +11,7 @@ import argparse
 import torch
 
 from harness.commands.train import add_optim_arguments, add_stream_arguments
+from harness.errors import HarnessError
 from harness.train.diffusion import ImageDataSpec
 from harness.train.glide import StageRunSpec
 from harness.train.loop import OptimSpec
@@ -33,6 +34,12 @@ def add_stage_arguments(
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data stream")
     add_stream_arguments(parser, fresh=16, window=8192)
     parser.add_argument("--size", type=int, default=size, help=f"render size (default {size})")
+    parser.add_argument(
+        "--described-p",
+        type=float,
+        default=0.0,
+        help="share of fresh examples that are one object with shape, colour and size named (default 0)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and CUDA)")
     parser.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
@@ -66,7 +73,11 @@ def optim_spec(args: argparse.Namespace) -> OptimSpec:
 
 def stage_spec(args: argparse.Namespace) -> StageRunSpec:
     """`StageRunSpec` from the parsed flags."""
-    data = ImageDataSpec(data_seed=args.seed, fresh=args.fresh, window=args.window, size=args.size)
+    if not 0.0 <= args.described_p <= 1.0:
+        raise HarnessError(f"--described-p must lie in [0, 1], got {args.described_p}; pass e.g. --described-p 0.5")
+    data = ImageDataSpec(
+        data_seed=args.seed, fresh=args.fresh, window=args.window, size=args.size, described_p=args.described_p
+    )
     return StageRunSpec(
         batch=args.batch,
         data=data,

@@ -57,6 +57,8 @@ class ImageDataSpec:
         fresh: new renders per step (the rest of the batch is replayed; see `ReplayStream`).
         window: replay window in examples.
         size: render size (32 for base models, 64 for the upsampler).
+        described_p: probability that a fresh example comes from `toyworld.sample_described_object` (one object,
+            shape, colour and size all named) instead of `toyworld.sample_scene`; 0 keeps the plain stream.
     """
 
     split: str = "train"
@@ -64,6 +66,11 @@ class ImageDataSpec:
     fresh: int = 16
     window: int = 8192
     size: int = 32
+    described_p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.described_p <= 1.0:
+            raise ValueError(f"described_p must lie in [0, 1], got {self.described_p}")
 
 
 def toy_tokenizer(context_length: int = 24) -> WordTokenizer:
@@ -80,10 +87,19 @@ def image_stream(data: ImageDataSpec, batch: int) -> ReplayStream[tuple[np.ndarr
     """`ReplayStream` of ``(uint8 (S, S, 3) render, scene)`` of ``data.split``."""
 
     def make(index: int) -> tuple[np.ndarray, toyworld.SceneSpec]:
-        scene = toyworld.sample_scene(data.data_seed, index, data.split)
+        scene = (
+            toyworld.sample_described_object(data.data_seed, index, data.split)
+            if data.described_p > 0 and _described(data.data_seed, index) < data.described_p
+            else toyworld.sample_scene(data.data_seed, index, data.split)
+        )
         return toyworld.render_scene(scene, data.size), scene
 
     return ReplayStream(make, batch=batch, fresh=min(data.fresh, batch), window=data.window, seed=data.data_seed)
+
+
+def _described(data_seed: int, index: int) -> float:
+    """Uniform [0, 1) draw of example ``index`` deciding between the described-object and the plain stream."""
+    return float(np.random.default_rng(np.random.SeedSequence([data_seed, index, 0xDE5])).random())
 
 
 def paraphrases(indices: np.ndarray, scenes: list[toyworld.SceneSpec], step: int, data_seed: int) -> list[str]:

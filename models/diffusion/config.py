@@ -45,15 +45,30 @@ class DiffusionConfig:
         if int(self.num_timesteps) != self.num_timesteps or self.num_timesteps < 1:
             raise ValueError(f"num_timesteps must be a positive integer, got {self.num_timesteps!r}")
 
-    def build(self, respacing: int | str | Sequence[int] | None = None) -> GaussianDiffusion:
+    def build(
+        self, respacing: int | str | Sequence[int] | None = None, last_step: int | None = None
+    ) -> GaussianDiffusion:
         """The process; with ``respacing`` (see :func:`~models.diffusion.respace.space_timesteps`) a
-        :class:`SpacedDiffusion` over the kept steps."""
+        :class:`SpacedDiffusion` over the kept steps.
+
+        ``last_step`` (with ``respacing``) truncates the chain: the steps are spread over original steps
+        0..``last_step`` only, so sampling starts at ``last_step`` instead of T − 1 (the caller supplies
+        x_{last_step}, e.g. ``q_sample`` of an estimate of x_0; see `models.pipelines.stages.upsample_images`).
+
+        Raises:
+            ValueError: ``last_step`` outside [0, T − 1], or given without ``respacing``.
+        """
         betas = get_named_beta_schedule(self.schedule, self.num_timesteps)
         mean_type, var_type = ModelMeanType(self.mean_type), ModelVarType(self.var_type)
         if respacing is None:
+            if last_step is not None:
+                raise ValueError("last_step needs a respacing (the number of steps to spread over 0..last_step)")
             return GaussianDiffusion(betas, mean_type, var_type, self.vlb_weight)
+        length = self.num_timesteps if last_step is None else int(last_step) + 1
+        if not 1 <= length <= self.num_timesteps:
+            raise ValueError(f"last_step must lie in [0, {self.num_timesteps - 1}], got {last_step}")
         return SpacedDiffusion(
-            space_timesteps(self.num_timesteps, respacing),
+            space_timesteps(length, respacing),
             betas,
             mean_type,
             var_type,

@@ -30,6 +30,9 @@ class SamplingConfig:
         prior_steps: respacing of the diffusion prior (e.g. ``"64"``; paper Table 3).
         decoder_steps: respacing of the base model (``"50"``, ``"ddim25"``, ``"10,10,3,2,2"``).
         upsampler_steps: respacing of the upsampler (few DDIM steps, e.g. ``"10"`` or ``"fast27"``).
+        upsampler_start: fraction of the upsampler's chain run, in (0, 1]: 1 starts from pure noise (the paper);
+            below 1 from the noised bilinear upsample at t = start · (T − 1) (`stages.upsample_images`; 0.4 for
+            the toy ε-prediction upsampler).
         sampler: ``"ddim"`` or ``"ddpm"`` for the base model (the upsampler always uses DDIM).
         eta: DDIM η of the base model (0 = deterministic given x_T).
         upsample: run the upsampler stage (False returns base-resolution images).
@@ -47,6 +50,7 @@ class SamplingConfig:
     prior_steps: str = "64"
     decoder_steps: str = "50"
     upsampler_steps: str = "10"
+    upsampler_start: float = 1.0
     sampler: str = "ddim"
     eta: float = 0.0
     upsample: bool = True
@@ -61,6 +65,8 @@ class SamplingConfig:
         check_precision(self.precision)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 0.0 < self.upsampler_start <= 1.0:
+            raise ValueError(f"upsampler_start must lie in (0, 1], got {self.upsampler_start}; 1 = from pure noise")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
         if self.prior_candidates < 1:

@@ -93,6 +93,7 @@ class GlidePipeline:
                 images,
                 generators,
                 respacing=config.upsampler_steps,
+                start=config.upsampler_start,
                 chunk=config.batch_size,
                 execution=execution,
             )

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.diffusion import ClassifierFreeGuidance, DiffusionConfig, sample
+from models.diffusion import ClassifierFreeGuidance, DiffusionConfig, randn, sample
 from models.pipelines.execution import Execution, running
 
 SEED_KEY_SEPARATOR = "\0"
@@ -79,6 +79,7 @@ def sample_stage(
     mask_keys: Sequence[str] = ("cond_mask",),
     device: torch.device | str = "cpu",
     execution: Execution | None = None,
+    last_step: int | None = None,
 ) -> Tensor:
     """Sample B items of one stage, in fixed-size chunks (module docstring).
 
@@ -97,6 +98,8 @@ def sample_stage(
         mask_keys: condition-mask keywords the guidance wrapper toggles.
         device: where to sample (ignored when ``execution`` is given).
         execution: how the network runs (precision, channels-last, compile); None: fp32 eager on ``device``.
+        last_step: start the chain at this original step instead of T − 1 (`DiffusionConfig.build`); ``noise``
+            is then x_{last_step}.
 
     Returns:
         (B, ...) float32 samples.
@@ -106,7 +109,7 @@ def sample_stage(
         raise ValueError(f"got {len(generators)} generators for {batch} samples; pass one per sample")
     chunk = batch if chunk is None else max(1, int(chunk))
     execution = execution or Execution(device=str(device))
-    diffusion = stage.diffusion.build(respacing=respacing)
+    diffusion = stage.diffusion.build(respacing=respacing, last_step=last_step)
     compiled = stage.compiled_network() if execution.compile else None
     outputs = []
     with running(stage.network, execution, compiled) as network:
@@ -199,16 +202,40 @@ def upsample_images(
     chunk: int | None = None,
     device: torch.device | str = "cpu",
     execution: Execution | None = None,
+    start: float = 1.0,
 ) -> Tensor:
     """Upsample (B, 3, h, w) images in [−1, 1] with an unconditional super-resolution stage (DDIM, no guidance).
 
     ``execution`` (precision, channels-last, compile) as in :func:`sample_stage`; None: fp32 eager on ``device``.
 
+    ``start`` ∈ (0, 1] is the fraction of the chain that is run. 1 is the paper's sampler: x_T ~ N(0, I) and
+    ``respacing`` steps over the whole chain. Below 1 the chain is truncated at t_s = round(start · (T − 1)):
+    sampling starts from x_{t_s} = √ᾱ_{t_s} · up(low_res) + √(1 − ᾱ_{t_s}) · ε, ε ~ N(0, I) from each
+    image's generator, up = bilinear upsampling (the mean an upsampler's x̂_0 starts from), and the
+    ``respacing`` steps are spread over 0..t_s (as in SDEdit, Meng et al. 2021). Why: an ε-prediction network
+    recovers x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, which multiplies its error by 1/√ᾱ_t → ∞ near t = T; with few
+    DDIM steps those early x̂_0 are baked into the image as per-pixel speckle. Measured on the toy upsampler
+    (16 toy captions, true 32 px → 64 px, DDIM 10): pixel noise 5.9 from t = T, 0.7 from ``start`` 0.4, with
+    MSE 0.0148 → 0.00018 (bilinear alone 0.00022); `scripts/eval_toy_upsampler.py`. v- or x_0-prediction
+    upsamplers have no such blow-up and can keep 1.
+
     Returns:
         (B, 3, S, S) float32 in [−1, 1], S = the stage network's ``config.image_size``.
+
+    Raises:
+        ValueError: ``start`` outside (0, 1].
     """
+    if not 0.0 < start <= 1.0:
+        raise ValueError(f"upsampler start must lie in (0, 1], got {start}; 1 starts from pure noise")
     size = network_image_size(stage.network)
     shape = (low_res.shape[0], low_res.shape[1], size, size)
+    last_step, noise = None, None
+    if start < 1.0:
+        last_step = round(start * (stage.diffusion.num_timesteps - 1))
+        alpha_bar = float(stage.diffusion.build().alphas_cumprod[last_step])
+        mean = F.interpolate(low_res.float().cpu(), size=(size, size), mode="bilinear", align_corners=False)
+        eps = randn(shape, generators, device="cpu")
+        noise = alpha_bar**0.5 * mean + (1.0 - alpha_bar) ** 0.5 * eps
     return sample_stage(
         stage,
         shape,
@@ -216,10 +243,12 @@ def upsample_images(
         generators,
         respacing=respacing,
         eta=eta,
+        noise=noise,
         chunk=chunk,
         mask_keys=(),
         device=device,
         execution=execution,
+        last_step=last_step,
     )
 
 

@@ -136,6 +136,7 @@ class UnclipPipeline:
                 images,
                 generators,
                 respacing=config.upsampler_steps,
+                start=config.upsampler_start,
                 chunk=config.batch_size,
                 execution=Execution.of(config, self.device),
             )

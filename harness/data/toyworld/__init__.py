@@ -31,6 +31,7 @@ from harness.data.toyworld.scene import (
     LightSpec,
     ObjectSpec,
     SceneSpec,
+    sample_described_object,
     sample_scene,
     scene_from_caption,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "relation_holds",
     "render_caption",
     "render_scene",
+    "sample_described_object",
     "sample_scene",
 ]
 

@@ -274,6 +274,30 @@ def sample_scene(seed: int, index: int, split: str = "train") -> SceneSpec:
     return _realise(spec, attributes, rng, caption=caption_text(spec, rng), split=split, seed=seed, index=index)
 
 
+def sample_described_object(seed: int, index: int, split: str = "train") -> SceneSpec:
+    """Scene ``index`` of ``split``'s *described-object* stream under ``seed``: one object, all attributes named.
+
+    `sample_scene` draws one object in 40% of scenes and its caption leaves the colour open 15% and the size 60%
+    of the time; this stream is the complement a text-to-image trainer can mix in (``ImageDataSpec.described_p``):
+    one object of the split's (shape, colour) pairs (a required pair where the split has them, so held-out pairs
+    stay out of ``train``), any size, the caption naming shape, colour and size. Independent of `sample_scene`'s
+    draws for the same ``(seed, index, split)``.
+
+    Raises:
+        ValueError: unknown split, or a negative seed or index.
+    """
+    parent = scene_rng(seed, index, split).bit_generator.seed_seq
+    rng = np.random.default_rng(parent.spawn(1)[0])  # type: ignore[union-attr]
+    split_spec = get_split(split)
+    pairs = split_spec.required_pairs or split_spec.pairs
+    shape, colour = pairs[int(rng.integers(len(pairs)))]
+    size = SIZES[int(rng.integers(len(SIZES)))]
+    spec = CaptionSpec(objects=(ObjectMention(shape, colour, size),), relation=None)
+    return _realise(
+        spec, [(shape, colour, size)], rng, caption=caption_text(spec, rng), split=split, seed=seed, index=index
+    )
+
+
 def scene_from_caption(spec: CaptionSpec, caption: str, seed: int) -> SceneSpec:
     """A fresh scene of which ``spec`` is true; what it leaves open is drawn with ``seed``.
 

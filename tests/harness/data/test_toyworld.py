@@ -286,6 +286,28 @@ def test_every_test_scene_names_a_held_out_pair() -> None:
     assert len(shapes) == len(toyworld.HELD_OUT_PAIRS) == len(colours)  # every shape/colour still seen in train
 
 
+def test_described_object_stream_names_every_attribute_and_respects_the_split() -> None:
+    train = [toyworld.sample_described_object(1, i, "train") for i in range(400)]
+    for scene in train:
+        (obj,) = scene.objects
+        spec = toyworld.parse_caption(scene.caption)
+        assert spec == scene.caption_spec and spec.relation is None
+        assert (spec.objects[0].shape, spec.objects[0].colour, spec.objects[0].size) == (
+            obj.shape,
+            obj.colour,
+            obj.size,
+        )
+    assert not {(s.objects[0].shape, s.objects[0].colour) for s in train} & toyworld.HELD_OUT_PAIRS
+    assert {s.objects[0].size for s in train} == set(toyworld.SIZES)
+    assert len({s.objects[0].shape for s in train}) == len(toyworld.SHAPES)
+    test = [toyworld.sample_described_object(1, i, "test") for i in range(50)]
+    assert all((s.objects[0].shape, s.objects[0].colour) in toyworld.HELD_OUT_PAIRS for s in test)
+    assert toyworld.sample_described_object(1, 7) == toyworld.sample_described_object(1, 7)
+    assert toyworld.sample_described_object(1, 7) != toyworld.sample_described_object(2, 7)
+    with pytest.raises(ValueError, match="non-negative"):
+        toyworld.sample_described_object(0, -1)
+
+
 def test_bad_arguments_raise_value_errors() -> None:
     with pytest.raises(ValueError, match="unknown toy-world split 'dev'"):
         toyworld.sample_scene(0, 0, "dev")

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models" / "pipelin
 from pipeline_fixtures import AR_CONFIG, CLIP_CONFIG, PRIOR_CONFIG, X0, tiny_network, unet_config
 
 from harness.commands import train as train_command
+from harness.data import toyworld
 from harness.errors import HarnessError
 from harness.train.ar_prior import ARPriorBundle, ar_step_fn, fit_quantizers
 from harness.train.decoder import decoder_batch_fn
@@ -188,4 +189,24 @@ def test_warm_start_begins_from_the_checkpoint_and_rejects_other_networks(tmp_pa
     with pytest.raises(HarnessError, match="do not fit the network"):
         train_glide(tmp_path / "wide", frozen, mismatched)
     with pytest.raises(HarnessError, match="--init-from: checkpoint weights not found"):
-        train_glide(tmp_path / "missing", frozen, StageRunSpec(**{**spec.__dict__, "init_from": str(tmp_path / "nope")}))
+        train_glide(
+            tmp_path / "missing", frozen, StageRunSpec(**{**spec.__dict__, "init_from": str(tmp_path / "nope")})
+        )
+
+
+def test_described_p_mixes_fully_described_single_objects_into_the_stream() -> None:
+    def scenes(p: float) -> list[toyworld.SceneSpec]:
+        _, pairs = image_stream(ImageDataSpec(fresh=64, window=64, described_p=p), 64)(0)
+        return [scene for _, scene in pairs]
+
+    def described(scene: toyworld.SceneSpec) -> bool:
+        return len(scene.objects) == 1 and all(
+            m.colour is not None and m.size is not None for m in scene.caption_spec.objects
+        )
+
+    plain, half, every = scenes(0.0), scenes(0.5), scenes(1.0)
+    assert plain == scenes(0.0) and half == scenes(0.5)  # deterministic
+    assert all(described(s) for s in every)
+    assert 16 <= sum(described(s) for s in half) - sum(described(s) for s in plain) <= 48
+    with pytest.raises(ValueError, match="described_p"):
+        ImageDataSpec(described_p=1.5)

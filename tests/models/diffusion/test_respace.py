@@ -105,3 +105,21 @@ def test_empty_or_out_of_range_timesteps_raise() -> None:
         SpacedDiffusion([], betas)
     with pytest.raises(ValueError, match="non-empty subset"):
         SpacedDiffusion([0, 10], betas)
+
+
+def test_truncated_chain_spreads_the_steps_over_0_to_last_step() -> None:
+    from models.diffusion import DiffusionConfig
+
+    config = DiffusionConfig(schedule="cosine", num_timesteps=1000)
+    full = config.build()
+    truncated = config.build(respacing="5", last_step=399)
+    assert isinstance(truncated, SpacedDiffusion)
+    assert truncated.num_timesteps == 5
+    assert list(truncated.timestep_map) == [0, 100, 200, 299, 399]
+    # Same ᾱ as the full chain at the kept steps, so x_{399} of the full chain is the truncated chain's x_T.
+    assert np.allclose(truncated.alphas_cumprod[-1], full.alphas_cumprod[399])
+    for bad in (-1, 1000):
+        with pytest.raises(ValueError, match="last_step must lie in"):
+            config.build(respacing="5", last_step=bad)
+    with pytest.raises(ValueError, match="needs a respacing"):
+        config.build(last_step=10)

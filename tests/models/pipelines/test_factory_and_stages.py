@@ -122,3 +122,31 @@ def test_image_strip_layout() -> None:
     strip = image_strip(images, gap=2)
     assert strip.shape == (4, 3 * 5 + 2 * 2, 3)
     assert int(strip[0, 0, 0]) == 0 and int(strip[0, 7, 0]) == 1 and int(strip[0, 5, 0]) == 255
+
+
+def test_truncated_upsampler_start_begins_at_the_noised_bilinear_upsample(tmp_path: Path) -> None:
+    import torch.nn.functional as F
+
+    from models.pipelines.stages import network_image_size, upsample_images
+
+    write_tiny_stack(tmp_path)
+    upsampler = create_pipeline("glide", tmp_path).upsampler
+    assert upsampler is not None
+    size = network_image_size(upsampler.network)
+    low = torch.rand(3, 3, size // 2, size // 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    bilinear = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+
+    def run(start: float, rows: list[int]) -> torch.Tensor:
+        gens = [torch.Generator().manual_seed(10 + r) for r in rows]
+        return upsample_images(upsampler, low[rows], gens, respacing="3", start=start, chunk=2)
+
+    # Starting near t = 0 leaves the bilinear upsample barely touched, whatever the (random) network; from
+    # pure noise, the untrained network's image has nothing to do with it.
+    assert (run(0.01, [0, 1, 2]) - bilinear).abs().mean() < 0.05
+    assert (run(1.0, [0, 1, 2]) - bilinear).abs().mean() > 0.2
+    # Per-sample determinism holds for the truncated start too (the ε of x_{t_s} comes from each image's generator).
+    assert torch.equal(run(0.4, [0, 1, 2])[1], run(0.4, [1])[0])
+    with pytest.raises(ValueError, match=r"start must lie in \(0, 1\]"):
+        run(0.0, [0])
+    with pytest.raises(ValueError, match="upsampler_start must lie"):
+        SamplingConfig(upsampler_start=1.5)
