@@ -144,8 +144,15 @@ def _decoder_size(pipeline: Any) -> int:
     return int(pipeline.decoder.network.config.image_size)
 
 
+def _check_readable(*paths: str) -> None:
+    """Fail before any model loads when an input image is missing or unreadable (`load_image`'s message)."""
+    for path in paths:
+        load_image(path, 8)
+
+
 def run_variations(args: argparse.Namespace) -> int:
     """Write a variations strip."""
+    _check_readable(args.image)
     pipeline, config = _setup(args)
     image = load_image(args.image, _decoder_size(pipeline))
     write_strip([image], pipeline.variations(image, args.n, args.seed, config, eta=args.eta), args.out)
@@ -154,6 +161,7 @@ def run_variations(args: argparse.Namespace) -> int:
 
 def run_interpolate(args: argparse.Namespace) -> int:
     """Write an interpolation strip."""
+    _check_readable(args.image_a, args.image_b)
     pipeline, config = _setup(args)
     size = _decoder_size(pipeline)
     a, b = load_image(args.image_a, size), load_image(args.image_b, size)
@@ -164,6 +172,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 def run_textdiff(args: argparse.Namespace) -> int:
     """Write a text-diff strip."""
+    _check_readable(args.image)
     pipeline, config = _setup(args)
     image = load_image(args.image, _decoder_size(pipeline))
     try:

@@ -30,3 +30,19 @@ def test_proxy_for_an_unknown_study(capsys: pytest.CaptureFixture[str], tmp_path
 def test_proxy_score_without_a_trained_proxy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["proxy", "score", str(tmp_path / "none"), str(tmp_path / "a.png")]) == 2
     assert "train one first" in one_error_line(capsys)
+
+
+def test_manipulations_refuse_a_missing_or_unreadable_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("hello")
+    out = tmp_path / "strip.png"
+    cases = [
+        ["variations", str(tmp_path / "missing.png")],
+        ["interpolate", str(not_an_image), str(tmp_path / "missing.png")],
+        ["textdiff", str(tmp_path / "missing.png"), "--from", "a red circle", "--to", "a blue circle"],
+    ]
+    for argv in cases:
+        assert main([*argv, "--out", str(out)]) == 2
+        line = one_error_line(capsys)
+        assert "cannot read image" in line and "pass a PNG or JPEG file" in line, line
+        assert not out.exists()  # nothing half-written
