@@ -23,7 +23,7 @@ from scipy.ndimage import median_filter
 
 from harness.data import toyworld
 from models.factory import load_stage
-from models.pipelines.stages import upsample_images
+from models.pipelines.stages import to_uint8, upsample_images
 
 
 def pixel_noise(images: np.ndarray) -> float:
@@ -53,10 +53,10 @@ def main() -> None:
     x = torch.from_numpy(np.stack(low)).permute(0, 3, 1, 2).float() / 127.5 - 1
     generators = [torch.Generator().manual_seed(k) for k in range(len(x))]
     out = upsample_images(stage, x, generators, respacing=args.steps, start=args.start)
-    up = ((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    up = to_uint8(out).numpy()
     mse = float((((up.astype(np.float64) - truth) / 255.0) ** 2).mean())
     bilinear = torch.nn.functional.interpolate(x, size=truth.shape[1:3], mode="bilinear", align_corners=False)
-    bilinear_u8 = ((bilinear.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    bilinear_u8 = to_uint8(bilinear).numpy()
     bilinear_mse = float((((bilinear_u8.astype(np.float64) - truth) / 255.0) ** 2).mean())
     print(
         f"{args.checkpoint_dir} (sha256 {digest[:16]}), DDIM {args.steps}, start {args.start}: MSE {mse:.5f}, "

@@ -108,8 +108,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any]:
     return pipeline, config
 
 
-def load_image(path: str, size: int) -> np.ndarray:
-    """An RGB image centre-cropped to a square and resized (bicubic) to ``size``: uint8 (size, size, 3).
+def read_square(path: str) -> Image.Image:
+    """An RGB image centre-cropped to a square (read once, before any model loads).
 
     Raises:
         HarnessError: the file is missing or not an image.
@@ -121,7 +121,11 @@ def load_image(path: str, size: int) -> np.ndarray:
         raise HarnessError(f"cannot read image {path}: {exc}; pass a PNG or JPEG file") from None
     side = min(rgb.size)
     left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
-    square = rgb.crop((left, top, left + side, top + side))
+    return rgb.crop((left, top, left + side, top + side))
+
+
+def resized(square: Image.Image, size: int) -> np.ndarray:
+    """A square image resized (bicubic) to the decoder's ``size``: uint8 (size, size, 3)."""
     return np.asarray(square.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
@@ -144,27 +148,20 @@ def _decoder_size(pipeline: Any) -> int:
     return int(pipeline.decoder.network.config.image_size)
 
 
-def _check_readable(*paths: str) -> None:
-    """Fail before any model loads when an input image is missing or unreadable (`load_image`'s message)."""
-    for path in paths:
-        load_image(path, 8)
-
-
 def run_variations(args: argparse.Namespace) -> int:
     """Write a variations strip."""
-    _check_readable(args.image)
+    square = read_square(args.image)
     pipeline, config = _setup(args)
-    image = load_image(args.image, _decoder_size(pipeline))
+    image = resized(square, _decoder_size(pipeline))
     write_strip([image], pipeline.variations(image, args.n, args.seed, config, eta=args.eta), args.out)
     return 0
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
     """Write an interpolation strip."""
-    _check_readable(args.image_a, args.image_b)
+    squares = read_square(args.image_a), read_square(args.image_b)
     pipeline, config = _setup(args)
-    size = _decoder_size(pipeline)
-    a, b = load_image(args.image_a, size), load_image(args.image_b, size)
+    a, b = (resized(square, _decoder_size(pipeline)) for square in squares)
     images = pipeline.interpolate(a, b, args.n, args.seed, config, fixed_noise=not args.slerp_noise)
     write_strip([a, b], images, args.out)
     return 0
@@ -172,9 +169,9 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 def run_textdiff(args: argparse.Namespace) -> int:
     """Write a text-diff strip."""
-    _check_readable(args.image)
+    square = read_square(args.image)
     pipeline, config = _setup(args)
-    image = load_image(args.image, _decoder_size(pipeline))
+    image = resized(square, _decoder_size(pipeline))
     try:
         images = pipeline.text_diff(
             image, args.from_text, args.to_text, args.n, args.seed, config, max_theta=args.max_theta

@@ -73,11 +73,12 @@ def optim_spec(args: argparse.Namespace) -> OptimSpec:
 
 def stage_spec(args: argparse.Namespace) -> StageRunSpec:
     """`StageRunSpec` from the parsed flags."""
-    if not 0.0 <= args.described_p <= 1.0:
-        raise HarnessError(f"--described-p must lie in [0, 1], got {args.described_p}; pass e.g. --described-p 0.5")
-    data = ImageDataSpec(
-        data_seed=args.seed, fresh=args.fresh, window=args.window, size=args.size, described_p=args.described_p
-    )
+    try:
+        data = ImageDataSpec(
+            data_seed=args.seed, fresh=args.fresh, window=args.window, size=args.size, described_p=args.described_p
+        )
+    except ValueError as exc:
+        raise HarnessError(f"--described-p: {exc}; pass e.g. --described-p 0.5") from None
     return StageRunSpec(
         batch=args.batch,
         data=data,

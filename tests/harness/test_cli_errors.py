@@ -46,3 +46,10 @@ def test_manipulations_refuse_a_missing_or_unreadable_image(tmp_path: Path, caps
         line = one_error_line(capsys)
         assert "cannot read image" in line and "pass a PNG or JPEG file" in line, line
         assert not out.exists()  # nothing half-written
+
+
+def test_train_refuses_a_described_share_outside_0_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "glide", "--out", str(out), "--steps", "1", "--described-p", "1.5"]) == 2
+    assert "--described-p: described_p must lie in [0, 1], got 1.5" in one_error_line(capsys)
+    assert not (out / "state.pt").exists()
