@@ -155,4 +155,4 @@ def _degraded(options: Mapping[str, Any]) -> Generator:
 import harness.external_generators  # registers the external generators: image-folder, diffusers, callable
 
 # The trained model pipelines (unCLIP with either prior, GLIDE) register themselves; torch loads only when used.
-import harness.model_generators  # noqa: E402,F401  (registers unclip-diffusion-prior, unclip-ar-prior, glide)
+import harness.model_generators  # noqa: F401  (registers unclip-diffusion-prior, unclip-ar-prior, glide)

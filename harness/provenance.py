@@ -77,7 +77,7 @@ def device_info() -> dict[str, Any]:
 def collect(config_hash: str, seeds: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything needed to say where a number came from."""
     return {
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "config_hash": config_hash,
         "seeds": seeds or {},
         "git": git_commit(),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 TEXTURE_WEIGHT = 4.0
 """Scale of the two texture statistics: their natural range (~0.05) is far below the colour means' (~0.5), and a
 Fréchet distance is not scale-invariant, so unweighted they would hardly count."""

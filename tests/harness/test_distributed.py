@@ -181,7 +181,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
          "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
          __file__, str(two), str(config), str(tiny)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     yield Outcome(one, two)
@@ -224,7 +224,7 @@ def test_scores_are_identical_to_one_process(outcome: Outcome) -> None:
 def test_synced_fd_statistics_match_one_process(outcome: Outcome) -> None:
     one = np.load(outcome.one / "fd.npz")
     two = np.load(outcome.two / "fd.npz")
-    real, fake = fd_features()
+    real, _fake = fd_features()
     assert int(two["n_real"]) == FD_ROWS and int(two["n_fake"]) == FD_ROWS + 6
     np.testing.assert_allclose(two["mu_real"], real.mean(axis=0), rtol=0, atol=1e-14)
     np.testing.assert_allclose(two["sigma_real"], np.cov(real, rowvar=False), rtol=0, atol=1e-13)
