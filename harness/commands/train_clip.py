@@ -4,6 +4,7 @@ Examples::
 
     harness train clip --out runs/clip-toy --steps 1800 --batch 128 --export checkpoints/toy/clip_toy
     harness train evaluate-clip checkpoints/toy/clip_toy.safetensors --n 100
+    harness train evaluate-clip checkpoints/toy/unclip_clip_toy.safetensors --probe
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import torch
 
 from harness.commands.train import add_optim_arguments, add_stream_arguments
 from harness.errors import HarnessError
-from harness.train.clip import ClipDataSpec, describe, evaluate_retrieval, train_clip
+from harness.train.clip import (
+    ClipDataSpec,
+    describe,
+    describe_probes,
+    evaluate_retrieval,
+    probe_attributes,
+    train_clip,
+)
 from harness.train.loop import OptimSpec
 from models.networks.clip import TOY_CLIP_CONFIG, load_clip
 
@@ -48,6 +56,11 @@ def register(actions: Any) -> None:
     evaluate.add_argument("--split", default="test", help="toy-world split (default test: held-out pairs)")
     evaluate.add_argument("--seed", type=int, default=1, help="dataset seed of the pairs (default 1)")
     evaluate.add_argument("--size", type=int, default=32, help="render size, 32 or 64 (default 32)")
+    evaluate.add_argument(
+        "--probe",
+        action="store_true",
+        help="also fit linear probes of shape, colour and size on the image embeddings (does z_i carry them?)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(func=run_evaluate)
 
@@ -89,7 +102,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         model = load_clip(args.config, args.checkpoint)
         result = evaluate_retrieval(model, n=args.n, split=args.split, seed=args.seed, size=args.size)
+        probes = probe_attributes(model, size=args.size) if args.probe else ()
     except ValueError as exc:
         raise HarnessError(str(exc)) from exc
-    print(json.dumps(asdict(result)) if args.json else describe(result))
+    if args.json:
+        print(json.dumps({**asdict(result), **({"probe": [asdict(p) for p in probes]} if probes else {})}))
+    else:
+        print(describe(result))
+        if probes:
+            print(describe_probes(probes))
     return 0

@@ -12,6 +12,12 @@ learned temperature ``s = exp(logit_scale)`` (clamped to 100 by open_clip's conv
 Evaluation (`evaluate_retrieval`): text -> image retrieval among ``n`` held-out pairs of the ``test`` split (which
 holds (shape, colour) pairs never seen in training): for each caption, the rank of its own render among all ``n``
 renders by cosine similarity; top-k accuracy against chance ``k / n``.
+
+Attribute probe (`probe_attributes`): does the image embedding z_i encode each attribute at all? A linear probe
+(`eval_protocols.metrics.linear_probe`) fitted on z_i of single-object renders (`toyworld.sample_described_object`,
+``train`` split, seed ``seed``) and scored on other renders (seed ``seed + 1``). An unCLIP decoder conditioned on z_i
+can reproduce only what z_i carries (the caption it also sees is dropped half the time in training), so this bounds
+the decoder's attribute faithfulness from the embedding side.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 import open_clip
 import torch
 
+from eval_protocols.metrics.linear_probe import linear_probe_accuracy
 from harness.data import toyworld
 from harness.errors import HarnessError
 from harness.train.loop import OptimSpec, train_loop
@@ -211,6 +218,66 @@ def evaluate_retrieval(
         split=split,
         seed=seed,
     )
+
+
+@dataclass(frozen=True)
+class AttributeProbe:
+    """Linear-probe accuracy of one attribute from CLIP image embeddings (module docstring).
+
+    Attributes:
+        attribute: ``shape``, ``colour`` or ``size``.
+        accuracy: held-out accuracy in [0, 1].
+        chance: majority-class rate of the held-out labels.
+        n_train: probe training renders.
+        n_test: held-out renders.
+    """
+
+    attribute: str
+    accuracy: float
+    chance: float
+    n_train: int
+    n_test: int
+
+
+PROBED_ATTRIBUTES = ("shape", "colour", "size")
+
+
+def probe_attributes(
+    model: torch.nn.Module, n_train: int = 1000, n_test: int = 500, seed: int = 5, size: int = 32
+) -> tuple[AttributeProbe, ...]:
+    """Linear probes of shape, colour and size from the unit-norm image embeddings of ``model`` (module docstring).
+
+    Raises:
+        ValueError: ``n_train`` < 2 or ``n_test`` < 1.
+    """
+    if n_train < 2 or n_test < 1:
+        raise ValueError(f"need at least 2 training and 1 test render, got {n_train} and {n_test}")
+
+    def embedded(stream_seed: int, n: int) -> tuple[np.ndarray, list[toyworld.ObjectSpec]]:
+        scenes = [toyworld.sample_described_object(stream_seed, i, "train") for i in range(n)]
+        pixels = torch.from_numpy(np.stack([toyworld.render_scene(scene, size) for scene in scenes]))
+        features = torch.cat([encode_images(model, pixels[i : i + 128]) for i in range(0, n, 128)])
+        return features.float().cpu().numpy(), [scene.objects[0] for scene in scenes]
+
+    train_x, train_objects = embedded(seed, n_train)
+    test_x, test_objects = embedded(seed + 1, n_test)
+    probes = []
+    for attribute in PROBED_ATTRIBUTES:
+        result = linear_probe_accuracy(
+            train_x,
+            [getattr(o, attribute) for o in train_objects],
+            test_x,
+            [getattr(o, attribute) for o in test_objects],
+        )
+        probes.append(AttributeProbe(attribute, result.accuracy, result.chance, result.n_train, result.n_test))
+    return tuple(probes)
+
+
+def describe_probes(probes: tuple[AttributeProbe, ...]) -> str:
+    """One line: each attribute's probe accuracy against its chance."""
+    parts = [f"{p.attribute} {p.accuracy:.1%} (chance {p.chance:.1%})" for p in probes]
+    n = f"{probes[0].n_train} train / {probes[0].n_test} held-out renders" if probes else "no renders"
+    return f"linear probe of the image embedding ({n}): " + ", ".join(parts)
 
 
 def describe(result: RetrievalResult) -> str:
