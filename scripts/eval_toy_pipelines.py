@@ -9,6 +9,10 @@ images (``upsample=False``) against real renders of the same captions:
   ``--candidates`` captions (consecutive blocks of the ``--n`` captions, distinct by construction; 32 as in the
   issue's bar).
 
+With ``--true-embedding``, the unCLIP decoder is also measured alone: it decodes the CLIP image embedding z_i of a
+real render of each caption (render seed 1000 + index, other scenes than the reference renders) with the caption,
+so its errors are the decoder's (and the CLIP's: what z_i does not carry), not the prior's.
+
 With ``--grid-dir`` it also writes, per model, an 8×8 sample grid at ``--grid-scale``: 8 captions (rows, the first
 8 of the list) × 8 seeds (columns), plus the same grid of real renders, and each evaluated image set as a grid.
 
@@ -92,6 +96,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=32, help="captions each R-precision ranks among")
     parser.add_argument("--grid-dir", default=None, help="write each model's images as a PNG grid here")
     parser.add_argument("--grid-scale", type=float, default=3.0, help="guidance scale of the 8×8 sample grids")
+    parser.add_argument("--true-embedding", action="store_true", help="also decode true z_i (unCLIP models)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     folder = Path(args.checkpoint_dir)
@@ -138,6 +143,22 @@ def main() -> None:
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
+            if args.true_embedding and hasattr(pipeline, "decode"):
+                references = np.stack([toyworld.render_caption(t, seed=1000 + k, size=32)[0] for k, t in enumerate(texts)])
+                start = time.perf_counter()
+                images = pipeline.decode(texts, pipeline.image_embeddings(references), list(range(len(texts))), config)
+                rows.append(
+                    {
+                        "model": f"{name}: decoder from true z_i",
+                        "scale": scale,
+                        **accuracy(oracle.predict(images), truth),
+                        "r_precision": r_precision(clip, images, texts, args.candidates),
+                        "pixel_noise": pixel_noise(images),
+                        "n": len(texts),
+                        "seconds": round(time.perf_counter() - start, 1),
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
             if args.grid_dir:
                 from harness.train.diffusion import save_grid
 

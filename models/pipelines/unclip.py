@@ -103,6 +103,27 @@ class UnclipPipeline:
         )
         return GenerationOutput(images=to_uint8(images).numpy(), metadata=metadata)
 
+    def decode(
+        self,
+        prompts: Sequence[str],
+        z_i: Tensor,
+        seeds: Sequence[int],
+        config: SamplingConfig = DEFAULT_SAMPLING,
+    ) -> np.ndarray:
+        """The decoder (+ upsampler) alone from given image embeddings: (N, S', S', 3) uint8.
+
+        With z_i = the CLIP embedding of a real image this is the paper's reconstruction (Fig. 2/3 use the same
+        second stage), and it separates the decoder's share of an error from the prior's: a caption drawn wrongly
+        from the true z_i is not the prior's fault. ``z_i``: (N, D) unit-norm; image k depends only on
+        (prompts[k], z_i[k], seeds[k], config), whatever the batch.
+        """
+        check_inputs(prompts, seeds)
+        if z_i.ndim != 2 or z_i.shape[0] != len(prompts):
+            raise ValueError(f"z_i must be (N, D) with one row per prompt, got {tuple(z_i.shape)} for {len(prompts)}")
+        Execution.of(config, self.device)
+        generators = [generator_for(f"decode {p}", int(s)) for p, s in zip(prompts, seeds, strict=True)]
+        return to_uint8(self._decode(list(prompts), z_i.float(), generators, config)).numpy()
+
     def text_embeddings(self, prompts: Sequence[str], chunk: int = 16) -> Tensor:
         """(N, D) unit-norm CLIP text embeddings z_t, computed in fixed-size chunks (batch-invariant)."""
         index = torch.arange(len(prompts))

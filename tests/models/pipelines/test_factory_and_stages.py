@@ -86,6 +86,23 @@ def test_manipulations_shapes_and_fixed_noise_endpoints(tiny_dir: Path) -> None:
         pipeline.text_diff(a, "a red circle", "a red circle", 3, 0, config)
 
 
+def test_decode_from_given_embeddings_is_batch_invariant_and_follows_z_i(tiny_dir: Path) -> None:
+    pipeline = create_pipeline("unclip-diffusion-prior", tiny_dir)
+    config = SamplingConfig(**{**FAST.to_dict(), "upsample": False})
+    rng = np.random.default_rng(1)
+    renders = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    z_i = pipeline.image_embeddings(renders)
+    prompts = ["a red circle", "a blue square", "a green star"]
+    batch = pipeline.decode(prompts, z_i, [0, 1, 2], config)
+    assert batch.shape == (3, 8, 8, 3) and batch.dtype == np.uint8
+    alone = pipeline.decode(prompts[1:2], z_i[1:2], [1], config)
+    assert np.array_equal(alone[0], batch[1])
+    other = pipeline.decode(prompts[1:2], z_i[2:3], [1], config)
+    assert not np.array_equal(other[0], batch[1])
+    with pytest.raises(ValueError, match="one row per prompt"):
+        pipeline.decode(prompts, z_i[:2], [0, 1, 2], config)
+
+
 def test_word_tokenizer_ids_padding_and_round_trip() -> None:
     tok = WordTokenizer.from_texts(CAPTIONS, context_length=4)
     tokens, mask = tok(["A red, circle!", "a zebra", "an orange cross above a pink diamond"])
