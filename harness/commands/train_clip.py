@@ -42,6 +42,12 @@ def register(actions: Any) -> None:
     train.add_argument("--config", default=str(TOY_CLIP_CONFIG), help="open_clip model config JSON (default toy)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data stream")
     add_stream_arguments(train, fresh=32, window=8192)
+    train.add_argument(
+        "--shape-twins",
+        type=float,
+        default=0.0,
+        help="share of examples paired in their batch with the same scene in other shapes (hard negatives; default 0)",
+    )
     train.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
     train.set_defaults(func=run_train)
 
@@ -77,8 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
         ema_decay=args.ema or None,
         checkpoint_every=args.checkpoint_every,
     )
-    data = ClipDataSpec(data_seed=args.seed, fresh=args.fresh, window=args.window)
     try:
+        data = ClipDataSpec(data_seed=args.seed, fresh=args.fresh, window=args.window, shape_twin_p=args.shape_twins)
         summary = train_clip(
             Path(args.out),
             optim,

@@ -62,6 +62,9 @@ class ClipDataSpec:
         fresh: new renders per step (the rest of the batch is replayed; see `ReplayStream`).
         window: replay window in examples.
         render_size: render size before the CLIP's own preprocessing (32 or 64).
+        shape_twin_p: probability that an odd-indexed example is the `toyworld.shape_twin` of the example before it
+            (same scene, other shapes): a hard negative in the same batch, since fresh examples come in aligned
+            pairs when ``fresh`` is even. 0 keeps the plain stream.
     """
 
     split: str = "train"
@@ -69,6 +72,13 @@ class ClipDataSpec:
     fresh: int = 32
     window: int = 8192
     render_size: int = 32
+    shape_twin_p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.shape_twin_p <= 1.0:
+            raise ValueError(f"shape_twin_p must lie in [0, 1], got {self.shape_twin_p}")
+        if self.shape_twin_p > 0 and self.fresh % 2:
+            raise ValueError(f"shape twins need an even number of fresh examples per step, got {self.fresh}")
 
 
 DEFAULT_DATA = ClipDataSpec()
@@ -78,10 +88,18 @@ def clip_pair_stream(data: ClipDataSpec, batch: int) -> ReplayStream[tuple[np.nd
     """`ReplayStream` of ``(uint8 (S, S, 3) render, scene)`` pairs of ``data.split``."""
 
     def make(index: int) -> tuple[np.ndarray, toyworld.SceneSpec]:
-        scene = toyworld.sample_scene(data.data_seed, index, data.split)
+        if index % 2 and data.shape_twin_p > 0 and _twin_draw(data.data_seed, index) < data.shape_twin_p:
+            scene = toyworld.shape_twin(toyworld.sample_scene(data.data_seed, index - 1, data.split), data.data_seed)
+        else:
+            scene = toyworld.sample_scene(data.data_seed, index, data.split)
         return toyworld.render_scene(scene, data.render_size), scene
 
     return ReplayStream(make, batch=batch, fresh=min(data.fresh, batch), window=data.window, seed=data.data_seed)
+
+
+def _twin_draw(data_seed: int, index: int) -> float:
+    """Uniform [0, 1) draw deciding whether example ``index`` is a shape twin."""
+    return float(np.random.default_rng(np.random.SeedSequence([data_seed, index, 0x7E1])).random())
 
 
 def paraphrases(indices: np.ndarray, scenes: list[toyworld.SceneSpec], step: int, data_seed: int) -> list[str]:

@@ -34,6 +34,7 @@ from harness.data.toyworld.scene import (
     sample_described_object,
     sample_scene,
     scene_from_caption,
+    shape_twin,
 )
 from harness.data.toyworld.splits import HELD_OUT_PAIRS, SPLITS, get_split
 from harness.data.toyworld.vocab import COLOUR_NAMES, COLOURS, RELATIONS, SHAPES, SIZES, relation_holds
@@ -65,6 +66,7 @@ __all__ = [
     "render_scene",
     "sample_described_object",
     "sample_scene",
+    "shape_twin",
 ]
 
 

@@ -298,6 +298,46 @@ def sample_described_object(seed: int, index: int, split: str = "train") -> Scen
     )
 
 
+def shape_twin(scene: SceneSpec, seed: int) -> SceneSpec:
+    """The same scene with every object's shape changed: a hard negative that only shape tells apart.
+
+    Each object gets another shape drawn (with ``seed``) among those whose (shape, colour) pair the scene's split
+    allows; colour, size, radius, position, rotation (none for circles), background and light stay, so the relation
+    the caption states still holds. The caption asserts the same as the original's with the new shapes (a fresh
+    wording drawn with ``seed``). Contrastive training needs such pairs: random toy scenes differ in colour far more
+    often than in shape alone, so without them a CLIP can match captions to images while hardly encoding shape.
+
+    Raises:
+        ValueError: a negative seed, or a split with required pairs (``test``), where a twin could lose them.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    split_spec = get_split(scene.split if scene.split != "caption" else "train")
+    if split_spec.required_pairs:
+        raise ValueError(f"shape twins are defined for splits without required pairs, not {scene.split!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), scene.index, 0x7A1]))
+    objects = []
+    for obj in scene.objects:
+        options = [s for s in SHAPES if s != obj.shape and (s, obj.colour) in split_spec.pairs]
+        shape = options[int(rng.integers(len(options)))]
+        rotation = 0.0 if shape == "circle" else obj.rotation
+        objects.append(ObjectSpec(shape, obj.colour, obj.size, obj.x, obj.y, obj.radius, rotation))
+    mentions = tuple(
+        ObjectMention(o.shape, m.colour, m.size) for o, m in zip(objects, scene.caption_spec.objects, strict=True)
+    )
+    spec = CaptionSpec(objects=mentions, relation=scene.caption_spec.relation)
+    return SceneSpec(
+        objects=tuple(objects),
+        background=scene.background,
+        light=scene.light,
+        caption=caption_text(spec, rng),
+        caption_spec=spec,
+        split=scene.split,
+        seed=scene.seed,
+        index=scene.index,
+    )
+
+
 def scene_from_caption(spec: CaptionSpec, caption: str, seed: int) -> SceneSpec:
     """A fresh scene of which ``spec`` is true; what it leaves open is drawn with ``seed``.
 

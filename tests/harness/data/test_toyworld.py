@@ -384,3 +384,24 @@ def test_sampled_scenes_cast_shadows_away_from_the_light() -> None:
         assert offset @ np.array(scene.light.vector) < 0, scene.caption
         checked += 1
     assert checked >= 10
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_shape_twin_changes_every_shape_and_nothing_else(index: int) -> None:
+    scene = toyworld.sample_scene(3, index, "train")
+    twin = toyworld.shape_twin(scene, seed=3)
+    assert twin == toyworld.shape_twin(scene, seed=3)
+    assert twin.caption_mismatches() == ()
+    assert toyworld.parse_caption(twin.caption) == twin.caption_spec
+    assert twin.caption_spec.relation == scene.caption_spec.relation
+    assert (twin.background, twin.light) == (scene.background, scene.light)
+    for a, b in zip(scene.objects, twin.objects, strict=True):
+        assert a.shape != b.shape
+        assert (a.colour, a.size, a.x, a.y, a.radius) == (b.colour, b.size, b.x, b.y, b.radius)
+        assert (b.shape, b.colour) in toyworld.get_split("train").pairs
+    assert not np.array_equal(toyworld.render_scene(scene, 32), toyworld.render_scene(twin, 32))
+
+
+def test_shape_twin_refuses_splits_with_required_pairs() -> None:
+    with pytest.raises(ValueError, match="required pairs"):
+        toyworld.shape_twin(toyworld.sample_scene(0, 0, "test"), seed=0)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import open_clip
+import pytest
 import torch
 
 from eval_protocols.features.clip import OpenClipFeatures
@@ -61,6 +62,25 @@ def test_stream_pairs_renders_with_paraphrases_of_their_scene() -> None:
         assert np.array_equal(image, toyworld.render_scene(scene, 32))
         assert toyworld.parse_caption(text) == scene.caption_spec
     assert texts == paraphrases(indices, [scene for _, scene in pairs], step=3, data_seed=0)
+
+
+def test_shape_twins_sit_next_to_their_originals_in_the_fresh_examples() -> None:
+    stream = clip_pair_stream(ClipDataSpec(fresh=8, window=64, shape_twin_p=1.0), batch=8)
+    indices, pairs = stream(5)
+    scenes = dict(zip(indices.tolist(), [scene for _, scene in pairs], strict=True))
+    assert sorted(scenes) == list(range(40, 48))
+    for even in range(40, 48, 2):
+        original, twin = scenes[even], scenes[even + 1]
+        assert original == toyworld.sample_scene(0, even, "train")
+        assert twin == toyworld.shape_twin(original, 0)
+    plain = clip_pair_stream(ClipDataSpec(fresh=8, window=64, shape_twin_p=0.0), batch=8)(5)[1]
+    assert [scene for _, scene in plain] == [toyworld.sample_scene(0, i, "train") for i in range(40, 48)]
+
+
+@pytest.mark.parametrize(("p", "fresh", "message"), [(1.5, 8, "must lie in"), (0.5, 7, "even number")])
+def test_bad_shape_twin_settings_are_refused(p: float, fresh: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClipDataSpec(fresh=fresh, shape_twin_p=p)
 
 
 def test_training_run_exports_a_loadable_checkpoint(tmp_path: Path) -> None:
