@@ -85,6 +85,9 @@ def run_train(args: argparse.Namespace) -> int:
     )
     try:
         data = ClipDataSpec(data_seed=args.seed, fresh=args.fresh, window=args.window, shape_twin_p=args.shape_twins)
+    except ValueError as exc:
+        raise HarnessError(f"--shape-twins: {exc}; pass a share in [0, 1] with an even --fresh") from None
+    try:
         summary = train_clip(
             Path(args.out),
             optim,

@@ -53,3 +53,18 @@ def test_train_refuses_a_described_share_outside_0_1(tmp_path: Path, capsys: pyt
     assert main(["train", "glide", "--out", str(out), "--steps", "1", "--described-p", "1.5"]) == 2
     assert "--described-p: described_p must lie in [0, 1], got 1.5" in one_error_line(capsys)
     assert not (out / "state.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [(["--shape-twins", "2"], "must lie in [0, 1]"), (["--shape-twins", "0.5", "--fresh", "7"], "even number")],
+)
+def test_clip_training_refuses_bad_shape_twin_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], problem: str
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "clip", "--out", str(out), "--steps", "1", *flags]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("error: --shape-twins: ") and problem in line
+    assert not out.exists() or not any(out.iterdir())
+

@@ -308,11 +308,12 @@ def shape_twin(scene: SceneSpec, seed: int) -> SceneSpec:
     often than in shape alone, so without them a CLIP can match captions to images while hardly encoding shape.
 
     Raises:
-        ValueError: a negative seed, or a split with required pairs (``test``), where a twin could lose them.
+        ValueError: a negative seed, a scene of no split (``caption``), or a split with required pairs (``test``),
+            where a twin could lose them.
     """
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    split_spec = get_split(scene.split if scene.split != "caption" else "train")
+    split_spec = get_split(scene.split)
     if split_spec.required_pairs:
         raise ValueError(f"shape twins are defined for splits without required pairs, not {scene.split!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), scene.index, 0x7A1]))
