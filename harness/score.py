@@ -1,4 +1,4 @@
-"""`harness score RUN`: metrics for every (system, settings) group of a run, against the configured reference.
+"""`harness score CONFIG`: metrics for every (system, settings) group of the config's run, against its reference.
 
 Reference images: ``metrics.reference = "toyworld"`` renders ``reference_per_prompt`` real images of every caption
 of the run into ``<run dir>/reference/`` (seeds disjoint from the generation seeds); a folder path uses every image

@@ -57,7 +57,11 @@ def register(actions: Any) -> None:
         description="Top-1/top-5 text->image retrieval among N test-split pairs, against chance.",
     )
     evaluate.add_argument("checkpoint", help="weights file (e.g. checkpoints/toy/clip_toy.safetensors)")
-    evaluate.add_argument("--config", default=str(TOY_CLIP_CONFIG), help="open_clip config JSON or architecture name")
+    evaluate.add_argument(
+        "--config",
+        default=None,
+        help="open_clip config JSON or architecture name (default: the checkpoint's own JSON, else the toy config)",
+    )
     evaluate.add_argument("--n", type=int, default=100, help="pairs (candidates per caption; default 100)")
     evaluate.add_argument("--split", default="test", help="toy-world split (default test: held-out pairs)")
     evaluate.add_argument("--seed", type=int, default=1, help="dataset seed of the pairs (default 1)")
@@ -105,11 +109,24 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoint_clip_config(weights: Path) -> dict[str, Any] | str:
+    """The open_clip config stored in ``weights``' JSON by `harness train clip`, else the toy config's path."""
+    meta_path = weights.with_suffix(".json")
+    if weights.suffix == ".safetensors" and meta_path.is_file():
+        try:
+            config = json.loads(meta_path.read_text()).get("model_config")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            config = None
+        if isinstance(config, dict):
+            return config
+    return str(TOY_CLIP_CONFIG)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate retrieval; prints one line (or JSON)."""
     torch.set_num_threads(1)
     try:
-        model = load_clip(args.config, args.checkpoint)
+        model = load_clip(args.config or checkpoint_clip_config(Path(args.checkpoint)), args.checkpoint)
         result = evaluate_retrieval(model, n=args.n, split=args.split, seed=args.seed, size=args.size)
         probes = probe_attributes(model, size=args.size) if args.probe else ()
     except ValueError as exc:

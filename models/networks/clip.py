@@ -115,16 +115,27 @@ def load_clip(arch: ClipArch, path: str | os.PathLike[str]) -> torch.nn.Module:
         )
     if isinstance(arch, str) and arch in open_clip.list_models():
         model = open_clip.create_model(arch, pretrained=None, pretrained_image=False, pretrained_text=False)
-        open_clip.load_checkpoint(model, str(weights))
     else:
-        cfg = dict(arch) if isinstance(arch, Mapping) else load_clip_config(arch)
-        model = build_clip(cfg, seed=0)
+        model = build_clip(dict(arch) if isinstance(arch, Mapping) else load_clip_config(arch), seed=0)
+    try:
         if weights.with_suffix(".json").is_file() or weights.with_suffix(".sha256").is_file():
             state, _, _ = load_checkpoint(weights)
             model.load_state_dict(state, strict=True)
         else:
             open_clip.load_checkpoint(model, str(weights))
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"CLIP weights {weights} do not fit the architecture given ({_first_line(exc)}); pass the config they "
+            "were trained with (a checkpoint's JSON names it under model_config)"
+        ) from None
     return model.eval().requires_grad_(False)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first informative line of a ``load_state_dict`` error, at most 160 characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+    return detail if len(detail) <= 160 else detail[:157] + "..."
 
 
 def clip_image_size(model: torch.nn.Module) -> tuple[int, int]:

@@ -68,3 +68,11 @@ def test_clip_training_refuses_bad_shape_twin_settings(
     assert line.startswith("error: --shape-twins: ") and problem in line
     assert not out.exists() or not any(out.iterdir())
 
+
+
+def test_evaluating_clip_weights_with_the_wrong_config(capsys: pytest.CaptureFixture[str]) -> None:
+    """The conv CLIP of unCLIP evaluated as the ViT toy config: one line that names the fix, not a key dump."""
+    weights = Path(__file__).resolve().parents[2] / "checkpoints" / "toy" / "unclip_clip_toy.safetensors"
+    assert main(["train", "evaluate-clip", str(weights), "--config", "clip_toy", "--n", "4"]) == 2
+    line = one_error_line(capsys)
+    assert "do not fit the architecture" in line and "model_config" in line and len(line) < 400

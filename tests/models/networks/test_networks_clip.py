@@ -16,6 +16,7 @@ from models.checkpoints import CheckpointError, save_checkpoint
 from models.networks.clip import (
     TOY_CLIP_CONFIG,
     build_clip,
+    clip_image_size,
     clip_tokenizer,
     encode_images,
     encode_texts,
@@ -31,12 +32,15 @@ TINY = {
 }
 
 
-def test_toy_config_builds_an_open_clip_model() -> None:
-    cfg = load_clip_config("clip_toy")
-    assert cfg == load_clip_config(TOY_CLIP_CONFIG)
+@pytest.mark.parametrize(("name", "tower"), [("clip_toy", "VisionTransformer"), ("clip_toy_conv", "ModifiedResNet")])
+def test_toy_config_builds_an_open_clip_model(name: str, tower: str) -> None:
+    cfg = load_clip_config(name)
+    if name == "clip_toy":
+        assert cfg == load_clip_config(TOY_CLIP_CONFIG)
     model = build_clip(cfg, seed=0).eval()
     assert type(model) is open_clip.CLIP
-    assert model.visual.image_size == (32, 32) and model.context_length == cfg["text_cfg"]["context_length"]
+    assert type(model.visual).__name__ == tower
+    assert clip_image_size(model) == (32, 32) and model.context_length == cfg["text_cfg"]["context_length"]
     images = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
     z_i = encode_images(model, images)
     z_t = encode_texts(model, ["a red circle", "two blue squares", "a small star"])
@@ -85,13 +89,18 @@ def test_preprocess_matches_the_eval_clip_extractor() -> None:
         preprocess_uint8(torch.zeros(1, 16, 16, 3), (16, 16))
 
 
-def test_saved_checkpoint_loads_here_and_in_the_eval_extractor(tmp_path: Path) -> None:
-    model = build_clip(TINY, seed=3).eval()
-    save_checkpoint(model, {"model_config": TINY}, tmp_path / "clip")
-    loaded = load_clip(TINY, tmp_path / "clip.safetensors")
-    images = torch.randint(0, 256, (2, 16, 16, 3), dtype=torch.uint8)
+TINY_CONV = {**TINY, "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 8, "head_width": 16}}
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY_CONV], ids=["vit", "conv"])
+def test_saved_checkpoint_loads_here_and_in_the_eval_extractor(tmp_path: Path, cfg: dict) -> None:
+    model = build_clip(cfg, seed=3).eval()
+    save_checkpoint(model, {"model_config": cfg}, tmp_path / "clip")
+    loaded = load_clip(cfg, tmp_path / "clip.safetensors")
+    size = cfg["vision_cfg"]["image_size"]
+    images = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8)
     assert torch.allclose(encode_images(loaded, images), encode_images(model, images), atol=1e-6)
-    features = OpenClipFeatures(TINY, tmp_path / "clip.safetensors")
+    features = OpenClipFeatures(cfg, tmp_path / "clip.safetensors")
     assert np.allclose(features(images.numpy()), encode_images(model, images).numpy(), atol=1e-5)
     assert np.allclose(features.encode_text(["a red circle"]), encode_texts(model, ["a red circle"]).numpy(), atol=1e-5)
 
