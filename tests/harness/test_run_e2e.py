@@ -134,3 +134,35 @@ def test_caption_metrics_without_a_clip_fail_with_the_fix(tmp_path: Path, capsys
     assert run_cli(tmp_path, "runs", 'metrics.names=["fd","clip_score"]') == 2
     err = capsys.readouterr().err
     assert "metrics.clip_extractor" in err and "clip:toy" in err
+
+
+def test_reference_as_an_image_folder_or_npz_statistics(tmp_path: Path) -> None:
+    """`metrics.reference` set to a folder of the same renders gives the toyworld FD; an .npz of their mean
+    and unbiased covariance (computed here with numpy from the images) gives it up to float error."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from harness.extractors import build_extractor
+
+    extra = ['metrics.names=["fd"]', 'study.protocols=["photorealism"]', "simulate.enabled=false"]
+    assert run_cli(tmp_path, "runs", *extra) == 0
+    cfg = load_config(TOY, [*SMALL, *extra, f"out_dir={tmp_path / 'runs'}"])
+
+    def fd_now() -> dict[str, float]:
+        return {r.model_id: r.value for r in Repository.open().load_metric_results(cfg.run_id) if r.metric == "fd"}
+
+    toyworld = fd_now()
+    assert set(toyworld) == {"reference", "degraded"} and toyworld["degraded"] > toyworld["reference"]
+    folder = tmp_path / "my_reference"
+    shutil.copytree(tmp_path / "runs" / cfg.run_id / "reference", folder)
+    assert run_cli(tmp_path, "runs", *extra, f'metrics.reference="{folder}"') == 0
+    assert fd_now() == pytest.approx(toyworld, rel=1e-6)  # same images; only the summation order differs
+
+    files = sorted(folder.rglob("*.png"))
+    features = build_extractor(cfg.metrics.extractor)(np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]))
+    stats = tmp_path / "reference_stats.npz"
+    np.savez(stats, mu=features.astype(np.float64).mean(0), sigma=np.cov(features.astype(np.float64), rowvar=False))
+    assert run_cli(tmp_path, "runs", *extra, f'metrics.reference="{stats}"') == 0
+    assert fd_now() == pytest.approx(toyworld, rel=1e-4)
