@@ -61,6 +61,18 @@ def test_out_dir_with_a_state_needs_resume(tmp_path: Path, capsys: pytest.Captur
     assert cli.main([*args, "--warmup", "1", "--window", "8", "--resume"]) == 0
 
 
+def test_the_clip_unclip_conditions_on_encodes_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped convolutional CLIP of unCLIP (config read from the checkpoint's own JSON, no --config): its image
+    embedding must say the shape, or the decoder cannot draw it (the ViT toy CLIP probed at 22-25%, chance 19%)."""
+    checkpoint = ROOT / "checkpoints" / "toy" / "unclip_clip_toy.safetensors"
+    assert cli.main(["train", "evaluate-clip", str(checkpoint), "--n", "32", "--probe", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    probes = {p["attribute"]: p for p in result["probe"]}
+    assert probes["shape"]["accuracy"] >= 0.75 > 3 * probes["shape"]["chance"]
+    assert probes["colour"]["accuracy"] >= 0.95
+    assert result["top1"] > 10 * result["chance_top1"]
+
+
 def test_evaluate_clip_probe_reads_colour_from_the_shipped_toy_clip(capsys: pytest.CaptureFixture[str]) -> None:
     """The probe on real embeddings: colour, which the toy CLIP plainly encodes, is read almost perfectly (a positive
     control); every attribute is reported with its chance rate."""
