@@ -28,6 +28,7 @@ from harness.train.clip import (
     train_clip,
 )
 from harness.train.loop import OptimSpec
+from models.checkpoints import checkpoint_paths
 from models.networks.clip import TOY_CLIP_CONFIG, load_clip
 
 
@@ -109,24 +110,21 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def checkpoint_clip_config(weights: Path) -> dict[str, Any] | str:
-    """The open_clip config stored in ``weights``' JSON by `harness train clip`, else the toy config's path."""
-    meta_path = weights.with_suffix(".json")
-    if weights.suffix == ".safetensors" and meta_path.is_file():
-        try:
-            config = json.loads(meta_path.read_text()).get("model_config")
-        except (OSError, json.JSONDecodeError, AttributeError):
-            config = None
-        if isinstance(config, dict):
-            return config
-    return str(TOY_CLIP_CONFIG)
+def checkpoint_clip_config(path: str) -> dict[str, Any] | str:
+    """The open_clip config a `harness train clip` checkpoint (stem or file) stores in its JSON, else the toy config."""
+    _, meta_path, _ = checkpoint_paths(path)
+    try:
+        config = json.loads(meta_path.read_text()).get("model_config")
+    except (OSError, json.JSONDecodeError, AttributeError):  # no JSON beside the weights (a foreign file), or not ours
+        config = None
+    return config if isinstance(config, dict) else str(TOY_CLIP_CONFIG)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate retrieval; prints one line (or JSON)."""
     torch.set_num_threads(1)
     try:
-        model = load_clip(args.config or checkpoint_clip_config(Path(args.checkpoint)), args.checkpoint)
+        model = load_clip(args.config or checkpoint_clip_config(args.checkpoint), args.checkpoint)
         result = evaluate_retrieval(model, n=args.n, split=args.split, seed=args.seed, size=args.size)
         probes = probe_attributes(model, size=args.size) if args.probe else ()
     except ValueError as exc:

@@ -69,7 +69,6 @@ def test_clip_training_refuses_bad_shape_twin_settings(
     assert not out.exists() or not any(out.iterdir())
 
 
-
 def test_evaluating_clip_weights_with_the_wrong_config(capsys: pytest.CaptureFixture[str]) -> None:
     """The conv CLIP of unCLIP evaluated as the ViT toy config: one line that names the fix, not a key dump."""
     weights = Path(__file__).resolve().parents[2] / "checkpoints" / "toy" / "unclip_clip_toy.safetensors"

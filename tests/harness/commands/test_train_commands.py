@@ -62,9 +62,10 @@ def test_out_dir_with_a_state_needs_resume(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_the_clip_unclip_conditions_on_encodes_shape(capsys: pytest.CaptureFixture[str]) -> None:
-    """The shipped convolutional CLIP of unCLIP (config read from the checkpoint's own JSON, no --config): its image
-    embedding must say the shape, or the decoder cannot draw it (the ViT toy CLIP probed at 22-25%, chance 19%)."""
-    checkpoint = ROOT / "checkpoints" / "toy" / "unclip_clip_toy.safetensors"
+    """The shipped convolutional CLIP of unCLIP, named by its stem (config read from the checkpoint's own JSON, no
+    --config): its image embedding must say the shape, or the decoder cannot draw it (the ViT toy CLIP probed at
+    22-25%, chance 19%)."""
+    checkpoint = ROOT / "checkpoints" / "toy" / "unclip_clip_toy"
     assert cli.main(["train", "evaluate-clip", str(checkpoint), "--n", "32", "--probe", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     probes = {p["attribute"]: p for p in result["probe"]}
