@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports this module for --help; torch loads only when a trainer runs
+    from harness.train.loop import OptimSpec
 
 TRAIN_COMMAND_MODULES: tuple[str, ...] = (
     "harness.commands.train_clip",
@@ -86,3 +89,21 @@ def add_optim_arguments(
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the cores are shared)")
     parser.add_argument("--export", default=None, help="also write the final checkpoint to this stem")
+
+
+def optim_spec(args: argparse.Namespace) -> OptimSpec:
+    """`OptimSpec` from the flags of `add_optim_arguments`; also sets the torch CPU thread count (``--threads``)."""
+    import torch
+
+    from harness.train.loop import OptimSpec
+
+    torch.set_num_threads(args.threads)
+    return OptimSpec(
+        steps=args.steps,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup,
+        grad_clip=args.grad_clip,
+        ema_decay=args.ema or None,
+        checkpoint_every=args.checkpoint_every,
+    )

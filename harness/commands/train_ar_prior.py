@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.commands.train import optim_spec
 from harness.commands.train_prior import add_prior_arguments, prior_spec
-from harness.commands.train_stages import optim_spec
 from harness.errors import HarnessError
 from harness.train.ar_prior import DEFAULT_CONFIG, train_ar_prior
 

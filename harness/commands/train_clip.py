@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from harness.commands.train import add_optim_arguments, add_stream_arguments
+from harness.commands.train import add_optim_arguments, add_stream_arguments, optim_spec
 from harness.errors import HarnessError
 from harness.train.clip import (
     ClipDataSpec,
@@ -27,7 +27,6 @@ from harness.train.clip import (
     probe_attributes,
     train_clip,
 )
-from harness.train.loop import OptimSpec
 from models.checkpoints import checkpoint_paths
 from models.networks.clip import TOY_CLIP_CONFIG, load_clip
 
@@ -78,16 +77,7 @@ def register(actions: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train; prints the summary line."""
-    torch.set_num_threads(args.threads)
-    optim = OptimSpec(
-        steps=args.steps,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup,
-        grad_clip=args.grad_clip,
-        ema_decay=args.ema or None,
-        checkpoint_every=args.checkpoint_every,
-    )
+    optim = optim_spec(args)
     try:
         data = ClipDataSpec(data_seed=args.seed, fresh=args.fresh, window=args.window, shape_twin_p=args.shape_twins)
     except ValueError as exc:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import distributed
-from harness.commands.train_stages import add_stage_arguments, optim_spec, stage_spec
+from harness.commands.train import optim_spec
+from harness.commands.train_stages import add_stage_arguments, stage_spec
 from harness.errors import HarnessError
 from harness.train.glide import DEFAULT_CONFIG, train_glide
 

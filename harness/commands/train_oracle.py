@@ -17,9 +17,8 @@ from typing import Any
 import torch
 
 from eval_protocols.features.oracle import ToyAttributeOracle
-from harness.commands.train import add_optim_arguments, add_stream_arguments
+from harness.commands.train import add_optim_arguments, add_stream_arguments, optim_spec
 from harness.errors import HarnessError
-from harness.train.loop import OptimSpec
 from harness.train.oracle import describe, evaluate_oracle, train_oracle
 
 
@@ -51,16 +50,7 @@ def register(actions: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train; prints the summary line."""
-    torch.set_num_threads(args.threads)
-    optim = OptimSpec(
-        steps=args.steps,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup,
-        grad_clip=args.grad_clip,
-        ema_decay=args.ema or None,
-        checkpoint_every=args.checkpoint_every,
-    )
+    optim = optim_spec(args)
     summary = train_oracle(
         Path(args.out),
         optim,

@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.commands.train import add_optim_arguments, add_stream_arguments
-from harness.commands.train_stages import optim_spec
+from harness.commands.train import add_optim_arguments, add_stream_arguments, optim_spec
 from harness.errors import HarnessError
 from harness.train.decoder import DEFAULT_CLIP
 from harness.train.prior import DEFAULT_CONFIG, PriorRunSpec, train_prior

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from harness.commands.train import add_optim_arguments, add_stream_arguments
 from harness.errors import HarnessError
 from harness.train.diffusion import ImageDataSpec
 from harness.train.glide import StageRunSpec
-from harness.train.loop import OptimSpec
 
 
 def add_stage_arguments(
@@ -56,19 +53,6 @@ def add_stage_arguments(
         "--grid-every", type=int, default=grid_every, help=f"steps between sample grids, 0 = off (default {grid_every})"
     )
 
-
-def optim_spec(args: argparse.Namespace) -> OptimSpec:
-    """`OptimSpec` from the parsed flags; also sets the torch CPU thread count."""
-    torch.set_num_threads(args.threads)
-    return OptimSpec(
-        steps=args.steps,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup,
-        grad_clip=args.grad_clip,
-        ema_decay=args.ema or None,
-        checkpoint_every=args.checkpoint_every,
-    )
 
 
 def stage_spec(args: argparse.Namespace) -> StageRunSpec:
