@@ -29,6 +29,12 @@ def add_prior_arguments(parser: argparse.ArgumentParser, config: str, steps: int
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda ...")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU and CUDA)")
     parser.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="warm start from this checkpoint of the same prior (fresh optimiser, EMA and schedule)",
+    )
 
 
 def prior_spec(args: argparse.Namespace) -> PriorRunSpec:
@@ -45,6 +51,7 @@ def prior_spec(args: argparse.Namespace) -> PriorRunSpec:
         bf16=args.bf16,
         export=args.export,
         fp16=not args.fp32,
+        init_from=args.init_from,
     )
 
 

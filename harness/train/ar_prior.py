@@ -19,7 +19,15 @@ import torch
 from torch import nn
 
 from harness.train.decoder import load_frozen_clip
-from harness.train.diffusion import autocast, keep_mask, make_exporter, pick_device, step_generator, toy_tokenizer
+from harness.train.diffusion import (
+    autocast,
+    keep_mask,
+    make_exporter,
+    pick_device,
+    step_generator,
+    toy_tokenizer,
+    warm_start,
+)
 from harness.train.loop import OptimSpec, train_loop
 from harness.train.prior import Example, PriorRunSpec, _run_json, caption_and_render, feature_stream
 from models.networks import ARPriorConfig, build_network, load_config
@@ -105,7 +113,10 @@ def train_ar_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resum
     fit_images = torch.from_numpy(np.stack([image for _, image in fit]))
     fit_z_i, fit_z_t = encode_images(clip, fit_images).cpu(), encode_texts(clip, [c for c, _ in fit]).cpu()
     pca, dot = fit_quantizers(fit_z_i, fit_z_t, net_config)
-    bundle = ARPriorBundle(build_network(net_config), pca, dot).to(device)
+    bundle = ARPriorBundle(build_network(net_config), pca, dot)
+    if spec.init_from is not None:  # network and quantisers: the warm start keeps the tokens' meaning
+        warm_start(bundle, spec.init_from)
+    bundle.to(device)
 
     step_fn = ar_step_fn(bundle, tokenizer, stream, spec.data_seed, device, spec.bf16)
 

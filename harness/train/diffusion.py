@@ -30,8 +30,9 @@ from PIL import Image
 
 from harness.data import toyworld
 from harness.data.toyworld import captions as caption_grammar
+from harness.errors import HarnessError
 from harness.train.stream import ReplayStream
-from models.checkpoints import save_checkpoint
+from models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from models.pipelines.tokenizer import WordTokenizer
 
 GRID_CAPTIONS: tuple[str, ...] = (
@@ -186,3 +187,29 @@ def grid_generators(n: int, seed: int = 0) -> Iterator[torch.Generator]:
     """Fixed per-image generators for training grids (the same noise at every grid, so grids compare)."""
     for k in range(n):
         yield torch.Generator().manual_seed(seed * 10_007 + k)
+
+
+def warm_start(network: torch.nn.Module, path: str | Path) -> str:
+    """Load the weights of checkpoint ``path`` into ``network`` (same architecture); returns their sha256.
+
+    The ``--init-from`` of every diffusion trainer and prior: a fresh optimiser, EMA and LR schedule over the given
+    weights (a run that extends another with a new schedule; `--resume` continues the same schedule instead).
+
+    Raises:
+        HarnessError: the checkpoint cannot be read, or its tensors do not match the network's names and shapes.
+    """
+    try:
+        state, _, digest = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise HarnessError(f"--init-from: {exc}") from None
+    own = network.state_dict()
+    mismatched = sorted(
+        set(own) ^ set(state) | {k for k in set(own) & set(state) if own[k].shape != state[k].shape}
+    )
+    if mismatched:
+        raise HarnessError(
+            f"--init-from {path}: its weights do not fit the network ({len(mismatched)} tensors differ, e.g. "
+            f"{mismatched[0]!r}); warm-start from a checkpoint of the same --config"
+        )
+    network.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return digest

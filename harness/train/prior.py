@@ -21,7 +21,15 @@ import torch
 
 from harness.data import toyworld
 from harness.train.decoder import DEFAULT_CLIP, load_frozen_clip
-from harness.train.diffusion import autocast, keep_mask, make_exporter, pick_device, step_generator, toy_tokenizer
+from harness.train.diffusion import (
+    autocast,
+    keep_mask,
+    make_exporter,
+    pick_device,
+    step_generator,
+    toy_tokenizer,
+    warm_start,
+)
 from harness.train.loop import OptimSpec, train_loop
 from harness.train.stream import ReplayStream
 from models.diffusion import DiffusionConfig
@@ -55,6 +63,8 @@ class PriorRunSpec:
         bf16: bf16 autocast.
         export: extra checkpoint stem.
         fp16: export float16 weights.
+        init_from: warm start: a checkpoint of the same prior (and, for the AR prior, the same quantisers, which
+            come with it) whose weights replace the seeded initial ones; a fresh optimiser, EMA and schedule.
     """
 
     batch: int = 256
@@ -68,6 +78,7 @@ class PriorRunSpec:
     bf16: bool = False
     export: str | None = None
     fp16: bool = True
+    init_from: str | None = None
 
 
 def caption_and_render(data_seed: int, index: int) -> tuple[str, np.ndarray]:
@@ -161,6 +172,8 @@ def train_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resume: 
     diffusion_config = prior_diffusion()
     scale = prior_scale(net_config.embed_dim)
     device = pick_device(spec.device)
+    if spec.init_from is not None:
+        warm_start(network, spec.init_from)
     network.to(device)
     stream = feature_stream(clip, spec)
 
@@ -195,4 +208,6 @@ def _run_json(spec: PriorRunSpec) -> dict[str, Any]:
     out = asdict(spec)
     for key in ("device", "export", "fp16", "clip"):
         out.pop(key)
+    if out["init_from"] is None:  # runs from scratch keep the run.json of older versions (they still resume)
+        out.pop("init_from")
     return out

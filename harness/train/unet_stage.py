@@ -23,9 +23,8 @@ import torch
 
 from harness import distributed
 from harness.errors import HarnessError
-from harness.train.diffusion import autocast, make_exporter, step_generator
+from harness.train.diffusion import autocast, make_exporter, step_generator, warm_start
 from harness.train.loop import OptimSpec, train_loop
-from models.checkpoints import CheckpointError, load_checkpoint
 from models.diffusion import DiffusionConfig
 
 if TYPE_CHECKING:
@@ -83,28 +82,6 @@ def _take_slice(
     cond = {k: v[rows] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == batch else v for k, v in cond.items()}
     return x0[rows], t[rows], noise[rows], cond
 
-
-def warm_start(network: torch.nn.Module, path: str | Path) -> str:
-    """Load the weights of checkpoint ``path`` into ``network`` (same architecture); returns their sha256.
-
-    Raises:
-        HarnessError: the checkpoint cannot be read, or its tensors do not match the network's names and shapes.
-    """
-    try:
-        state, _, digest = load_checkpoint(path)
-    except CheckpointError as exc:
-        raise HarnessError(f"--init-from: {exc}") from None
-    own = network.state_dict()
-    mismatched = sorted(
-        set(own) ^ set(state) | {k for k in set(own) & set(state) if own[k].shape != state[k].shape}
-    )
-    if mismatched:
-        raise HarnessError(
-            f"--init-from {path}: its weights do not fit the network ({len(mismatched)} tensors differ, e.g. "
-            f"{mismatched[0]!r}); warm-start from a checkpoint of the same --config"
-        )
-    network.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-    return digest
 
 
 def run_stage_training(

@@ -22,7 +22,7 @@ from harness.train.decoder import decoder_batch_fn
 from harness.train.diffusion import ImageDataSpec, image_stream, toy_tokenizer
 from harness.train.glide import StageRunSpec, default_diffusion, glide_batch_fn, train_glide
 from harness.train.loop import OptimSpec, make_adamw
-from harness.train.prior import PriorRunSpec, feature_stream, prior_step_fn
+from harness.train.prior import PriorRunSpec, feature_stream, prior_step_fn, train_prior
 from harness.train.unet_stage import diffusion_step_fn
 from harness.train.upsampler import pair_stream, upsampler_batch_fn, upsampler_diffusion
 from models.checkpoints import load_checkpoint
@@ -210,3 +210,58 @@ def test_described_p_mixes_fully_described_single_objects_into_the_stream() -> N
     assert 16 <= sum(described(s) for s in half) - sum(described(s) for s in plain) <= 48
     with pytest.raises(ValueError, match="described_p"):
         ImageDataSpec(described_p=1.5)
+
+
+SHIPPED_UNCLIP_CLIP = str(Path(__file__).resolve().parents[3] / "checkpoints" / "toy" / "unclip_clip_toy")
+TINY_PRIORS = {
+    "diffusion_prior": {"embed_dim": 64, "vocab_size": 512, "text_context": 32, "width": 32, "layers": 1, "heads": 2},
+    "ar_prior": {
+        "embed_dim": 64,
+        "vocab_size": 512,
+        "text_context": 32,
+        "num_components": 4,
+        "num_buckets": 8,
+        "num_dot_buckets": 4,
+        "width": 32,
+        "layers": 1,
+        "heads": 2,
+    },
+}
+
+
+@pytest.mark.parametrize("kind", ["diffusion_prior", "ar_prior"])
+def test_prior_warm_start_begins_from_the_checkpoint(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--init-from`` of both priors: the run starts at the checkpoint's weights (and, for the AR prior, its
+    quantisers), not at seeded fresh ones; a checkpoint of another size is one clear error."""
+    from harness.train import ar_prior
+
+    monkeypatch.setattr(ar_prior, "FIT_EXAMPLES", 64)
+    train, stem = (
+        (ar_prior.train_ar_prior, "unclip_ar_prior_toy") if kind == "ar_prior" else (train_prior, "unclip_prior_toy")
+    )
+    config_path = tmp_path / "tiny_prior.json"
+    config_path.write_text(json.dumps({"kind": kind, **TINY_PRIORS[kind]}))
+    spec = PriorRunSpec(batch=4, config=str(config_path), clip=SHIPPED_UNCLIP_CLIP, fresh=4, window=8, device="cpu")
+    train(tmp_path / "first", OptimSpec(steps=2, lr=1e-3, warmup_steps=1, ema_decay=None, checkpoint_every=2), spec)
+    first, _, _ = load_checkpoint(tmp_path / "first" / stem)
+    frozen = OptimSpec(steps=1, lr=1e-20, warmup_steps=1, ema_decay=None, checkpoint_every=1)
+    # Another data seed: the AR prior's refitted quantisers would differ, so equal ones come from the checkpoint.
+    warm = PriorRunSpec(
+        **{**spec.__dict__, "model_seed": 7, "data_seed": 3, "init_from": str(tmp_path / "first" / stem)}
+    )
+    train(tmp_path / "warm", frozen, warm)
+    continued, _, _ = load_checkpoint(tmp_path / "warm" / stem)
+    assert set(first) == set(continued)
+    assert all(torch.allclose(first[k].float(), continued[k].float(), rtol=0, atol=1e-6) for k in first)
+    assert json.loads((tmp_path / "warm" / "run.json").read_text())["init_from"].endswith(stem)
+    cold = PriorRunSpec(**{**spec.__dict__, "model_seed": 7, "data_seed": 3})
+    train(tmp_path / "cold", frozen, cold)
+    fresh, _, _ = load_checkpoint(tmp_path / "cold" / stem)
+    assert not all(torch.allclose(first[k].float(), fresh[k].float(), rtol=0, atol=1e-3) for k in first)
+
+    wide = {**TINY_PRIORS[kind], "width": 64}
+    (tmp_path / "wide.json").write_text(json.dumps({"kind": kind, **wide}))
+    with pytest.raises(HarnessError, match="do not fit the network"):
+        train(tmp_path / "wide", frozen, PriorRunSpec(**{**warm.__dict__, "config": str(tmp_path / "wide.json")}))
