@@ -54,7 +54,6 @@ def add_stage_arguments(
     )
 
 
-
 def stage_spec(args: argparse.Namespace) -> StageRunSpec:
     """`StageRunSpec` from the parsed flags."""
     try:

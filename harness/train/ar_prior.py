@@ -109,12 +109,16 @@ def train_ar_prior(out_dir: Path, optim: OptimSpec, spec: PriorRunSpec, *, resum
     tokenizer.check_fits(net_config.vocab_size)
     device = pick_device(spec.device)
     stream = feature_stream(clip, spec)
-    fit = [caption_and_render(spec.data_seed, i) for i in range(FIT_EXAMPLES)]
-    fit_images = torch.from_numpy(np.stack([image for _, image in fit]))
-    fit_z_i, fit_z_t = encode_images(clip, fit_images).cpu(), encode_texts(clip, [c for c, _ in fit]).cpu()
-    pca, dot = fit_quantizers(fit_z_i, fit_z_t, net_config)
-    bundle = ARPriorBundle(build_network(net_config), pca, dot)
-    if spec.init_from is not None:  # network and quantisers: the warm start keeps the tokens' meaning
+    if spec.init_from is None:
+        fit = [caption_and_render(spec.data_seed, i) for i in range(FIT_EXAMPLES)]
+        fit_images = torch.from_numpy(np.stack([image for _, image in fit]))
+        fit_z_i, fit_z_t = encode_images(clip, fit_images).cpu(), encode_texts(clip, [c for c, _ in fit]).cpu()
+        pca, dot = fit_quantizers(fit_z_i, fit_z_t, net_config)
+        bundle = ARPriorBundle(build_network(net_config), pca, dot)
+    else:  # network and quantisers from the checkpoint: the warm start keeps the tokens' meaning
+        pca = PCAQuantizer(net_config.embed_dim, net_config.num_components, net_config.num_buckets)
+        dot = QuantileBuckets(1, net_config.num_dot_buckets)
+        bundle = ARPriorBundle(build_network(net_config), pca, dot)
         warm_start(bundle, spec.init_from)
     bundle.to(device)
 

@@ -83,7 +83,6 @@ def _take_slice(
     return x0[rows], t[rows], noise[rows], cond
 
 
-
 def run_stage_training(
     network: torch.nn.Module,
     diffusion_config: DiffusionConfig,
