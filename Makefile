@@ -27,12 +27,15 @@ system-deps:
 demo: setup
 	$(VENV)/bin/harness run $(DEMO_CONFIG)
 
-test: setup system-deps
+test: setup system-deps lint
 	$(PY) -m pytest -q
 
+# Static checks, run by `make test` before the tests: ruff, mypy (strict for models/ and eval_protocols/, see
+# pyproject.toml) and the import-linter contracts (dependency rules and the harness stage layers).
 lint: setup
+	$(VENV)/bin/ruff check harness models eval_protocols dashboards tests benchmarks scripts
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check harness models eval_protocols dashboards tests
 
 clean:
 	rm -rf runs .harness .pytest_cache

@@ -33,7 +33,7 @@ from voting_store import build_store
 
 from dashboards.images import stimulus_uri
 from harness.data.toyworld import render_caption
-from harness.manifest import encode_png
+from harness.rundir import encode_png
 from harness.storage.repository import Repository
 
 PROMPTS = ("a small red circle above a blue square", "a green triangle", "a large yellow star left of a red circle")

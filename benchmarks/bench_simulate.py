@@ -11,10 +11,10 @@ import time
 
 import torch
 
+from harness.analyze.vote_table import run_study_ids
 from harness.config import load_config
-from harness.runner import open_generated_run
-from harness.simulate_votes import simulate_run
-from harness.vote_table import run_study_ids
+from harness.pipeline import open_generated_run
+from harness.simulate.votes import simulate_run
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import streamlit as st
 
 from dashboards.images import stimulus_uri
-from eval_protocols.human.protocol import Protocol
+from eval_protocols.human.protocol import OptionKey, Protocol
 from harness.storage.records import AnnotatorRecord, AssignmentRecord, ItemRecord
 from harness.storage.repository import AssignmentError, Repository, StudyNotOpenError
 
@@ -218,7 +218,7 @@ def _answer_buttons(repo: Repository, protocol: Protocol, annotator_id: int, aid
     """Left / Not sure / Right buttons, each bound to its protocol shortcut (native `st.button(shortcut=...)`, which
     also shows the key, e.g. ``←``, on the button)."""
     by_key = {o.key: o for o in protocol.active_options}
-    slots = ("left", "tie", "right")
+    slots: tuple[OptionKey, ...] = ("left", "tie", "right")
     cols = st.columns(len(slots))
     for col, key in zip(cols, slots):
         option = by_key.get(key)

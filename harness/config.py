@@ -138,7 +138,7 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class SimulateConfig:
-    """Simulated annotators that vote in the run's studies until humans do (`harness.simulate_votes`).
+    """Simulated annotators that vote in the run's studies until humans do (`harness.simulate.votes`).
 
     They vote through the store like people, named ``sim-<k>``, and every report labels their votes as simulated.
 
@@ -163,7 +163,7 @@ class SimulateConfig:
 
 @dataclass(frozen=True)
 class RegressConfig:
-    """The CI regression gate (`harness regress`, `harness.regress`): what it gates and how much worse is too much.
+    """The CI regression gate (`harness regress`, `harness.regress.gate`): what it gates and how much worse is too much.
 
     Attributes:
         metrics: gated metrics, from ``fd``, ``kid`` (lower is better), ``clip_score``, ``diversity`` and ``proxy``
@@ -235,7 +235,15 @@ class RunConfig:
 T = TypeVar("T")
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = (), cls: type[T] = RunConfig) -> T:  # type: ignore[assignment]
+@typing.overload
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig: ...
+
+
+@typing.overload
+def load_config(path: str | Path, overrides: Sequence[str], cls: type[T]) -> T: ...
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = (), cls: type[Any] = RunConfig) -> Any:
     """Read a TOML file, apply ``--set`` overrides and validate into ``cls``.
 
     Args:

@@ -7,9 +7,9 @@ point and check that a rerun resumes to the same outputs (``tests/harness/test_r
 
 Stages and what one call means:
 
-* ``generate``: one image written and its manifest line fsync'ed (`harness.generate.generate_run`);
-* ``score``: the results of one metric for one (system, settings) group stored (`harness.score.score_run`);
-* ``vote``: one simulated vote committed (`harness.simulate_votes.simulate_study`).
+* ``generate``: one image written and its manifest line fsync'ed (`harness.generate.run.generate_run`);
+* ``score``: the results of one metric for one (system, settings) group stored (`harness.score.run.score_run`);
+* ``vote``: one simulated vote committed (`harness.simulate.votes.simulate_study`).
 
 Unset (the default), a call costs one environment lookup.
 """

@@ -57,3 +57,82 @@ def test_only_harness_storage_issues_sql() -> None:
                     names = [node.module]
                 offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in SQL_PACKAGES]
     assert not offenders, offenders
+
+
+PACKAGES = ("harness", "models", "eval_protocols", "dashboards")
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """First-party module -> the first-party modules it imports, at module level or inside functions (AST walk;
+    imports under ``if TYPE_CHECKING:`` excluded; a module's imports of its own package or sub-packages ignored)."""
+    import ast
+
+    files = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def resolve(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {
+            id(n) for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for stmt in node.body for n in ast.walk(stmt)
+        }
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).strip(".")
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                found = resolve(name)
+                if found and found != module and not module.startswith(found + ".") and not (
+                    path.name == "__init__.py" and found.startswith(module + ".")
+                ):
+                    targets.add(found)
+        graph[module] = targets
+    return graph
+
+
+def test_no_import_cycles_counting_imports_inside_functions() -> None:
+    """DESIGN.md rule 6: no two first-party modules import each other, directly or through others."""
+    graph = _module_graph()
+    cycles = []
+    for start in sorted(graph):
+        # depth-first search for a path back to `start` through modules that sort after it (each cycle once)
+        stack = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    cycles.append(" -> ".join([*path, start]))
+                elif nxt > start and nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles[:20])
+
+
+def test_harness_keeps_its_stages_in_sub_packages() -> None:
+    """The pipeline's stages are sub-packages of harness/; the top level holds at most 14 modules (CLI, config,
+    errors, paths, provenance, distributed, faults, prompts, rundir, pipeline ...)."""
+    top = sorted(p.name for p in (ROOT / "harness").glob("*.py"))
+    assert len(top) <= 14, top
+    for stage in ("generate", "score", "study", "simulate", "analyze", "report", "regress", "storage", "commands"):
+        assert (ROOT / "harness" / stage / "__init__.py").is_file(), stage

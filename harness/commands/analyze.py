@@ -1,7 +1,7 @@
 """`harness analyze VOTES_FILE | --study ID | --run CONFIG`: win rates, sign tests and Bradley–Terry ratings.
 
 Reads a vote table (CSV, Parquet, or JSON as FastChat / GenAI-Arena write it), or the votes of a study (or of every
-study of a run) from the store (`harness.vote_table`: attention-check votes serve quality control only), runs
+study of a run) from the store (`harness.analyze.vote_table`: attention-check votes serve quality control only), runs
 `eval_protocols.human.analysis.analyze_votes` and prints a table per protocol, or the JSON document with ``--json``.
 """
 
@@ -18,14 +18,15 @@ from eval_protocols.human.analysis import AnalysisOptions, AnalysisResult, analy
 from eval_protocols.human.intervals import CI_METHODS, TIES_MODES
 from eval_protocols.human.quality import ExclusionPolicy
 from eval_protocols.human.votes import load_votes
+from harness.commands import add_command
 from harness.errors import HarnessError
 
 
 def register(subparsers: Any) -> None:
     """Add the ``analyze`` subcommand."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "analyze",
-        help="win rates, intervals, p-values and Bradley–Terry ratings from a vote file",
         description="Analyse pairwise votes (columns model_a, model_b, winner; optional annotator, prompt, protocol, "
         "left). Ties count as half a win by default.",
         epilog="Examples: harness analyze votes.csv --ci wilson --json; harness analyze --study 1 --json; "
@@ -88,8 +89,8 @@ def _votes(args: argparse.Namespace) -> pd.DataFrame:
         )
     if args.votes:
         return load_votes(args.votes)
+    from harness.analyze.vote_table import run_study_ids, votes_of_studies
     from harness.storage.repository import Repository
-    from harness.vote_table import run_study_ids, votes_of_studies
 
     if args.study:
         from harness.commands.study import resolve_study

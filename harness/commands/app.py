@@ -9,6 +9,7 @@ not on its command line where other users could read a password; without ``--adm
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import importlib.util
 import os
 import secrets
@@ -16,13 +17,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.commands import add_command
 from harness.errors import HarnessError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
         "app",
-        help="start the voting app (vote, admin and results pages)",
         description="Start the Streamlit voting app on HOST:PORT against the store and print the admin URL. "
         "Annotators open invite links from the admin page or `harness study invite`.",
         epilog="Example: harness app --host 0.0.0.0 --port 8501 --db postgresql+psycopg://u:pw@db:5432/harness",

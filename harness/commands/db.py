@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 
 from harness import paths
+from harness.commands import add_command
 from harness.storage import migrate
 from harness.storage.engine import mask_url
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``harness db upgrade`` and ``harness db current``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "db",
-        help="migrate the store or show its schema revision",
         description="Manage the store's schema (SQLite file or PostgreSQL).",
         epilog="Example: harness db upgrade --url postgresql+psycopg://harness:PASSWORD@db.example:5432/harness",
     )

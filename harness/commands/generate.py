@@ -1,27 +1,27 @@
 """`harness generate CONFIG`: make the images of a run (resumable), without scoring or studies.
 
 Under ``torchrun --nproc_per_node N -m harness.cli generate CONFIG`` the N processes share the work units
-(`harness.generate`); rank 0 prepares the run dir, merges the manifest and prints.
+(`harness.generate.run`); rank 0 prepares the run dir, merges the manifest and prints.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 from pathlib import Path
 
 from harness import distributed
-from harness.commands import add_config_arguments
+from harness.commands import add_command, add_config_arguments
 from harness.config import load_config
-from harness.generate import build_generators, generate_run
-from harness.manifest import RunDir
+from harness.generate.run import build_generators, generate_run
 from harness.prompts import load_prompts
-from harness.runner import prepare_run_dir
+from harness.rundir import RunDir, prepare_run_dir
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
         "generate",
-        help="generate the images of a run config (resumable)",
         description="Generate prompts × systems × guidance scales × seeds into a content-addressed run directory. "
         "A rerun skips images already made.",
         epilog="Example: harness generate configs/toy.toml --set sampling.seeds_per_prompt=2",

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from harness.commands import add_command
 from harness.errors import HarnessError
 
 UNCLIP_MODELS = ("unclip-diffusion-prior", "unclip-ar-prior")
@@ -28,9 +29,9 @@ UNCLIP_MODELS = ("unclip-diffusion-prior", "unclip-ar-prior")
 
 def register(subparsers: Any) -> None:
     """Add ``variations``, ``interpolate`` and ``textdiff``."""
-    variations = subparsers.add_parser(
+    variations = add_command(
+        subparsers,
         "variations",
-        help="image variations (unCLIP Fig. 3): DDIM-invert, decode with eta > 0",
         description="Variations of an image: same CLIP embedding z_i and inverted x_T, DDIM with eta > 0.",
     )
     variations.add_argument("image", help="input image (PNG/JPEG)")
@@ -38,9 +39,9 @@ def register(subparsers: Any) -> None:
     _common(variations, "variations.png")
     variations.set_defaults(func=run_variations)
 
-    interpolate = subparsers.add_parser(
+    interpolate = add_command(
+        subparsers,
         "interpolate",
-        help="interpolate two images (unCLIP Fig. 4): slerp of their CLIP embeddings",
         description="Decode slerp(z_i1, z_i2, theta) for theta from 0 to 1.",
     )
     interpolate.add_argument("image_a", help="first image")
@@ -51,9 +52,9 @@ def register(subparsers: Any) -> None:
     _common(interpolate, "interpolation.png")
     interpolate.set_defaults(func=run_interpolate)
 
-    textdiff = subparsers.add_parser(
+    textdiff = add_command(
+        subparsers,
         "textdiff",
-        help="text diff (unCLIP Fig. 5): move an image's embedding towards a caption change",
         description="Decode slerp(z_i, norm(z_t - z_t0), theta) with x_T the image's DDIM inversion.",
     )
     textdiff.add_argument("image", help="input image")

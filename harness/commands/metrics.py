@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.commands import add_command
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # the metric stack imports torch/torchmetrics: only when the command runs, not for `--help`
@@ -39,9 +40,9 @@ ONE_FILE_METRICS: tuple[str, ...] = ("vendi", "diversity")
 
 def register(subparsers: Any) -> None:
     """Add the ``metrics`` subcommand."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "metrics",
-        help="compute FD, KID, CMMD, PRDC, diversity or Vendi from saved feature files",
         description="Compute a feature-space metric from saved features: A is the reference, B the samples "
         "(fd, kid, cmmd, prdc); vendi and diversity take the sample file only.",
         epilog="Examples: harness metrics fd ref.npz samples.npy --json   |   "

@@ -9,14 +9,15 @@ import sys
 from typing import Any
 
 from eval_protocols.human.power import plan_study
+from harness.commands import add_command
 from harness.errors import HarnessError
 
 
 def register(subparsers: Any) -> None:
     """Add the ``plan`` subcommand."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "plan",
-        help="votes needed to detect a win rate against 50%%",
         description="Decisive votes for a two-sided test of a 50%% win rate (normal approximation and exact sign "
         "test), and the interval half-width a given number of votes buys.",
         epilog="Example: harness plan --win-rate 0.55 --power 0.8   (about 783 decisive votes)",

@@ -1,6 +1,6 @@
 """`harness proxy train|score`: the vote-trained preference proxy (unCLIP App. A) from the command line.
 
-``train`` fits the probe on a study's votes (`harness.proxy.train_study_proxy`), prints its cross-validated accuracy
+``train`` fits the probe on a study's votes (`harness.analyze.proxy.train_study_proxy`), prints its cross-validated accuracy
 against the majority baseline and saves ``OUT.npz`` + ``OUT.json``; ``score`` prints f(x) of image files.
 """
 
@@ -11,14 +11,16 @@ import json
 import sys
 from typing import Any
 
+from harness.commands import add_command
+
 _DB_HELP = "store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)"
 
 
 def register(subparsers: Any) -> None:
     """Add the ``proxy`` subcommand."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "proxy",
-        help="train / apply the vote-trained preference proxy",
         description="A logistic-regression probe on image-feature differences trained on a study's votes "
         "(unCLIP App. A): P(prefer y over x) = σ(f(y) − f(x)).",
         epilog="Example: harness proxy train --study 1 --out proxies/photo; harness proxy score proxies/photo a.png",
@@ -48,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from harness.analyze.proxy import train_study_proxy
     from harness.commands.study import resolve_study
-    from harness.proxy import train_study_proxy
     from harness.storage.repository import Repository
 
     with Repository.open(args.db) as repo:
@@ -66,8 +68,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_score(args: argparse.Namespace) -> int:
     from eval_protocols.human.proxy import PreferenceProxy
+    from harness.analyze.proxy import score_images
     from harness.errors import HarnessError
-    from harness.proxy import score_images
 
     try:
         proxy = PreferenceProxy.load(args.proxy)

@@ -3,7 +3,7 @@
 Exit status: 0 no regression (or ``--update-baseline`` wrote the baseline), 1 at least one comparison regressed,
 2 a user error (bad config, missing weights, a missing, corrupt or mismatched baseline). The table is printed in
 every case (``--json``: a JSON object instead) and written as ``regress.md`` + ``regress.json`` into the run dir,
-or to ``--report PATH`` (Markdown; the JSON beside it), for a CI artifact. The rule: `harness.regress`.
+or to ``--report PATH`` (Markdown; the JSON beside it), for a CI artifact. The rule: `harness.regress.gate`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.commands import add_config_arguments
+from harness.commands import add_command, add_config_arguments
 from harness.config import load_config
 from harness.errors import HarnessError
-from harness.regress import Comparison, GateOutcome, Measurement
+from harness.regress.baseline import Comparison, Measurement
+from harness.regress.gate import GateOutcome
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
         "regress",
-        help="CI gate: fail (exit 1) when sample quality regressed beyond noise against a baseline",
         description="Generate the config's fixed prompts and seeds (resumable), measure the [regress] metrics with "
         "bootstrap replicates and compare each (system, guidance scale, metric) with the baseline file. A metric "
         "regresses when its worsening's bootstrap interval (Bonferroni over all comparisons) lies above the "
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.regress import run_gate
+    from harness.regress.gate import run_gate
 
     cfg = load_config(args.config, args.overrides)
     outcome = run_gate(cfg, args.baseline, config_label=args.config, update=args.update_baseline,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from harness.commands import add_config_arguments
+from harness.commands import add_command, add_config_arguments
 from harness.config import load_config
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
         "report",
-        help="write the Markdown + HTML report of a run",
         description="Write runs/<run id>/report/report.md and a self-contained report.html with the metrics, the "
         "studies of the run with their win rates, sample grids and provenance.",
         epilog="Example: harness report configs/toy.toml",
@@ -21,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.report import write_report
-    from harness.runner import open_generated_run
+    from harness.pipeline import open_generated_run
+    from harness.report.write import write_report
 
     cfg = load_config(args.config, args.overrides)
     run_dir, entries, _prompts, repo = open_generated_run(cfg, args.db)

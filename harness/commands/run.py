@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import shlex
 
-from harness.commands import add_config_arguments
+from harness.commands import add_command, add_config_arguments
 from harness.config import load_config
 from harness.distributed import require_single_process
-from harness.runner import run_pipeline
+from harness.pipeline import run_pipeline
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
         "run",
-        help="run a config end to end: generate → score → study → report (resumable)",
         description="Run every stage of a run config. Each stage skips work already done, so an interrupted run "
         "resumes where it stopped and ends with the same outputs.",
         epilog="Example: harness run configs/toy.toml --set prompts.n=4",

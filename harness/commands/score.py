@@ -1,21 +1,22 @@
 """`harness score CONFIG`: metrics of a generated run, stored and printed as a table.
 
 Under ``torchrun --nproc_per_node N -m harness.cli score CONFIG`` the N processes share the feature extraction
-(`harness.score`); rank 0 alone opens the store, computes the metrics and prints.
+(`harness.score.run`); rank 0 alone opens the store, computes the metrics and prints.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from harness.commands import add_config_arguments
+from harness.commands import add_command, add_config_arguments
 from harness.config import load_config
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
         "score",
-        help="compute the configured metrics of a generated run",
         description="Compute metrics for every (system, guidance scale, steps) group of a run against the configured "
         "reference, store them and print a table. Features are cached; unchanged results are not recomputed.",
         epilog='Example: harness score configs/toy.toml --set metrics.names=["fd","kid"]',
@@ -26,15 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from harness import distributed
-    from harness.report import settings_label
-    from harness.reportdoc import fmt_ci
-    from harness.runner import open_generated_run
-    from harness.score import score_run
+    from harness.pipeline import open_generated_run
+    from harness.report.document import fmt_ci
+    from harness.report.write import settings_label
+    from harness.score.run import score_run
 
     cfg = load_config(args.config, args.overrides)
     with distributed.session("auto") as ctx:
         opened = distributed.on_main(ctx, lambda: open_generated_run(cfg, args.db))  # rank 0 alone opens the store
-        run_dir, entries, prompts = distributed.broadcast_object(ctx, opened[:3] if opened else None)
+        shared = distributed.broadcast_object(ctx, opened[:3] if opened else None)
+        assert shared is not None  # rank 0 opened the run (or raised on every rank)
+        run_dir, entries, prompts = shared
         repo = opened[3] if opened else None
         results = score_run(cfg, run_dir, entries, prompts, repo, progress=not args.no_progress, dist=ctx)
     if not ctx.is_main:

@@ -1,6 +1,6 @@
 """`harness study create|list|open|close|invite|export`: human studies in the store, from the command line.
 
-``create`` designs one study per protocol of a generated run's config (`harness.study.create_studies`);
+``create`` designs one study per protocol of a generated run's config (`harness.study.design.create_studies`);
 ``invite`` prints invite links ``BASE/?token=TOKEN`` (tokens are shown once: the store keeps only their hash);
 ``open``/``close`` switch whether a study accepts votes; ``export`` writes a study's votes as a vote table
 (CSV, Parquet or JSON; attention-check votes carry their ``expected`` answer). ``STUDY`` is a study id or a study's exact name.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from harness.commands import DB_HELP
+from harness.commands import DB_HELP, add_command
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 
 DEFAULT_BASE_URL = "http://localhost:8501"
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
         "study",
-        help="create, list, open, close human studies and invite annotators",
         description="Manage the pairwise human studies in the store. Annotators vote in the app (`harness app`) "
         "through invite links.",
         epilog="Example: harness study invite 1 --n 5 --name rater --base-url http://evalbox:8501",
@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_create(args: argparse.Namespace) -> int:
     from harness.config import load_config
-    from harness.runner import open_generated_run
-    from harness.study import create_studies
+    from harness.pipeline import open_generated_run
+    from harness.study.design import create_studies
 
     cfg = load_config(args.config, args.overrides)
     run_dir, entries, prompts, repo = open_generated_run(cfg, args.db)
@@ -156,8 +156,8 @@ def run_invite(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from harness.analyze.vote_table import study_vote_table, write_votes
     from harness.storage.repository import Repository
-    from harness.vote_table import study_vote_table, write_votes
 
     with Repository.open(args.db) as repo:
         votes = study_vote_table(repo, resolve_study(repo, args.study).study_id)

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from harness.commands import add_command
 from harness.data.toyworld.export import export_prompts, export_renders
 
 _EPILOG = """examples:
@@ -23,9 +24,9 @@ _EPILOG = """examples:
 
 def register(subparsers: Any) -> None:
     """Add ``toy`` (with its actions ``render`` and ``prompts``) to the top-level subparsers."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "toy",
-        help="render toy-world scenes (PNGs + manifest) or write a toy-world prompt set",
         description="The toy world: a deterministic renderer of captioned scenes (see DESIGN.md).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,8 +1,9 @@
 """``harness train MODEL``: train a toy-world model (CLIP, attribute oracle, and the other trainers as they land).
 
 Each model's subcommand lives in its own module, ``harness/commands/train_<model>.py``, exposing
-``register(actions) -> None`` that adds its parser to ``harness train``'s subparsers and sets ``func``. A module
-listed in `TRAIN_COMMAND_MODULES` that does not exist yet is skipped, as in `harness.cli`.
+``register(actions) -> None`` that adds its parser to ``harness train``'s subparsers and sets ``func``. They are
+listed in `harness.commands.TRAIN_ACTIONS` and imported lazily like the top-level commands, so ``harness train
+--help`` loads no trainer (and no torch).
 
 Examples::
 
@@ -14,21 +15,13 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import importlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from harness.commands import TRAIN_ACTIONS, add_command, add_lazily
 
 if TYPE_CHECKING:  # the CLI imports this module for --help; torch loads only when a trainer runs
     from harness.train.loop import OptimSpec
-
-TRAIN_COMMAND_MODULES: tuple[str, ...] = (
-    "harness.commands.train_clip",
-    "harness.commands.train_oracle",
-    "harness.commands.train_prior",
-    "harness.commands.train_ar_prior",
-    "harness.commands.train_decoder",
-    "harness.commands.train_upsampler",
-    "harness.commands.train_glide",
-)
 
 _EPILOG = """examples:
   harness train clip --out runs/clip-toy --steps 1800 --batch 128
@@ -38,25 +31,18 @@ _EPILOG = """examples:
   harness train evaluate-oracle checkpoints/toy/oracle.safetensors"""
 
 
-def register(subparsers: Any) -> None:
-    """Add ``train`` and every available model's subcommand."""
-    parser = subparsers.add_parser(
+def register(subparsers: Any, argv: Sequence[str] = ()) -> None:
+    """Add ``train`` and its model subcommands (the one ``argv`` names in full, the others by help line)."""
+    parser = add_command(
+        subparsers,
         "train",
-        help="train a toy-world model (clip, oracle, ...) with checkpoints, resume and a JSONL log",
         description="Train the toy models on toy-world renders. Every run folder resumes with --resume.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(func=run, train_parser=parser)
     actions = parser.add_subparsers(dest="train_model", metavar="MODEL")
-    for name in TRAIN_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(actions)
+    add_lazily(actions, TRAIN_ACTIONS, argv)
 
 
 def run(args: argparse.Namespace) -> int:

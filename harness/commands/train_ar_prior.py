@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.commands import TRAIN_ACTIONS, add_command
 from harness.commands.train import optim_spec
 from harness.commands.train_prior import add_prior_arguments, prior_spec
 from harness.errors import HarnessError
@@ -21,9 +22,10 @@ from harness.train.ar_prior import DEFAULT_CONFIG, train_ar_prior
 
 def register(actions: Any) -> None:
     """Add ``ar-prior`` to ``harness train``'s subparsers."""
-    parser = actions.add_parser(
+    parser = add_command(
+        actions,
         "ar-prior",
-        help="train the unCLIP autoregressive prior (PCA + buckets, 10%% text dropped)",
+        table=TRAIN_ACTIONS,
         description="Train the AR prior over quantised PCA components of toy-CLIP image embeddings.",
     )
     add_prior_arguments(parser, DEFAULT_CONFIG, steps=3000)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from harness.commands import TRAIN_ACTIONS, add_command
 from harness.commands.train import add_optim_arguments, add_stream_arguments, optim_spec
 from harness.errors import HarnessError
 from harness.train.clip import (
@@ -33,9 +34,10 @@ from models.networks.clip import TOY_CLIP_CONFIG, load_clip
 
 def register(actions: Any) -> None:
     """Add ``clip`` and ``evaluate-clip`` to ``harness train``'s subparsers."""
-    train = actions.add_parser(
+    train = add_command(
+        actions,
         "clip",
-        help="train the toy CLIP (open_clip, ClipLoss) on toy-world renders and paraphrased captions",
+        table=TRAIN_ACTIONS,
         description="Contrastive training of an open_clip CLIP on the toy world's train split.",
     )
     add_optim_arguments(train, steps=1800, lr=1e-3, batch=128, warmup=200, ema=0.0)
@@ -51,9 +53,10 @@ def register(actions: Any) -> None:
     train.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
     train.set_defaults(func=run_train)
 
-    evaluate = actions.add_parser(
+    evaluate = add_command(
+        actions,
         "evaluate-clip",
-        help="text->image retrieval of a CLIP checkpoint on held-out toy-world pairs",
+        table=TRAIN_ACTIONS,
         description="Top-1/top-5 text->image retrieval among N test-split pairs, against chance.",
     )
     evaluate.add_argument("checkpoint", help="weights file (e.g. checkpoints/toy/clip_toy.safetensors)")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import distributed
+from harness.commands import TRAIN_ACTIONS, add_command
 from harness.commands.train import optim_spec
 from harness.commands.train_stages import add_stage_arguments, stage_spec
 from harness.errors import HarnessError
@@ -22,9 +23,10 @@ from harness.train.decoder import DEFAULT_CLIP, DEFAULT_CONFIG, train_decoder
 
 def register(actions: Any) -> None:
     """Add ``decoder`` to ``harness train``'s subparsers."""
-    parser = actions.add_parser(
+    parser = add_command(
+        actions,
         "decoder",
-        help="train the unCLIP toy decoder (CLIP embedding 10%% / caption 50%% dropped)",
+        table=TRAIN_ACTIONS,
         description="Train the unCLIP decoder on toy-world renders and their toy-CLIP image embeddings.",
     )
     add_stage_arguments(parser, steps=8000, lr=1e-3, batch=48, config=DEFAULT_CONFIG)

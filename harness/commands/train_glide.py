@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import distributed
+from harness.commands import TRAIN_ACTIONS, add_command
 from harness.commands.train import optim_spec
 from harness.commands.train_stages import add_stage_arguments, stage_spec
 from harness.errors import HarnessError
@@ -22,9 +23,10 @@ from harness.train.glide import DEFAULT_CONFIG, train_glide
 
 def register(actions: Any) -> None:
     """Add ``glide`` to ``harness train``'s subparsers."""
-    parser = actions.add_parser(
+    parser = add_command(
+        actions,
         "glide",
-        help="train the GLIDE-style toy baseline (text-conditional UNet, 20%% empty captions)",
+        table=TRAIN_ACTIONS,
         description="Train the GLIDE base model on toy-world renders (v-prediction, learned variance, EMA).",
     )
     add_stage_arguments(parser, steps=8000, lr=1e-3, batch=48, config=DEFAULT_CONFIG)

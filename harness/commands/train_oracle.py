@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from eval_protocols.features.oracle import ToyAttributeOracle
+from harness.commands import TRAIN_ACTIONS, add_command
 from harness.commands.train import add_optim_arguments, add_stream_arguments, optim_spec
 from harness.errors import HarnessError
 from harness.train.oracle import describe, evaluate_oracle, train_oracle
@@ -24,9 +25,10 @@ from harness.train.oracle import describe, evaluate_oracle, train_oracle
 
 def register(actions: Any) -> None:
     """Add ``oracle`` and ``evaluate-oracle`` to ``harness train``'s subparsers."""
-    train = actions.add_parser(
+    train = add_command(
+        actions,
         "oracle",
-        help="train the attribute oracle (shape, colour, size) on degraded single-object renders",
+        table=TRAIN_ACTIONS,
         description="Train the toy-world attribute oracle CNN with noise/blur/colour/quantisation/warp augmentations.",
     )
     add_optim_arguments(train, steps=4000, lr=2e-3, batch=128, warmup=100, ema=0.998)
@@ -35,9 +37,10 @@ def register(actions: Any) -> None:
     add_stream_arguments(train, fresh=32, window=8192)
     train.set_defaults(func=run_train)
 
-    evaluate = actions.add_parser(
+    evaluate = add_command(
+        actions,
         "evaluate-oracle",
-        help="oracle accuracy on fresh held-out single-object renders, clean and degraded",
+        table=TRAIN_ACTIONS,
         description="Per-attribute accuracy on test-split single-object scenes: clean 32/64 px and each degradation.",
     )
     evaluate.add_argument("checkpoint", help="weights file (e.g. checkpoints/toy/oracle.safetensors)")

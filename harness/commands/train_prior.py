@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.commands import TRAIN_ACTIONS, add_command
 from harness.commands.train import add_optim_arguments, add_stream_arguments, optim_spec
 from harness.errors import HarnessError
 from harness.train.decoder import DEFAULT_CLIP
@@ -57,9 +58,10 @@ def prior_spec(args: argparse.Namespace) -> PriorRunSpec:
 
 def register(actions: Any) -> None:
     """Add ``prior`` to ``harness train``'s subparsers."""
-    parser = actions.add_parser(
+    parser = add_command(
+        actions,
         "prior",
-        help="train the unCLIP diffusion prior (x0-prediction of sqrt(D)*z_i, 10%% text dropped)",
+        table=TRAIN_ACTIONS,
         description="Train the diffusion prior P(z_i | caption) on toy-CLIP embeddings of toy-world pairs.",
     )
     add_prior_arguments(parser, DEFAULT_CONFIG, steps=3000)

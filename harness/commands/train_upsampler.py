@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import distributed
+from harness.commands import TRAIN_ACTIONS, add_command
 from harness.commands.train import optim_spec
 from harness.commands.train_stages import add_stage_arguments, stage_spec
 from harness.errors import HarnessError
@@ -22,9 +23,10 @@ from harness.train.upsampler import DEFAULT_CONFIG, train_upsampler
 
 def register(actions: Any) -> None:
     """Add ``upsampler`` to ``harness train``'s subparsers."""
-    parser = actions.add_parser(
+    parser = add_command(
+        actions,
         "upsampler",
-        help="train the 32->64 toy upsampler (Gaussian-blur conditioning augmentation)",
+        table=TRAIN_ACTIONS,
         description="Train the unconditional 32->64 upsampler on pairs of toy-world renders.",
     )
     add_stage_arguments(parser, steps=3000, lr=1e-3, batch=16, config=DEFAULT_CONFIG, size=64)

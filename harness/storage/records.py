@@ -29,7 +29,7 @@ STUDY_STATUSES: tuple[StudyStatus, ...] = ("draft", "open", "closed")
 CHOICES: tuple[Choice, ...] = ("left", "right", "tie")
 ASSIGNMENT_STATUSES: tuple[AssignmentStatus, ...] = ("pending", "completed", "skipped", "broken", "expired")
 IMAGE_BOOKKEEPING_KEYS: tuple[str, ...] = ("sample_index", "generator_model_id", "checkpoint_sha256")
-"""Keys the runner adds to an image's ``settings`` beside the sampling settings (see `ImageRecord.sampling_settings`)."""
+"""Keys the run pipeline adds to an image's ``settings`` beside the sampling settings (see `ImageRecord.sampling_settings`)."""
 
 
 @dataclass(frozen=True)
@@ -79,13 +79,13 @@ class ImageRecord:
 
     @property
     def sample_index(self) -> int:
-        """Seed index ``k`` within (system, prompt, settings): ``settings["sample_index"]`` as the runner stores it,
+        """Seed index ``k`` within (system, prompt, settings): ``settings["sample_index"]`` as the run pipeline stores it,
         else the seed (seeds derive from (run seed, prompt, k), so they order every system's images alike)."""
         return int(self.settings.get("sample_index", self.seed))
 
     @property
     def sampling_settings(self) -> dict[str, Any]:
-        """``settings`` without the runner's bookkeeping (`IMAGE_BOOKKEEPING_KEYS`): guidance scales, steps, sampler."""
+        """``settings`` without the run pipeline's bookkeeping (`IMAGE_BOOKKEEPING_KEYS`): guidance scales, steps, sampler."""
         return {k: v for k, v in self.settings.items() if k not in IMAGE_BOOKKEEPING_KEYS}
 
 
@@ -203,6 +203,10 @@ class ItemRecord:
         )
 
 
+SIMULATED_PREFIX = "sim-"
+"""Names of simulated annotators start with this; every vote table, report and page labels their votes simulated."""
+
+
 @dataclass(frozen=True)
 class AnnotatorRecord:
     """An annotator invited to one study (the invite token is stored only as its SHA-256).
@@ -218,6 +222,11 @@ class AnnotatorRecord:
     study_id: int
     name: str
     created_at: datetime
+
+    @property
+    def simulated(self) -> bool:
+        """Whether this is one of `harness run`'s simulated annotators (named ``sim-NN``, `SIMULATED_PREFIX`)."""
+        return self.name.startswith(SIMULATED_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,8 @@ def held_out_single_objects(
     n: int, seed: int = 2, split: str = "test", size: int = 32
 ) -> tuple[np.ndarray, dict[str, list[str]]]:
     """The first ``n`` single-object scenes of ``split`` (seed ``seed``): ``(uint8 (n, size, size, 3), truths)``."""
-    images, truth = [], {name: [] for name in ATTRIBUTES}
+    images: list[np.ndarray] = []
+    truth: dict[str, list[str]] = {name: [] for name in ATTRIBUTES}
     for scene in _single_object_scenes(seed, split):
         images.append(toyworld.render_scene(scene, size))
         obj = scene.objects[0]

@@ -2,7 +2,7 @@
 
 Systems: ``unclip`` at one setting and ``glide`` swept over two guidance scales (study systems ``glide@g=1.0 ...``,
 ``glide@g=3.0 ...``); images are small random pictures, one per (system, settings, prompt, seed index).
-Optionally the attention-check run ``<run id>-attention``, rendered by `harness.study` as `harness study create` does.
+Optionally the attention-check run ``<run id>-attention``, rendered by `harness.study.design` as `harness study create` does.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from eval_protocols.human.design_inputs import ATTENTION_SUFFIX
 from eval_protocols.human.pairing import AttentionPool
 from eval_protocols.human.protocol import get_protocol
-from harness.manifest import ManifestEntry, RunDir, derive_seed
+from harness.generate.store import store_run
 from harness.prompts import PromptRecord
-from harness.runner import store_run
+from harness.rundir import ManifestEntry, RunDir, derive_seed
 from harness.storage.repository import Repository
-from harness.study import ATTENTION_SUFFIX, _attention_pool
+from harness.study.attention import ToyStimuli, attention_pool
 
 RUN_ID = "toyrun"
 PROMPTS = (PromptRecord("p0", "a small red circle"), PromptRecord("p1", "a large blue square"),
@@ -50,7 +51,8 @@ def store_attention_run(
     """Render the attention checks of ``protocols`` like `harness study create` and register ``<run id>-attention``;
     returns the pools it rendered, per protocol."""
     att_dir = RunDir(root / run_id / "attention").create()
-    pools = {name: _attention_pool(get_protocol(name), PROMPTS, att_dir, n_cases=n_cases, seed=seed) for name in protocols}
+    pools = {name: attention_pool(get_protocol(name), PROMPTS, att_dir, ToyStimuli(), n_cases=n_cases, seed=seed)
+             for name in protocols}
     store_run(repo, run_id + ATTENTION_SUFFIX, run_id + ATTENTION_SUFFIX, att_dir, att_dir.entries(), config={},
               provenance={})
     return pools

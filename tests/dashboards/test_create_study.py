@@ -18,7 +18,7 @@ from eval_protocols.human.pairing import design_study
 from eval_protocols.human.protocol import get_protocol
 from harness.storage.records import ItemRecord
 from harness.storage.repository import HarnessError, Repository
-from harness.study import study_systems
+from harness.study.design import study_systems
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 SECRET = "s3cret-admin-key"

@@ -34,6 +34,56 @@ def test_every_command_has_help(name: str, capsys: pytest.CaptureFixture[str]) -
     assert "usage: harness " + name in capsys.readouterr().out
 
 
+NO_TORCH = """
+import sys
+from harness.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted(m for m in ("torch", "open_clip", "torchvision", "diffusers") if m in sys.modules)
+print("HEAVY=" + ",".join(heavy))
+sys.exit(code)
+"""
+
+
+def _heavy_modules(args: list[str], cwd: Path) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args], check=False, capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("HEAVY="))
+    return proc.returncode, line.removeprefix("HEAVY=")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["study", "--help"], ["plan", "--win-rate", "0.6"]])
+def test_light_commands_import_no_torch(args: list[str], tmp_path: Path) -> None:
+    code, heavy = _heavy_modules(args, tmp_path)
+    assert code == 0 and heavy == "", f"harness {' '.join(args)} imported {heavy}"
+
+
+def test_analyze_a_vote_file_imports_no_torch(tmp_path: Path) -> None:
+    votes = tmp_path / "votes.csv"
+    rows = ["model_a,model_b,winner"] + ["unclip,glide,model_a"] * 30 + ["unclip,glide,model_b"] * 20
+    votes.write_text("\n".join(rows) + "\n")
+    code, heavy = _heavy_modules(["analyze", str(votes), "--json"], tmp_path)
+    assert code == 0 and heavy == "", f"harness analyze imported {heavy}"
+
+
+def test_command_table_matches_the_registered_parsers() -> None:
+    """The help line `harness --help` shows (from COMMANDS, without importing) is the one each module registers."""
+    import argparse
+    import importlib
+
+    from harness.commands import COMMANDS, TRAIN_ACTIONS
+
+    for table in (COMMANDS, TRAIN_ACTIONS):
+        for name, spec in table.items():
+            sub = argparse.ArgumentParser().add_subparsers()
+            importlib.import_module(spec.module).register(sub)
+            assert name in sub.choices, f"{spec.module} does not register {name!r}"
+            shown = next(a.help for a in sub._choices_actions if a.dest == name)
+            assert shown == spec.help
+
+
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out

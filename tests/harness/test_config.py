@@ -97,7 +97,7 @@ def test_cli_reports_config_error_in_one_line(tmp_path: Path, capsys: pytest.Cap
 
 @pytest.mark.parametrize("path", sorted((TOY.parent).glob("*.toml")), ids=lambda p: p.name)
 def test_every_shipped_config_is_valid(path: Path) -> None:
-    from harness.generate import build_generators
+    from harness.generate.run import build_generators
 
     cfg = load_config(path)
     assert cfg.systems and len({s.id for s in cfg.systems}) == len(cfg.systems)

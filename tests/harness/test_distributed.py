@@ -25,7 +25,7 @@ import torch
 from harness import distributed
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.manifest import RunDir
+from harness.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
 FD_DIM, FD_ROWS = 6, 41

@@ -16,12 +16,11 @@ from PIL import Image
 from harness.cli import main
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
-from harness.external_diffusers import tree_sha256
-from harness.generate import generate_run
-from harness.generators import build_generator, list_generators
-from harness.manifest import ManifestEntry, RunDir, derive_seed
+from harness.generate.diffusers import tree_sha256
+from harness.generate.registry import build_generator, list_generators
+from harness.generate.run import generate_run
 from harness.prompts import load_prompts
-from harness.runner import prepare_run_dir
+from harness.rundir import ManifestEntry, RunDir, derive_seed, prepare_run_dir
 
 PROMPTS = {"cat": "a red cat", "dog": "a blue dog"}
 

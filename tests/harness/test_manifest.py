@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.manifest import RunDir, derive_seed, encode_png
+from harness.rundir import RunDir, derive_seed, encode_png
 
 
 def fields(k: int = 0) -> dict:

@@ -1,4 +1,4 @@
-"""The trained-pipeline generators through `harness.generate`, on tiny random checkpoints."""
+"""The trained-pipeline generators through `harness.generate.run`, on tiny random checkpoints."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pipeline_fixtures import write_tiny_stack
 
 from harness.config import load_config
 from harness.errors import ConfigError
-from harness.generate import generate_run
-from harness.generators import build_generator, list_generators
-from harness.manifest import RunDir
+from harness.generate.registry import build_generator, list_generators
+from harness.generate.run import generate_run
 from harness.prompts import load_prompts
+from harness.rundir import RunDir
 from models.factory import pipeline_checkpoint_sha256
 
 MODELS = ("glide", "unclip-diffusion-prior", "unclip-ar-prior")

@@ -14,8 +14,8 @@ from eval_protocols.metrics.diversity import pairwise_diversity
 from harness.cli import main
 from harness.config import RegressConfig, load_config
 from harness.errors import ConfigError
-from harness.regress import Measurement, compare, gate_metrics, load_baseline
-from harness.regress_measure import diversity_replicates, stratified_indices
+from harness.regress.baseline import Measurement, compare, gate_metrics, load_baseline
+from harness.regress.measure import diversity_replicates, stratified_indices
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ from test_vote_table import cast, make_study
 
 from eval_protocols.human.analysis import AnalysisOptions, analyze_votes
 from eval_protocols.human.winrates import win_rates
-from harness.report_figures import guidance_series, split_guidance, win_rate_vs_guidance
-from harness.report_studies import human_sections, table1
-from harness.reportdoc import Document, to_html, to_markdown
+from harness.report.document import Document, to_html, to_markdown
+from harness.report.figures import guidance_series, split_guidance, win_rate_vs_guidance
+from harness.report.studies import human_sections, table1
 from harness.storage.repository import Repository
 
 
@@ -94,8 +94,8 @@ def test_everyone_excluded_is_reported_not_raised(tmp_path: Path) -> None:
 
 
 def test_tradeoff_plots_need_several_guidance_scales(tmp_path: Path) -> None:
-    from harness.report import _tradeoff_sections
-    from harness.report_figures import metric_tradeoff
+    from harness.report.figures import metric_tradeoff
+    from harness.report.write import _tradeoff_sections
     from harness.storage.records import MetricResultRecord
 
     def rec(metric: str, system: str, g: float, value: float) -> MetricResultRecord:
@@ -118,8 +118,8 @@ def test_tradeoff_plots_need_several_guidance_scales(tmp_path: Path) -> None:
 def test_unguided_systems_are_reference_lines_and_metrics_json(tmp_path: Path) -> None:
     import json
 
-    from harness.report import metrics_payload
-    from harness.report_figures import _unguided, metric_tradeoff, metric_vs_guidance
+    from harness.report.figures import _unguided, metric_tradeoff, metric_vs_guidance
+    from harness.report.write import metrics_payload
     from harness.storage.records import MetricResultRecord
 
     guided = [MetricResultRecord("run", m, "glide", {"guidance_scale": g}, v * g, None, None, 10, "pixels", "h")
@@ -140,7 +140,7 @@ def test_unguided_systems_are_reference_lines_and_metrics_json(tmp_path: Path) -
 
 def test_an_interval_beside_its_estimate_is_plotted(tmp_path: Path) -> None:
     """A percentile bootstrap of a biased metric (FD) can lie wholly above the estimate: drawn as it is, no crash."""
-    from harness.report_figures import metric_vs_guidance
+    from harness.report.figures import metric_vs_guidance
     from harness.storage.records import MetricResultRecord
 
     records = [MetricResultRecord("run", "fd", "glide", {"guidance_scale": g}, v, lo, hi, 64, "pixels", f"h{g}")

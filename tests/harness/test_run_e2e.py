@@ -9,7 +9,7 @@ import pytest
 
 from harness.cli import main
 from harness.config import load_config
-from harness.manifest import RunDir
+from harness.rundir import RunDir
 from harness.storage.repository import Repository
 
 TOY = Path(__file__).resolve().parents[2] / "configs" / "toy_quick.toml"
@@ -102,8 +102,8 @@ def test_caption_metrics_use_the_configured_clip(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from harness.extractors import toy_clip
     from harness.prompts import load_prompts
+    from harness.score.extractors import toy_clip
 
     extra = [
         'metrics.names=["fd","clip_score","r_precision"]',
@@ -144,7 +144,7 @@ def test_reference_as_an_image_folder_or_npz_statistics(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from harness.extractors import build_extractor
+    from harness.score.extractors import build_extractor
 
     extra = ['metrics.names=["fd"]', 'study.protocols=["photorealism"]', "simulate.enabled=false"]
     assert run_cli(tmp_path, "runs", *extra) == 0

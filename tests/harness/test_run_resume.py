@@ -22,8 +22,8 @@ import pytest
 
 from harness.config import load_config
 from harness.faults import FAULT_ENV
+from harness.storage.records import SIMULATED_PREFIX
 from harness.storage.repository import Repository
-from harness.vote_table import SIMULATED_PREFIX
 
 # weight-free systems; guidance scales do not apply to them (one setting each); 2 × 2 captions × 3 seeds = 12 images,
 # batches of 4 so the generation kill lands inside a batch

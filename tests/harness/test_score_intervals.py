@@ -1,4 +1,4 @@
-"""`harness.score.with_interval`: the interval attached to feature-space metrics (FD) in a run."""
+"""`harness.score.run.with_interval`: the interval attached to feature-space metrics (FD) in a run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from eval_protocols.metrics.bootstrap import bootstrap_ci
 from eval_protocols.metrics.registry import MetricInputs, get_metric
-from harness.score import with_interval
+from harness.score.run import with_interval
 
 
 def test_fd_gets_the_basic_bootstrap_interval_reflected_about_the_estimate() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from harness.data import toyworld
-from harness.sim_judges import (
+from harness.simulate.judges import (
     ColourCaptionJudge,
     DiversityJudge,
     OracleCaptionJudge,
@@ -87,7 +87,7 @@ def test_weight_free_judges_and_protocol_lookup() -> None:
 
 
 def test_split_caption_judge_routes_by_object_count() -> None:
-    from harness.sim_judges import SplitCaptionJudge
+    from harness.simulate.judges import SplitCaptionJudge
 
     class Const:
         def __init__(self, value: float) -> None:

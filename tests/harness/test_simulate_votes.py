@@ -10,12 +10,12 @@ import pytest
 from test_vote_table import make_study
 
 from eval_protocols.human.analysis import AnalysisOptions, analyze_votes
+from harness.analyze.vote_table import run_study_ids, study_vote_table, votes_of_studies
 from harness.config import SimulateConfig, load_config
 from harness.errors import HarnessError
-from harness.runner import run_pipeline
-from harness.simulate_votes import careless_indices, decide, simulate_study
+from harness.pipeline import run_pipeline
+from harness.simulate.votes import careless_indices, decide, simulate_study
 from harness.storage.repository import Repository
-from harness.vote_table import run_study_ids, study_vote_table, votes_of_studies
 
 TOY = Path(__file__).resolve().parents[2] / "configs" / "toy_quick.toml"
 QUALITY = {"unclip": 200.0, "glide": 60.0, "real": 255.0, "corrupted": 0.0}
@@ -96,7 +96,7 @@ def test_interrupted_simulation_resumes_to_the_same_votes(
 
     part = Repository.open(f"sqlite:///{tmp_path / 'part.db'}")
     sid = make_study(part, n_items=12, votes_per_item=3)
-    monkeypatch.setattr("harness.simulate_votes.fault_point", stop)
+    monkeypatch.setattr("harness.simulate.votes.fault_point", stop)
     with pytest.raises(Interrupted):
         simulate_study(part, sid, judges, cfg, load=fake_loader(part, sid))
     assert len(part.load_votes(sid)) == stop_after and calls == ["vote"] * stop_after
@@ -189,9 +189,9 @@ def check_proxy_on_the_toy_study(repo: Repository, study_id: int, run_root: Path
     import argparse
 
     from eval_protocols.human.proxy import PreferenceProxy
+    from harness.analyze.proxy import score_images
     from harness.commands import proxy as command
-    from harness.manifest import RunDir
-    from harness.proxy import score_images
+    from harness.rundir import RunDir
 
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())

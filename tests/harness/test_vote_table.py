@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from eval_protocols.human.votes import load_votes
+from harness.analyze.vote_table import expected_winner, study_vote_table
 from harness.cli import main
 from harness.storage.records import ItemRecord, StudyRecord
 from harness.storage.repository import Repository
-from harness.vote_table import expected_winner, study_vote_table
 
 
 def make_study(repo: Repository, n_items: int = 6, votes_per_item: int = 2) -> int:

@@ -28,7 +28,7 @@ from harness.data.toyworld.render import RENDER_SIZES, render_scene
 from harness.data.toyworld.scene import sample_scene
 from harness.data.toyworld.splits import SPLITS
 from harness.errors import HarnessError, did_you_mean
-from harness.manifest import atomic_write_bytes, encode_png
+from harness.rundir import atomic_write_bytes, encode_png
 
 MANIFEST_NAME = "manifest.jsonl"
 IMAGES_DIR = "images"

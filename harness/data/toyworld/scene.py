@@ -287,7 +287,8 @@ def sample_described_object(seed: int, index: int, split: str = "train") -> Scen
         ValueError: unknown split, or a negative seed or index.
     """
     parent = scene_rng(seed, index, split).bit_generator.seed_seq
-    rng = np.random.default_rng(parent.spawn(1)[0])  # type: ignore[union-attr]
+    assert isinstance(parent, np.random.SeedSequence)  # what default_rng(seed) always builds
+    rng = np.random.default_rng(parent.spawn(1)[0])
     split_spec = get_split(split)
     pairs = split_spec.required_pairs or split_spec.pairs
     shape, colour = pairs[int(rng.integers(len(pairs)))]

@@ -12,13 +12,6 @@ from harness import cli
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(autouse=True)
-def _train_command_listed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run whether or not harness/cli.py lists the command yet."""
-    if "harness.commands.train" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "harness.commands.train"))
-
-
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: "), err

@@ -154,8 +154,9 @@ def test_glide_training_resumes_exactly(tmp_path: Path) -> None:
 @pytest.mark.parametrize("model", ["glide", "decoder", "upsampler", "prior", "ar-prior"])
 def test_train_subcommands_are_registered(model: str) -> None:
     parser = argparse.ArgumentParser()
-    train_command.register(parser.add_subparsers())
-    args = parser.parse_args(["train", model, "--out", "x", "--steps", "5"])
+    argv = ["train", model, "--out", "x", "--steps", "5"]
+    train_command.register(parser.add_subparsers(), argv[1:])
+    args = parser.parse_args(argv)
     assert args.steps == 5 and callable(args.func)
 
 

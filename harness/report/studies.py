@@ -10,7 +10,7 @@ the Holm correction runs over every comparison the report shows. Sections:
 * Bradley–Terry ratings with bootstrap intervals, position bias per protocol;
 * annotators: attention checks, leave-one-out agreement, response times, exclusions with reasons; α and κ.
 
-Votes of simulated annotators (`harness.simulate_votes`) are labelled as such in every heading that shows them.
+Votes of simulated annotators (`harness.simulate.votes`) are labelled as such in every heading that shows them.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import pandas as pd
 
 from eval_protocols.human.analysis import AnalysisOptions, AnalysisResult, analyze_votes
 from eval_protocols.human.quality import ExclusionPolicy, agreement, annotator_quality
-from harness.report_figures import win_rate_vs_guidance
-from harness.reportdoc import Figure, Section, Table, rows
-from harness.vote_table import vote_source, votes_of_studies
+from harness.analyze.vote_table import vote_source, votes_of_studies
+from harness.report.document import Figure, Section, Table, rows
+from harness.report.figures import win_rate_vs_guidance
 
 if TYPE_CHECKING:
     from harness.storage.repository import Repository
@@ -47,7 +47,7 @@ class StudyAnalysis:
     votes: pd.DataFrame
     result: AnalysisResult | None
     source: str
-    """`harness.vote_table.vote_source`: simulated, human or mixed."""
+    """`harness.analyze.vote_table.vote_source`: simulated, human or mixed."""
     problem: str = ""
     """Why votes exist but could not be analysed (e.g. every annotator excluded)."""
 
@@ -194,7 +194,7 @@ def human_sections(
     analysis = analyze_studies(repo, study_ids, baseline=baseline, n_bootstrap=n_bootstrap, seed=seed)
     label = analysis.source
     sim_note = (
-        " These votes come from **simulated annotators** (`sim-…`, harness.simulate_votes), not people: they show "
+        " These votes come from **simulated annotators** (`sim-…`, harness.simulate.votes), not people: they show "
         "the pipeline works and what the measurements imply, and are replaced by human votes once people vote."
         if analysis.source != "human annotators" and len(analysis.votes) else ""
     )

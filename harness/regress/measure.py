@@ -1,4 +1,4 @@
-"""Measurements of the CI gate (`harness.regress`): features of a gate run and bootstrap replicates per metric.
+"""Measurements of the CI gate (`harness.regress.gate`): features of a gate run and bootstrap replicates per metric.
 
 Every (system, guidance scale) unit gets, per gated metric, its point value on all images and B replicates. Replicate
 b resamples with replacement, within every prompt, the unit's images (and, for ``fd``/``kid``, the reference images
@@ -33,12 +33,12 @@ import numpy as np
 
 from harness.config import RegressConfig, RunConfig
 from harness.errors import ConfigError, HarnessError
-from harness.regress import GATE_METRICS, Measurement, gate_metrics
+from harness.regress.baseline import GATE_METRICS, Measurement, gate_metrics
 
 if TYPE_CHECKING:
     from eval_protocols.metrics.base import FeatureStats
-    from harness.manifest import ManifestEntry, RunDir
     from harness.prompts import PromptRecord
+    from harness.rundir import ManifestEntry, RunDir
 
 KID_SUBSET_SIZE = 1000  # KID's usual subset size; smaller sets are used whole (one subset pair is then exact)
 
@@ -57,7 +57,7 @@ class GateTools:
     @classmethod
     def build(cls, cfg: RunConfig) -> GateTools:
         """Validate ``[regress]`` and build what its metrics need (missing weights fail here, before generating)."""
-        from harness.extractors import build_extractor
+        from harness.score.extractors import build_extractor
 
         metrics = gate_metrics(cfg.regress)
         wants_clip = bool({"clip_score", "diversity"} & set(metrics)) and bool(cfg.regress.clip)
@@ -74,8 +74,8 @@ class GateTools:
 
 
 def _build_clip(name: str) -> Any:
-    """A CLIP extractor with ``encode_text`` (`harness.extractors`: ``clip:toy`` or ``clip:<arch>:<checkpoint>``)."""
-    from harness.extractors import build_extractor
+    """A CLIP extractor with ``encode_text`` (`harness.score.extractors`: ``clip:toy`` or ``clip:<arch>:<checkpoint>``)."""
+    from harness.score.extractors import build_extractor
 
     if not name.startswith("clip:"):
         raise ConfigError(f"regress.clip = {name!r}: use \"clip:toy\", \"clip:<arch>:<checkpoint>\" or \"\"")
@@ -85,7 +85,7 @@ def _build_clip(name: str) -> Any:
 def _build_proxy(stem: str) -> tuple[Any, Any, str]:
     """``(proxy, its extractor, id)``; the id joins the feature id and a digest of the weights."""
     from eval_protocols.human.proxy import PreferenceProxy
-    from harness.proxy import build_proxy_extractor
+    from harness.analyze.proxy import build_proxy_extractor
 
     try:
         proxy = PreferenceProxy.load(stem)
@@ -157,14 +157,14 @@ def load_units(tools: GateTools, run_dir: RunDir, entries: Sequence[ManifestEntr
 
 
 def load_reference(cfg: RunConfig, tools: GateTools, run_dir: RunDir, prompts: Sequence[PromptRecord]) -> ReferenceData:
-    """Reference features for fd/kid: toy-world renders of the run's captions (`harness.score.reference_images`),
+    """Reference features for fd/kid: toy-world renders of the run's captions (`harness.score.inputs.reference_images`),
     every image of a folder, or FD statistics from an ``.npz``."""
     if not {"fd", "kid"} & set(tools.metrics):
         return ReferenceData(None, None, None)
     from eval_protocols.features.cache import FeatureCache, extract_files
-    from harness.manifest import RunDir as Folder
     from harness.paths import feature_cache_dir
-    from harness.score import reference_images
+    from harness.rundir import RunDir as Folder
+    from harness.score.inputs import reference_images
 
     ref = cfg.metrics.reference
     if ref.endswith(".npz"):
@@ -276,7 +276,7 @@ def _feature_metric(metric: str, unit: UnitData, ref: ReferenceData) -> Pair:
         return fd
     assert r_all is not None
     subsets = 1 if max(len(r_all), len(x_all)) <= KID_SUBSET_SIZE else 10
-    return lambda i, r: kernel_inception_distance(r_all[r], x_all[i], subsets=subsets,  # type: ignore[index]
+    return lambda i, r: kernel_inception_distance(r_all[r], x_all[i], subsets=subsets,
                                                   subset_size=KID_SUBSET_SIZE).value
 
 

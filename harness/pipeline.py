@@ -15,17 +15,16 @@ Each stage shows a progress bar with counts and ETA: ``generate`` (images), ``sc
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from harness import provenance
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.manifest import ManifestEntry, RunDir
+from harness.generate.store import store_run
 from harness.prompts import PromptRecord, load_prompts
+from harness.rundir import ManifestEntry, RunDir, prepare_run_dir
 
 if TYPE_CHECKING:
     from harness.storage.repository import Repository
@@ -45,74 +44,15 @@ class RunOutcome:
     study_ids: tuple[int, ...]
 
 
-def prepare_run_dir(cfg: RunConfig) -> RunDir:
-    """Create ``<out_dir>/<run_id>`` and write the resolved config and provenance (kept from the first attempt)."""
-    if not cfg.systems:
-        raise HarnessError("the run config defines no [[systems]]; add at least one (see configs/toy.toml)")
-    ids = [s.id for s in cfg.systems]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise HarnessError(f"system id {dupes[0]!r} is used twice in [[systems]]; system ids must be unique")
-    run_dir = RunDir(Path(cfg.out_dir) / cfg.run_id).create()
-    run_dir.write_json("config.json", {"config": cfg.to_dict(), "config_sha256": cfg.config_hash()})
-    if not (run_dir.root / "provenance.json").exists():
-        seeds = {"run": cfg.seed, "prompts": cfg.prompts.seed, "study": cfg.study.seed}
-        run_dir.write_json("provenance.json", provenance.collect(cfg.config_hash(), seeds))
-    return run_dir
 
 
-def store_run(
-    repo: Repository,
-    run_id: str,
-    name: str,
-    run_dir: RunDir,
-    entries: list[ManifestEntry],
-    *,
-    config: dict[str, Any],
-    provenance: dict[str, Any],
-) -> None:
-    """Record a run dir and its images in the store (idempotent)."""
-    from harness.storage.records import ImageRecord, RunRecord
-
-    if repo.get_run(run_id) is None:
-        created = provenance.get("created_at")
-        repo.create_run(
-            RunRecord(
-                run_id=run_id,
-                name=name,
-                created_at=dt.datetime.fromisoformat(created) if created else dt.datetime.now(dt.UTC),
-                run_dir=str(run_dir.root.resolve()),
-                config=config,
-                provenance=provenance,
-            )
-        )
-    repo.add_images(
-        [
-            ImageRecord(
-                sha256=e.sha256,
-                run_id=run_id,
-                prompt_id=e.prompt_id,
-                prompt=e.prompt,
-                model_id=e.system_id,
-                seed=e.seed,
-                settings={
-                    **e.settings,
-                    "sample_index": e.sample_index,
-                    "generator_model_id": e.model_id,
-                    "checkpoint_sha256": e.checkpoint_sha256,
-                },
-                path=e.path,
-            )
-            for e in entries
-        ]
-    )
 
 
 def open_generated_run(
     cfg: RunConfig, db_url: str | None = None
 ) -> tuple[RunDir, list[ManifestEntry], list[PromptRecord], Repository]:
     """Open the run dir of a config that `harness generate` has filled, and the store (with the run recorded)."""
-    from harness.generate import build_generators, ordered_entries, plan_units
+    from harness.generate.run import build_generators, ordered_entries, plan_units
     from harness.storage.repository import Repository
 
     run_dir = RunDir(Path(cfg.out_dir) / cfg.run_id)
@@ -132,12 +72,12 @@ def open_generated_run(
 
 def run_pipeline(cfg: RunConfig, *, progress: bool = True, db_url: str | None = None) -> RunOutcome:
     """Run every stage of a config; returns where the outputs are."""
-    from harness.generate import build_generators, generate_run
-    from harness.report import write_report
-    from harness.score import score_run
-    from harness.simulate_votes import simulate_run
+    from harness.generate.run import build_generators, generate_run
+    from harness.report.write import write_report
+    from harness.score.run import score_run
+    from harness.simulate.votes import simulate_run
     from harness.storage.repository import Repository
-    from harness.study import create_studies
+    from harness.study.design import create_studies
 
     generators = build_generators(cfg)  # bad names/options fail before anything is written
     prompts: list[PromptRecord] = load_prompts(cfg.prompts)

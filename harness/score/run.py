@@ -28,13 +28,14 @@ import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from eval_protocols.features.base import FeatureExtractor
 from eval_protocols.features.cache import FeatureCache, extract_files
+from eval_protocols.human.design_inputs import settings_label
 from eval_protocols.metrics.base import MetricResult
 from eval_protocols.metrics.bootstrap import bootstrap_ci, with_bootstrap
 from eval_protocols.metrics.registry import MetricInputs, MetricSpec, get_metric
@@ -42,63 +43,19 @@ from harness import distributed
 from harness.config import TEXT_METRICS, RunConfig
 from harness.distributed import DistContext
 from harness.errors import ConfigError, HarnessError
-from harness.extractors import build_extractor
 from harness.faults import fault_point
-from harness.generators import ReferenceGenerator
-from harness.manifest import ManifestEntry, RunDir, derive_seed
 from harness.paths import feature_cache_dir
 from harness.prompts import PromptRecord
+from harness.rundir import ManifestEntry, RunDir
+from harness.score.extractors import build_extractor
+from harness.score.inputs import npz_reference, reference_images
 
 if TYPE_CHECKING:
     from harness.storage.records import MetricResultRecord
     from harness.storage.repository import Repository
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-REFERENCE_SEED_OFFSET = 1_000_003  # reference renders never reuse a generation seed
 CLIP_PREFERRING_METRICS = ("cmmd", "diversity", "vendi")
 """Metrics defined on CLIP image features: they use ``metrics.clip_extractor`` when one is configured."""
-
-
-def reference_images(cfg: RunConfig, run_dir: RunDir, prompts: Sequence[PromptRecord]) -> list[Path]:
-    """Files of the reference images (rendered on first use for the toy world)."""
-    ref = cfg.metrics.reference
-    if ref == "toyworld":
-        ref_dir = RunDir(run_dir.root / "reference").create()
-        done = ref_dir.done_keys()
-        gen = ReferenceGenerator()
-        for p in prompts:
-            for k in range(cfg.metrics.reference_per_prompt):
-                settings: dict[str, Any] = {}
-                if ("real", p.prompt_id, k, "{}") in done:
-                    continue
-                seed = derive_seed(cfg.seed + REFERENCE_SEED_OFFSET, p.prompt_id, k)
-                image = gen.generate([p.text], [seed], settings)[0]
-                ref_dir.add_image(
-                    image,
-                    {"system_id": "real", "model_id": gen.model_id, "prompt_id": p.prompt_id, "prompt": p.text,
-                     "sample_index": k, "seed": seed, "settings": settings, "checkpoint_sha256": None},
-                )
-        return [ref_dir.root / e.path for e in ref_dir.entries()]
-    path = Path(ref)
-    if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ConfigError(f"metrics.reference folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return files
-    if path.suffix == ".npz":
-        return []
-    raise ConfigError(
-        f"metrics.reference = {ref!r} is neither \"toyworld\", an image folder nor an .npz file with mu and sigma"
-    )
-
-
-def _npz_reference(path: str) -> Any:
-    from eval_protocols.metrics.fid import load_stats
-
-    try:
-        return load_stats(path)
-    except (OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"metrics.reference {path}: cannot read mu/sigma ({exc}); save them with numpy.savez") from None
 
 
 def with_interval(
@@ -206,7 +163,6 @@ def score_run(
         repo: the store (rank 0's; other ranks pass None).
         dist: the torchrun context (module docstring); None for one process, which is refused under torchrun.
     """
-    from harness.report import settings_label
     from harness.storage.records import MetricResultRecord
 
     if dist is None:
@@ -224,7 +180,7 @@ def score_run(
     clip = build_extractor(cfg.metrics.clip_extractor) if cfg.metrics.clip_extractor else None
     cache = FeatureCache(feature_cache_dir())
     ref_files = distributed.from_main(ctx, lambda: reference_images(cfg, run_dir, prompts))  # rank 0 renders
-    npz = _npz_reference(cfg.metrics.reference) if cfg.metrics.reference.endswith(".npz") else None
+    npz = npz_reference(cfg.metrics.reference) if cfg.metrics.reference.endswith(".npz") else None
     ref_key = _inputs_hash(sorted(str(f.name) for f in ref_files), cfg.metrics.reference)
     ref_feats: dict[str, np.ndarray | None] = {}
     captions = caption_features(clip, prompts) if clip is not None and needs_text else None

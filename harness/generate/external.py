@@ -1,6 +1,6 @@
 """External generators, so researchers can evaluate their own models: ``image-folder``, ``diffusers``, ``callable``.
 
-Registered into `harness.generators` when that module is imported (its last lines import this one). Each is a
+Registered when the package `harness.generate` is imported (it imports this module). Each is a
 ``[[systems]]`` entry of a run config (``generator = "..."`` plus ``options``); a relative ``path`` or ``function``
 file is relative to the working directory.
 
@@ -10,11 +10,11 @@ file is relative to the working directory.
   ``manifest.jsonl`` / ``manifest.csv`` in it) with a ``path`` column (image file, relative to the folder) plus
   ``prompt_id`` or ``prompt`` (caption text) and ``sample_index`` or ``seed``; the first of each pair present in
   the file decides the lookup for every row. ``sample_index`` is the run's seed index ``k`` (0 to
-  seeds_per_prompt − 1); ``seed`` is the seed the harness derives for it (`harness.manifest.derive_seed`).
+  seeds_per_prompt − 1); ``seed`` is the seed the harness derives for it (`harness.rundir.derive_seed`).
   Images of any size come back as they are, converted to RGB (alpha dropped). ``checkpoint_sha256`` = sha256 of
   the manifest bytes (or the pattern) and the listing (relative path, byte size) of the folder's image files, so
   adding, removing or resizing a file changes it. ``model_id`` (option) defaults to ``image-folder:<folder name>``.
-* ``diffusers`` (in `harness.external_diffusers`) — a pipeline directory saved with ``save_pretrained`` (needs
+* ``diffusers`` (in `harness.generate.diffusers`) — a pipeline directory saved with ``save_pretrained`` (needs
   ``pip install 'unclip-harness[diffusers]'``). Options: ``path``, ``device`` (``cpu``), ``dtype``
   (``float32``), ``model_id``, ``call_kwargs`` (extra keyword arguments of the pipeline call, e.g.
   ``{height = 512, width = 512}``). One call per image with ``generator = torch.Generator().manual_seed(seed)``,
@@ -29,7 +29,7 @@ file is relative to the working directory.
   ``checkpoint_sha256`` = sha256 of the module's source file and the canonical JSON of the options.
 
 An image folder looks images up by (prompt id, seed index), which the `Generator` protocol does not pass:
-`harness.generate` hands them to any `KeyedGenerator` through ``generate_keyed``.
+`harness.generate.run` hands them to any `KeyedGenerator` through ``generate_keyed``.
 """
 
 from __future__ import annotations
@@ -45,13 +45,19 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from harness.errors import ConfigError, HarnessError
-from harness.generators import Generator, _check_options, register_generator
+from harness.generate.registry import (
+    Generator,
+    SampleKey,
+    check_options,
+    register_generator,
+    str_option,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 PATTERN_FIELDS = ("prompt_id", "sample_index", "seed")
@@ -60,21 +66,6 @@ DIFFUSERS_INSTALL = "pip install 'unclip-harness[diffusers]'"
 FEWER_IMAGES = "or ask the run for fewer images (prompts.n, sampling.seeds_per_prompt)"
 
 
-@dataclass(frozen=True)
-class SampleKey:
-    """Which image of a run is asked for: the prompt's stable id and the seed index ``k``."""
-
-    prompt_id: str
-    sample_index: int
-
-
-@runtime_checkable
-class KeyedGenerator(Protocol):
-    """A generator that looks images up by (prompt id, seed index) instead of making them from the seed."""
-
-    def generate_keyed(
-        self, keys: Sequence[SampleKey], prompts: Sequence[str], seeds: Sequence[int], settings: Mapping[str, Any]
-    ) -> list[np.ndarray]: ...
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -150,14 +141,6 @@ def load_rgb(path: Path) -> np.ndarray:
 def _canonical_json(options: Mapping[str, Any]) -> bytes:
     return json.dumps(dict(options), sort_keys=True, separators=(",", ":"), default=str).encode()
 
-
-def _str_option(name: str, options: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = options.get(key, default)
-    if value is None:
-        raise ConfigError(f"generator {name!r}: missing option {key!r}; add it to the system's options table")
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"generator {name!r}: option {key!r} must be a non-empty string, got {value!r}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -327,15 +310,15 @@ class ImageFolderGenerator:
 @register_generator("image-folder")
 def _image_folder(options: Mapping[str, Any]) -> Generator:
     name = "image-folder"
-    _check_options(name, options, {"path", "pattern", "manifest", "model_id"})
-    folder = Path(_str_option(name, options, "path"))
+    check_options(name, options, {"path", "pattern", "manifest", "model_id"})
+    folder = Path(str_option(name, options, "path"))
     if not folder.is_dir():
         raise ConfigError(f"generator {name!r}: folder {folder} not found; set options.path to your images' folder")
-    model_id = _str_option(name, options, "model_id", f"image-folder:{folder.resolve().name}")
+    model_id = str_option(name, options, "model_id", f"image-folder:{folder.resolve().name}")
     if "pattern" in options and "manifest" in options:
         raise ConfigError(f"generator {name!r}: give either options.pattern or options.manifest, not both")
     if "pattern" in options:
-        pattern = _check_pattern(_str_option(name, options, "pattern"))
+        pattern = _check_pattern(str_option(name, options, "pattern"))
         sha = folder_listing_sha256(folder, b"pattern:" + pattern.encode())
         return ImageFolderGenerator(folder, pattern, None, model_id, sha)
     manifest_path = _find_manifest(folder, options.get("manifest"))
@@ -450,8 +433,8 @@ class CallableGenerator:
 @register_generator("callable")
 def _callable(options: Mapping[str, Any]) -> Generator:
     name = "callable"
-    _check_options(name, options, {"function", "kwargs", "model_id", "uses_guidance"})
-    spec = _str_option(name, options, "function")
+    check_options(name, options, {"function", "kwargs", "model_id", "uses_guidance"})
+    spec = str_option(name, options, "function")
     kwargs = options.get("kwargs", {})
     if not isinstance(kwargs, Mapping):
         raise ConfigError(f"generator {name!r}: options.kwargs must be a table, e.g. {{temperature = 0.8}}")
@@ -464,11 +447,7 @@ def _callable(options: Mapping[str, Any]) -> Generator:
         spec=spec,
         function=fn,
         kwargs=dict(kwargs),
-        model_id=_str_option(name, options, "model_id", spec),
+        model_id=str_option(name, options, "model_id", spec),
         checkpoint_sha256=sha,
         uses_guidance=uses_guidance,
     )
-
-
-# The diffusers kind lives in its own module (it imports torch and diffusers lazily); it registers itself.
-import harness.external_diffusers  # noqa: F401  (registers diffusers)

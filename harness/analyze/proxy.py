@@ -1,11 +1,11 @@
 """The preference proxy of unCLIP App. A trained on a study's votes in the store, and used to score new images.
 
-`train_study_proxy` joins every ordinary vote of a study (`harness.vote_table`; attention checks and, by default,
+`train_study_proxy` joins every ordinary vote of a study (`harness.analyze.vote_table`; attention checks and, by default,
 annotators the exclusion policy rejects are left out) with features of the images each side showed (a 4×4 grid:
 the mean of its 16 feature rows), cross-validates the probe of `eval_protocols.human.proxy` (folds grouped by
 caption) and fits it on all votes. Features: the toy CLIP's image embeddings when ``checkpoints/toy/clip_toy.*``
 exists (``extractor="auto"``), else the weight-free pixel features; ``clip:<arch>:<checkpoint>`` and the other
-names of `harness.extractors` work too. The extractor name is saved with the proxy, so `score_images` rebuilds it.
+names of `harness.score.extractors` work too. The extractor name is saved with the proxy, so `score_images` rebuilds it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 from eval_protocols.human.proxy import PreferenceProxy, ProxyCV, cross_validate, fit_proxy
 from eval_protocols.human.quality import ExclusionPolicy, apply_exclusion_policy
 from eval_protocols.human.votes import scores_of
+from harness.analyze.vote_table import study_vote_table
 from harness.errors import HarnessError
-from harness.vote_table import study_vote_table
 
 if TYPE_CHECKING:
     from harness.storage.repository import Repository
@@ -38,22 +38,16 @@ class TrainedProxy:
 
 def build_proxy_extractor(name: str = "auto") -> tuple[Callable[[np.ndarray], np.ndarray], str, str]:
     """``(extractor, extractor_id, name to save)``; ``auto`` = the toy CLIP when present, else ``pixels``."""
-    if name == "auto":
-        from harness.sim_judges import load_toy_clip
+    from harness.score.extractors import MissingToyCheckpointError, build_extractor, toy_clip
 
-        clip = load_toy_clip()
-        if clip is not None:
-            return clip, clip.extractor_id, "toy-clip"  # type: ignore[attr-defined,return-value]
+    if name in ("auto", "toy-clip"):
+        try:
+            clip = toy_clip()
+            return clip, clip.extractor_id, "toy-clip"
+        except MissingToyCheckpointError as exc:
+            if name == "toy-clip":
+                raise HarnessError(f"{exc}; or use --extractor pixels") from None
         name = "pixels"
-    if name == "toy-clip":
-        from harness.sim_judges import load_toy_clip
-
-        clip = load_toy_clip()
-        if clip is None:
-            raise HarnessError("the toy CLIP (checkpoints/toy/clip_toy.*) is missing; train it or use --extractor pixels")
-        return clip, clip.extractor_id, "toy-clip"  # type: ignore[attr-defined,return-value]
-    from harness.extractors import build_extractor
-
     extractor = build_extractor(name)
     return extractor, extractor.extractor_id, name
 
@@ -74,7 +68,7 @@ def train_study_proxy(
     Raises:
         HarnessError: the study has too few ordinary votes, or bad settings.
     """
-    from harness.simulate_votes import image_loader
+    from harness.score.inputs import image_loader
 
     study = repo.get_study(study_id)
     table = study_vote_table(repo, study_id)

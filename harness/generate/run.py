@@ -24,11 +24,10 @@ from harness import distributed
 from harness.config import RunConfig, SystemConfig
 from harness.distributed import DistContext
 from harness.errors import HarnessError
-from harness.external_generators import KeyedGenerator, SampleKey
 from harness.faults import fault_point
-from harness.generators import Generator, build_generator
-from harness.manifest import ManifestEntry, RunDir, derive_seed, work_key
+from harness.generate.registry import Generator, KeyedGenerator, SampleKey, build_generator
 from harness.prompts import PromptRecord
+from harness.rundir import ManifestEntry, RunDir, derive_seed, work_key
 
 
 @dataclass(frozen=True)

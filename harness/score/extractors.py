@@ -6,15 +6,27 @@ Names:
 * ``inception`` — InceptionV3 pool3 for FID from a local weights file (``$HARNESS_INCEPTION_WEIGHTS``);
   ``inception:antialias-bilinear`` selects the other resize mode;
 * ``clip:<arch>:<checkpoint path>`` — open_clip image features of any architecture from a local checkpoint;
-* ``clip:toy`` — the shipped toy CLIP (``checkpoints/toy/clip_toy``, architecture ``models/configs/clip_toy.json``).
+* ``clip:toy`` — the shipped toy CLIP (``clip_toy`` in `harness.paths.toy_checkpoint_dir`; its architecture is in
+  ``clip_toy.json`` beside the weights).
+
+The toy models the harness measures with (the toy CLIP, the attribute oracle) are loaded here and nowhere else.
 
 Metrics never build extractors: the harness does, here, and passes them in.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from eval_protocols.features.base import FeatureExtractor
 from harness.errors import ConfigError, HarnessError
+from harness.paths import toy_checkpoint_dir
+
+if TYPE_CHECKING:
+    from eval_protocols.features.clip import OpenClipFeatures
+    from eval_protocols.features.oracle import ToyAttributeOracle
 
 EXTRACTOR_NAMES = (
     "pixels", "pixels-g<k>", "inception", "inception:<resize mode>", "clip:<arch>:<checkpoint>", "clip:toy"
@@ -51,18 +63,45 @@ def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
     raise ConfigError(f"unknown feature extractor {name!r}; use one of {', '.join(EXTRACTOR_NAMES)}")
 
 
-def toy_clip(*, device: str = "cpu") -> FeatureExtractor:
-    """The shipped toy CLIP as an extractor (image features; ``encode_text`` for captions)."""
-    import json
+class MissingToyCheckpointError(HarnessError):
+    """A toy checkpoint is not in `harness.paths.toy_checkpoint_dir` (callers for which it is optional catch it)."""
 
+
+def toy_clip(*, checkpoints: Path | None = None, device: str = "cpu") -> OpenClipFeatures:
+    """The toy CLIP (image features; ``encode_text`` for captions) from ``clip_toy.{json,safetensors}``.
+
+    Args:
+        checkpoints: the folder (default `harness.paths.toy_checkpoint_dir`).
+
+    Raises:
+        MissingToyCheckpointError: a file is missing (the message says how to get it).
+    """
     from eval_protocols.features.clip import OpenClipFeatures
-    from models.factory import DEFAULT_CHECKPOINT_DIR
 
-    meta_path = DEFAULT_CHECKPOINT_DIR / "clip_toy.json"
-    if not meta_path.is_file():
-        raise HarnessError(
-            f"the toy CLIP is missing ({meta_path}); it ships with the source tree (git checkout), or train it with "
+    folder = checkpoints or toy_checkpoint_dir()
+    meta, weights = folder / "clip_toy.json", folder / "clip_toy.safetensors"
+    if not (meta.is_file() and weights.is_file()):
+        raise MissingToyCheckpointError(
+            f"the toy CLIP is missing ({meta.with_suffix('')}.{{json,safetensors}}); it ships with the source tree "
+            "(git checkout; set HARNESS_TOY_CHECKPOINTS for another folder), or train it with "
             "`harness train clip --export checkpoints/toy/clip_toy`"
         )
-    config = json.loads(meta_path.read_text(encoding="utf-8"))["model_config"]
-    return OpenClipFeatures(config, DEFAULT_CHECKPOINT_DIR / "clip_toy.safetensors", device=device)
+    config = json.loads(meta.read_text(encoding="utf-8"))["model_config"]
+    return OpenClipFeatures(config, weights, device=device)
+
+
+def toy_oracle(*, checkpoints: Path | None = None) -> ToyAttributeOracle:
+    """The toy attribute oracle from ``oracle.{json,safetensors}``.
+
+    Raises:
+        MissingToyCheckpointError: a file is missing.
+    """
+    from eval_protocols.features.oracle import ToyAttributeOracle
+
+    folder = checkpoints or toy_checkpoint_dir()
+    if not ((folder / "oracle.json").is_file() and (folder / "oracle.safetensors").is_file()):
+        raise MissingToyCheckpointError(
+            f"the toy attribute oracle is missing ({folder}/oracle.{{json,safetensors}}); it ships with the source "
+            "tree, or train it with `harness train oracle --export checkpoints/toy/oracle`"
+        )
+    return ToyAttributeOracle.from_checkpoint(folder / "oracle")

@@ -1,85 +1,22 @@
-"""Generators: anything that turns (prompts, seeds, settings) into images, behind one interface.
-
-A generator is built by name from a run config's ``[[systems]]`` entry (``generator = "..."`` plus ``options``).
-Built-ins:
+"""The toy world's generators: ``reference`` (real renders) and ``degraded`` (a known-worse copy of them).
 
 * ``reference`` — the toy world's own renderer: a real render of a scene matching the caption (needs toy-world
   captions). It is the "real images" ceiling every model is measured against.
 * ``degraded`` — the reference render blurred (Gaussian, ``blur`` σ in pixels), noised (``noise``, std on [0, 1])
   and colour-shifted (``color_shift``): a system known to be worse, to check that metrics and studies notice.
-
-Contract: ``generate(prompts, seeds, settings)`` returns one (H, W, 3) uint8 RGB image per (prompt, seed) pair, and
-the image for a pair depends only on (generator, options, prompt, seed, settings) — never on batch composition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from harness.errors import ConfigError, HarnessError, did_you_mean
-
-
-@runtime_checkable
-class Generator(Protocol):
-    """What `harness generate` needs from a model.
-
-    Attributes:
-        model_id: the generator's own id (stored with every image).
-        checkpoint_sha256: sha256 of the weights (``None`` for weight-free generators).
-        uses_guidance: whether sampling settings (guidance scales, steps) change the output; if not, a run
-            generates each (prompt, seed) once instead of once per setting.
-    """
-
-    model_id: str
-    checkpoint_sha256: str | None
-    uses_guidance: bool
-
-    def generate(
-        self, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping[str, Any]
-    ) -> list[np.ndarray]: ...
-
-
-GeneratorFactory = Callable[[Mapping[str, Any]], Generator]
-_REGISTRY: dict[str, GeneratorFactory] = {}
-
-
-def register_generator(name: str) -> Callable[[GeneratorFactory], GeneratorFactory]:
-    """Register a factory ``options -> Generator`` under ``name`` (re-registration is an error)."""
-
-    def deco(factory: GeneratorFactory) -> GeneratorFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"generator {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
-
-
-def list_generators() -> list[str]:
-    """Names of the registered generators, sorted."""
-    return sorted(_REGISTRY)
-
-
-def build_generator(name: str, options: Mapping[str, Any]) -> Generator:
-    """Build a generator by name.
-
-    Raises:
-        ConfigError: unknown generator (did-you-mean) or invalid options.
-    """
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown generator {name!r}{did_you_mean(name, _REGISTRY)}")
-    return _REGISTRY[name](options)
-
-
-def _check_options(name: str, options: Mapping[str, Any], allowed: set[str]) -> None:
-    for key in options:
-        if key not in allowed:
-            raise ConfigError(f"generator {name!r}: unknown option {key!r}{did_you_mean(key, allowed)}")
+from harness.errors import HarnessError
+from harness.generate.registry import Generator, check_options, register_generator
 
 
 @dataclass(frozen=True)
@@ -137,22 +74,16 @@ class DegradedGenerator:
 
 @register_generator("reference")
 def _reference(options: Mapping[str, Any]) -> Generator:
-    _check_options("reference", options, {"size"})
+    check_options("reference", options, {"size"})
     return ReferenceGenerator(size=int(options.get("size", 64)))
 
 
 @register_generator("degraded")
 def _degraded(options: Mapping[str, Any]) -> Generator:
-    _check_options("degraded", options, {"size", "blur", "noise", "color_shift"})
+    check_options("degraded", options, {"size", "blur", "noise", "color_shift"})
     return DegradedGenerator(
         blur=float(options.get("blur", 1.0)),
         noise=float(options.get("noise", 0.08)),
         color_shift=float(options.get("color_shift", 0.0)),
         size=int(options.get("size", 64)),
     )
-
-
-import harness.external_generators  # registers the external generators: image-folder, diffusers, callable
-
-# The trained model pipelines (unCLIP with either prior, GLIDE) register themselves; torch loads only when used.
-import harness.model_generators  # noqa: F401  (registers unclip-diffusion-prior, unclip-ar-prior, glide)

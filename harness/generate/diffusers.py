@@ -1,6 +1,6 @@
 """The ``diffusers`` external generator: a local pipeline directory saved with ``save_pretrained``.
 
-Registered when `harness.external_generators` is imported (its last lines import this module); documented there.
+Registered when the package `harness.generate` is imported; documented in `harness.generate.external`.
 diffusers is an optional extra (``pip install 'unclip-harness[diffusers]'``), imported only when this generator is
 built, so the rest of the harness runs without it.
 """
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError, HarnessError
-from harness.external_generators import DIFFUSERS_INSTALL, _str_option, normalise_images
-from harness.generators import Generator, _check_options, register_generator
+from harness.generate.external import DIFFUSERS_INSTALL, normalise_images
+from harness.generate.registry import Generator, check_options, register_generator, str_option
 
 TORCH_DTYPES = ("float32", "float16", "bfloat16")
 
@@ -160,11 +160,11 @@ def _pipeline_call_parameters(path: Path) -> tuple[dict[str, inspect.Parameter],
 @register_generator("diffusers")
 def _diffusers(options: Mapping[str, Any]) -> Generator:
     name = "diffusers"
-    _check_options(name, options, {"path", "device", "dtype", "model_id", "call_kwargs"})
-    path = Path(_str_option(name, options, "path"))
+    check_options(name, options, {"path", "device", "dtype", "model_id", "call_kwargs"})
+    path = Path(str_option(name, options, "path"))
     if not path.is_dir():
         raise ConfigError(f"generator {name!r}: pipeline folder {path} not found; set options.path")
-    dtype = _str_option(name, options, "dtype", "float32")
+    dtype = str_option(name, options, "dtype", "float32")
     if dtype not in TORCH_DTYPES:
         raise ConfigError(f"generator {name!r}: dtype {dtype!r} is not one of {', '.join(TORCH_DTYPES)}")
     params, var_kw = _pipeline_call_parameters(path)
@@ -188,9 +188,9 @@ def _diffusers(options: Mapping[str, Any]) -> Generator:
         setting_kwargs=setting_kwargs,
         call_kwargs=dict(call_kwargs),
         takes_output_type="output_type" in params,
-        device=_str_option(name, options, "device", "cpu"),
+        device=str_option(name, options, "device", "cpu"),
         dtype=dtype,
-        model_id=_str_option(name, options, "model_id", f"diffusers:{path.resolve().name}"),
+        model_id=str_option(name, options, "model_id", f"diffusers:{path.resolve().name}"),
         checkpoint_sha256=tree_sha256(path),
         uses_guidance="guidance_scale" in setting_kwargs or "steps" in setting_kwargs,
     )

@@ -10,7 +10,7 @@
 * ``latency_ms``: the vote's response time;
 * ``item_id``, ``annotator_id``, ``study_id``: store ids, for joins (e.g. with the items' images);
 * ``simulated``: whether the annotator is a simulated one (name starting with ``sim-``, see
-  `harness.simulate_votes`).
+  `harness.simulate.votes`).
 
 ``annotator`` is the annotator's name, suffixed ``#<id>`` only when two annotators of one study share a name.
 ``prompt`` is the caption text, so bootstraps cluster and agreement groups by caption.
@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.storage.records import SIMULATED_PREFIX
 
 if TYPE_CHECKING:
     from harness.storage.records import ItemRecord
     from harness.storage.repository import Repository
-
-SIMULATED_PREFIX = "sim-"
-"""Names of simulated annotators start with this; everything else counts as a human vote."""
 
 COLUMNS: tuple[str, ...] = (
     "model_a", "model_b", "winner", "annotator", "prompt", "protocol", "left",
@@ -104,7 +102,7 @@ def votes_of_studies(repo: Repository, study_ids: Sequence[int]) -> pd.DataFrame
 
 
 def run_study_ids(repo: Repository, run_id: str) -> list[int]:
-    """Ids of the studies `harness.study.create_studies` made for a run (named ``<run id>/<protocol>``)."""
+    """Ids of the studies `harness.study.design.create_studies` made for a run (named ``<run id>/<protocol>``)."""
     prefix = f"{run_id}/"
     return [s.study_id for s in repo.list_studies() if s.name.startswith(prefix)]
 

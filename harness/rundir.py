@@ -6,7 +6,7 @@ Layout of ``<out_dir>/<run_id>/``::
     manifest.jsonl          one `ManifestEntry` per line (append-only; a torn last line is dropped on open)
     manifest.rank<k>.jsonl  only during a torchrun generation: rank k's lines, merged into manifest.jsonl in plan
                             order by rank 0 at the end (`RunDir.merge_parts`); left over only by a crash
-    config.json             the resolved `RunConfig` and its sha256
+    config.json             the resolved `RunConfig` and its sha256 (`prepare_run_dir`)
     provenance.json         git commit, package versions, device, seeds (`harness.provenance.collect`)
 
 Writes are crash-safe: a PNG is written to a temporary file and renamed; a manifest line is appended and fsync'ed
@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from harness import provenance
+from harness.config import RunConfig
 from harness.errors import HarnessError
 
 
@@ -241,3 +243,18 @@ def _read_entries(path: Path) -> list[ManifestEntry]:
                 f"{path}: line {lineno} is not a manifest entry; restore the file or delete the run dir"
             ) from None
     return entries
+
+def prepare_run_dir(cfg: RunConfig) -> RunDir:
+    """Create ``<out_dir>/<run_id>`` and write the resolved config and provenance (kept from the first attempt)."""
+    if not cfg.systems:
+        raise HarnessError("the run config defines no [[systems]]; add at least one (see configs/toy.toml)")
+    ids = [s.id for s in cfg.systems]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise HarnessError(f"system id {dupes[0]!r} is used twice in [[systems]]; system ids must be unique")
+    run_dir = RunDir(Path(cfg.out_dir) / cfg.run_id).create()
+    run_dir.write_json("config.json", {"config": cfg.to_dict(), "config_sha256": cfg.config_hash()})
+    if not (run_dir.root / "provenance.json").exists():
+        seeds = {"run": cfg.seed, "prompts": cfg.prompts.seed, "study": cfg.study.seed}
+        run_dir.write_json("provenance.json", provenance.collect(cfg.config_hash(), seeds))
+    return run_dir

@@ -2,8 +2,8 @@
 
 Sections: the run and its systems; sample grids; the metric table (value, 95% bootstrap interval, n, extractor) and,
 over several guidance scales, every metric against the guidance scale and the FD-vs-CLIP-score trade-off curve
-(`harness.report_figures`; systems without guidance appear as reference lines); the human
-evaluation (`harness.report_studies`: Table 1 style win rates with intervals and Holm-adjusted p-values, win rate vs
+(`harness.report.figures`; systems without guidance appear as reference lines); the human
+evaluation (`harness.report.studies`: Table 1 style win rates with intervals and Holm-adjusted p-values, win rate vs
 guidance, Bradley–Terry ratings, position bias, annotators and exclusions), labelled as simulated while only
 simulated annotators voted; the provenance of every number (config hash, git commit, package versions, device,
 seeds, the extractor behind each metric, where the votes came from and how they were analysed).
@@ -28,11 +28,11 @@ from tqdm import tqdm
 
 from eval_protocols.human.design_inputs import settings_label
 from harness.config import RunConfig
-from harness.manifest import ManifestEntry, RunDir, atomic_write_bytes, encode_png
-from harness.report_figures import guidance_scales, metric_tradeoff, metric_vs_guidance
-from harness.report_studies import StudyAnalysis, human_sections
-from harness.reportdoc import Document, Figure, Section, Table, fmt_ci, rows, to_html, to_markdown
-from harness.simulate_votes import SIMULATION_RECORD
+from harness.report.document import Document, Figure, Section, Table, fmt_ci, rows, to_html, to_markdown
+from harness.report.figures import guidance_scales, metric_tradeoff, metric_vs_guidance
+from harness.report.studies import StudyAnalysis, human_sections
+from harness.rundir import ManifestEntry, RunDir, atomic_write_bytes, encode_png
+from harness.simulate.votes import SIMULATION_RECORD
 
 if TYPE_CHECKING:
     from harness.storage.records import MetricResultRecord
@@ -157,7 +157,7 @@ def build_document(
     results: Sequence[MetricResultRecord],
     repo: Repository | None,
     study_ids: Sequence[int],
-    bar: tqdm | None = None,  # type: ignore[type-arg]
+    bar: tqdm | None = None,
 ) -> Document:
     """Assemble the report of a run; ``bar`` (if given) advances once per part: samples, metrics, votes."""
     report_dir = run_dir.root / "report"

@@ -1,7 +1,7 @@
 """Simulated annotators that vote through the repository, exactly as people do, until every item's quota is met.
 
 Until humans vote, a run's report still needs win rates; they come from simulated annotators, clearly labelled
-everywhere: their names start with ``sim-`` (`harness.vote_table.SIMULATED_PREFIX`), reports say "simulated
+everywhere: their names start with ``sim-`` (`harness.storage.records.SIMULATED_PREFIX`), reports say "simulated
 annotators", and ``<run dir>/simulated_votes.json`` records who they were and which judges they used.
 
 Each one is invited with `Repository.create_annotator`, asks for work with `Repository.next_item_for` and answers with
@@ -12,7 +12,7 @@ is read back from the store, so a simulation killed between two votes resumes wi
 cast. It stops when no annotator gets an item any more: with at least as many annotators as the largest vote
 target, every quota is then met exactly.
 
-Decision model of a careful annotator on an item with left/right sides L, R (`harness.sim_judges` scores):
+Decision model of a careful annotator on an item with left/right sides L, R (`harness.simulate.judges` scores):
 
     Δ = (s(L) − s(R)) / σ_protocol + β + η·ε,   ε ~ N(0, 1)
     choice = "tie" if ties are allowed and |Δ| < τ, else "left" if Δ > 0 else "right"
@@ -44,10 +44,11 @@ from tqdm import tqdm
 from harness.config import RunConfig, SimulateConfig
 from harness.errors import HarnessError
 from harness.faults import fault_point
-from harness.manifest import RunDir
 from harness.prompts import PromptRecord
-from harness.sim_judges import Judge, judge_for, stack
-from harness.vote_table import SIMULATED_PREFIX
+from harness.rundir import RunDir
+from harness.score.inputs import image_loader
+from harness.simulate.judges import Judge, judge_for, stack
+from harness.storage.records import SIMULATED_PREFIX
 
 if TYPE_CHECKING:
     from harness.storage.records import ItemRecord
@@ -156,19 +157,6 @@ class ItemScores:
         return (a - b) / scale if item.left == "a" else (b - a) / scale
 
 
-def image_loader(repo: Repository) -> Callable[[tuple[str, ...]], np.ndarray]:
-    """Load images by sha256 through `Repository.image_paths` (``uint8 (n, H, W, 3)``)."""
-    from eval_protocols.features.base import load_image_file
-
-    def load(sha256s: tuple[str, ...]) -> np.ndarray:
-        paths = repo.image_paths(sha256s)
-        missing = [s for s in sha256s if s not in paths]
-        if missing:
-            raise HarnessError(f"image {missing[0][:16]}… of a study item is not in the store; rerun `harness run`")
-        return stack([load_image_file(paths[s]) for s in sha256s])
-
-    return load
-
 
 def simulate_study(
     repo: Repository,
@@ -184,7 +172,7 @@ def simulate_study(
     Args:
         repo: the store.
         study_id: the study.
-        judges: judges by protocol name (`harness.sim_judges.make_judges`).
+        judges: judges by protocol name (`harness.simulate.judges.make_judges`).
         cfg: the ``[simulate]`` section.
         load: images by sha256 (default: through the store's image paths).
         progress: show a progress bar over the study's votes.
@@ -267,14 +255,14 @@ def simulate_run(
     """Simulated votes in every study of a run (idempotent); records them in ``<run dir>/simulated_votes.json``
     (settings, judges and, per study, the annotators and how many simulated votes the store holds).
 
-    The realism judge compares with the run's reference images (`harness.score.reference_images`).
+    The realism judge compares with the run's reference images (`harness.score.inputs.reference_images`).
 
     Raises:
         HarnessError: the run has no reference images (an ``.npz`` reference), or see `simulate_study`.
     """
     from eval_protocols.features.base import load_image_file
-    from harness.score import reference_images
-    from harness.sim_judges import make_judges
+    from harness.score.inputs import reference_images
+    from harness.simulate.judges import make_judges
 
     if not cfg.simulate.enabled or not study_ids:
         return []

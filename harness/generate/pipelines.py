@@ -1,9 +1,10 @@
 """The trained pipelines as harness generators: ``unclip-diffusion-prior``, ``unclip-ar-prior``, ``glide``.
 
-Registered into `harness.generators` when that module is imported (its last line imports this one). Options of
+Registered when the package `harness.generate` is imported. Options of
 each (a run config's ``[[systems]] options``):
 
-* ``checkpoint_dir`` (default: the shipped ``checkpoints/toy`` of the source tree): the folder of the stage
+* ``checkpoint_dir`` (default: `harness.paths.toy_checkpoint_dir`, ``$HARNESS_TOY_CHECKPOINTS`` or the shipped
+  ``checkpoints/toy``): the folder of the stage
   checkpoints (`models.factory`); a relative path is relative to the working directory;
 * ``device`` (``cpu``); ``upsample`` (true: 64×64 images; false: the 32×32 base);
 * ``prior_steps`` (``"64"``), ``upsampler_steps`` (``"10"``), ``upsampler_start`` (1.0: from pure noise; the toy
@@ -27,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError, HarnessError
-from harness.generators import Generator, _check_options, register_generator
+from harness.generate.registry import Generator, check_options, register_generator
+from harness.paths import toy_checkpoint_dir
 
 MODEL_GENERATORS: tuple[str, ...] = ("unclip-diffusion-prior", "unclip-ar-prior", "glide")
 OPTIONS = {
@@ -51,7 +53,7 @@ class PipelineGenerator:
     """A `models.factory` pipeline behind the `Generator` protocol (module docstring)."""
 
     name: str
-    checkpoint_dir: str = ""  # empty: the shipped toy checkpoints (`models.factory.DEFAULT_CHECKPOINT_DIR`)
+    checkpoint_dir: str = ""  # empty: the toy checkpoints (`harness.paths.toy_checkpoint_dir`)
     device: str = "cpu"
     upsample: bool = True
     prior_steps: str = "64"
@@ -68,10 +70,10 @@ class PipelineGenerator:
     _pipeline: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from models.factory import DEFAULT_CHECKPOINT_DIR, pipeline_checkpoint_sha256
+        from models.factory import pipeline_checkpoint_sha256
         from models.pipelines.execution import Execution
 
-        self.checkpoint_dir = self.checkpoint_dir or str(DEFAULT_CHECKPOINT_DIR)
+        self.checkpoint_dir = self.checkpoint_dir or str(toy_checkpoint_dir())
         self.model_id = self.name
         try:  # a bad precision (or fp16 off CUDA) is a config error before any work
             Execution(self.device, str(self.precision), bool(self.channels_last), bool(self.compile))
@@ -122,7 +124,7 @@ class PipelineGenerator:
 
 def _factory(name: str) -> Any:
     def build(options: Mapping[str, Any]) -> Generator:
-        _check_options(name, options, OPTIONS)
+        check_options(name, options, OPTIONS)
         kwargs = {k: options[k] for k in OPTIONS if k in options}
         return PipelineGenerator(name=name, **kwargs)
 

@@ -23,8 +23,6 @@ Each judge has an ``judge_id`` naming the extractor and weights it used, recorde
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -33,15 +31,9 @@ import numpy as np
 
 from eval_protocols.features.pixels import PixelExtractor
 from eval_protocols.metrics.diversity import vendi
+from harness.score.extractors import MissingToyCheckpointError, toy_clip, toy_oracle
 
-TOY_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints" / "toy"
-"""Where the project's trained toy checkpoints live (``HARNESS_TOY_CHECKPOINTS`` overrides)."""
 COLOUR_TOLERANCE = 60.0
-
-
-def toy_checkpoint_dir() -> Path:
-    """``$HARNESS_TOY_CHECKPOINTS`` or the project's ``checkpoints/toy``."""
-    return Path(os.environ.get("HARNESS_TOY_CHECKPOINTS", TOY_CHECKPOINTS))
 
 
 class Judge(Protocol):
@@ -210,25 +202,14 @@ class ColourCaptionJudge:
         return float(np.mean(shares))
 
 
-def load_toy_clip(checkpoints: Path | None = None) -> object | None:
-    """The toy CLIP (`OpenClipFeatures`) from ``clip_toy.{json,safetensors}``, or ``None`` when absent."""
-    folder = checkpoints or toy_checkpoint_dir()
-    config, weights = folder / "clip_toy.json", folder / "clip_toy.safetensors"
-    if not (config.is_file() and weights.is_file()):
+
+
+def _optional(load: Callable[..., object], checkpoints: Path | None) -> object | None:
+    """A toy model from `harness.score.extractors`, or None when its checkpoint is absent (judges fall back)."""
+    try:
+        return load(checkpoints=checkpoints)
+    except MissingToyCheckpointError:
         return None
-    from eval_protocols.features.clip import OpenClipFeatures
-
-    return OpenClipFeatures(json.loads(config.read_text(encoding="utf-8"))["model_config"], weights)
-
-
-def load_toy_oracle(checkpoints: Path | None = None) -> object | None:
-    """The toy attribute oracle from ``oracle.{json,safetensors}``, or ``None`` when absent."""
-    folder = checkpoints or toy_checkpoint_dir()
-    if not ((folder / "oracle.json").is_file() and (folder / "oracle.safetensors").is_file()):
-        return None
-    from eval_protocols.features.oracle import ToyAttributeOracle
-
-    return ToyAttributeOracle.from_checkpoint(folder / "oracle")
 
 
 def make_caption_judge(clip: object | None, oracle: object | None) -> Judge:
@@ -249,11 +230,11 @@ def make_judges(
 
     Args:
         reference: real renders, ``uint8 (N, H, W, 3)``.
-        checkpoints: folder of the toy checkpoints (default `toy_checkpoint_dir`).
+        checkpoints: folder of the toy checkpoints (default `harness.paths.toy_checkpoint_dir`).
         use_models: load the toy CLIP / oracle when present (False: weight-free judges only).
     """
-    clip = load_toy_clip(checkpoints) if use_models else None
-    oracle = load_toy_oracle(checkpoints) if use_models else None
+    clip = _optional(toy_clip, checkpoints) if use_models else None
+    oracle = _optional(toy_oracle, checkpoints) if use_models else None
     if clip is not None:
         diversity = DiversityJudge(clip, getattr(clip, "extractor_id", "clip"))  # type: ignore[arg-type]
     else:
