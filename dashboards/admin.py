@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
 from urllib.parse import urlsplit
 
 import streamlit as st
@@ -27,6 +28,19 @@ _INVITES = "admin_invites"
 """Session-state key: the invite links created last (tokens are shown once, never stored in clear)."""
 
 DEFAULT_BASE_URL = "http://localhost:8501"
+PUBLIC_URL_ENV = "HARNESS_PUBLIC_URL"
+"""Set by `harness app` (``--public-url``, else the address it serves on): the base of invite links."""
+
+
+def served_base_url(public_url: str | None, page_url: str | None) -> str:
+    """The default base of invite links: the app's public URL when configured, else the origin of the page the
+    admin is looking at (``scheme://host:port`` as the browser reached it), else `DEFAULT_BASE_URL`."""
+    if public_url and public_url.strip():
+        return public_url.strip().rstrip("/")
+    parts = urlsplit(page_url or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return DEFAULT_BASE_URL
 
 
 def is_admin(secret: str | None, given: str | None) -> bool:
@@ -135,7 +149,8 @@ def _invite_controls(repo: Repository, study: StudyRecord) -> None:
     cols = st.columns([2, 1, 3])
     name = cols[0].text_input("Name (label for you)", value="annotator", key="invite_name")
     n = int(cols[1].number_input("How many", min_value=1, max_value=500, value=1, step=1, key="invite_n"))
-    base = cols[2].text_input("Base URL of this app", value=DEFAULT_BASE_URL, key="invite_base")
+    default = served_base_url(os.environ.get(PUBLIC_URL_ENV), getattr(st.context, "url", None))
+    base = cols[2].text_input("Base URL of this app", value=default, key="invite_base")
     if st.button("Create invite links", key="invite_create"):
         try:
             invite_url(base, "x")

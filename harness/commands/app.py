@@ -1,5 +1,6 @@
 """`harness app`: start the voting app (`streamlit run dashboards/app.py`, headless) and print its admin URL.
 
+`harness app` becomes the Streamlit process (exec), so killing it, even with SIGKILL, leaves no server behind.
 The store is opened (and migrated) once before Streamlit starts, so a bad ``--db`` fails here with one line. The
 store URL and the admin secret travel to the app in its environment (``HARNESS_DB_URL``, ``HARNESS_ADMIN_SECRET``),
 not on its command line where other users could read a password; without ``--admin-secret`` (or
@@ -9,13 +10,12 @@ not on its command line where other users could read a password; without ``--adm
 from __future__ import annotations
 
 import argparse
-from typing import Any
 import importlib.util
 import os
 import secrets
-import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.commands import add_command
 from harness.errors import HarnessError
@@ -32,6 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a LAN)")
     p.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
     p.add_argument("--db", default=None, help="store URL (default: $HARNESS_DB_URL or the SQLite file under .harness/)")
+    p.add_argument("--public-url", default=None,
+                   help="base URL annotators reach the app at, for invite links (default: http://HOST:PORT as served)")
     p.add_argument("--admin-secret", default=None,
                    help="secret of the admin page (default: $HARNESS_ADMIN_SECRET, else a random one is printed)")
     p.set_defaults(func=run)
@@ -69,14 +71,25 @@ def run(args: argparse.Namespace) -> int:
         shown_url = repo.url
     secret = args.admin_secret or os.environ.get("HARNESS_ADMIN_SECRET") or secrets.token_urlsafe(18)
     shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
-    base = f"http://{shown_host}:{args.port}"
+    base = (args.public_url or f"http://{shown_host}:{args.port}").strip().rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise HarnessError(f"--public-url {args.public_url!r} is not an http(s) URL; use e.g. http://evalbox:{args.port}")
     print(f"store: {shown_url}")
     print(f"admin page: {base}/?admin={secret}")
     print(f"results page: {base}/?page=results&admin={secret}")
     print("invite links: from the admin page, or `harness study invite STUDY_ID --base-url " + base + "`")
     sys.stdout.flush()
-    env = {**os.environ, "HARNESS_ADMIN_SECRET": secret, "HARNESS_DB_URL": db_url}
+    env = {**os.environ, "HARNESS_ADMIN_SECRET": secret, "HARNESS_DB_URL": db_url, "HARNESS_PUBLIC_URL": base}
+    return exec_streamlit(streamlit_command(app_script(), args.host, args.port), env)
+
+
+def exec_streamlit(command: list[str], env: dict[str, str]) -> int:
+    """Become the Streamlit server (``os.execve``): no child process is left to outlive `harness app`, so killing
+    it (Ctrl-C, SIGTERM, even SIGKILL) stops the app. Returns only when exec fails (`HarnessError`)."""
+    if importlib.util.find_spec("streamlit") is None:
+        raise HarnessError("cannot start the app: streamlit is not installed; install it with `pip install streamlit`")
     try:
-        return subprocess.call(streamlit_command(app_script(), args.host, args.port), env=env)
-    except FileNotFoundError as exc:
-        raise HarnessError(f"cannot start streamlit ({exc}); install it with `pip install streamlit`") from None
+        os.execve(command[0], command, env)
+    except OSError as exc:
+        raise HarnessError(f"cannot start streamlit ({exc}); reinstall unclip-harness (pip install -e .)") from None
+    return 0  # pragma: no cover - execve does not return

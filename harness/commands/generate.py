@@ -7,8 +7,8 @@ Under ``torchrun --nproc_per_node N -m harness.cli generate CONFIG`` the N proce
 from __future__ import annotations
 
 import argparse
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from harness import distributed
 from harness.commands import add_command, add_config_arguments

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 import shlex
+from typing import Any
 
 from harness.commands import add_command, add_config_arguments
 from harness.config import load_config
