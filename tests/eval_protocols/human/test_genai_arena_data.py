@@ -13,7 +13,7 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "genai_arena"
 
 def _readme_digests() -> dict[str, str]:
     """``{file: sha256}`` from the README's source table (rows ``| `file` | `path` | `sha256` |``)."""
-    rows = re.findall(r"^\| `([^`]+)` \| `[^`]+` \| `([0-9a-f]{64})` \|$", (DATA / "README.md").read_text(), re.M)
+    rows = re.findall(r"^\| `([^`]+)` \| `[^`]+` \| `([0-9a-f]{64})` \|$", (DATA / "README.md").read_text(), re.MULTILINE)
     return dict(rows)
 
 
