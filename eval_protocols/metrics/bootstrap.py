@@ -35,7 +35,7 @@ from eval_protocols.metrics.base import MetricResult, group_indices
 from eval_protocols.metrics.registry import MetricInputs, gate_metrics, get_metric
 
 
-def _check(n_units: int, n_resamples: int, confidence: float) -> None:
+def _check(n_units: int, n_resamples: int, confidence: float = 0.95) -> None:
     if n_units < 2:
         raise ValueError(f"a bootstrap needs at least 2 units to resample, got {n_units}")
     check_resamples(n_resamples, confidence)
@@ -52,7 +52,7 @@ def bootstrap_replicates(
         n_resamples: bootstrap replicates B.
         seed: seed of the resampling (`eval_protocols.bootstrap.resample_indices`, one row per replicate).
     """
-    _check(n_units, n_resamples, 0.95)
+    _check(n_units, n_resamples)
     rng = np.random.default_rng(seed)
     return np.array([statistic(resample_indices(n_units, 1, rng)[0]) for _ in range(n_resamples)], dtype=np.float64)
 

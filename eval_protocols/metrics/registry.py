@@ -53,7 +53,7 @@ class MetricInputs:
 
 
 MetricFn = Callable[..., list[MetricResult]]
-ReplicatesFn = Callable[[MetricInputs, np.ndarray, "np.ndarray | None"], tuple[float, np.ndarray]]
+ReplicatesFn = Callable[[MetricInputs, np.ndarray, np.ndarray | None], tuple[float, np.ndarray]]
 """``fn(inputs, idx (B, N), ref_idx (B, N_ref) | None) -> (value, (B,) replicates)``, see `MetricSpec.replicates`."""
 F = TypeVar("F", bound=MetricFn)
 
