@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 from eval_protocols.human import intervals as iv
 from eval_protocols.human.bradley_terry import BTRatings, bradley_terry
@@ -31,7 +31,7 @@ from eval_protocols.human.winrates import WinRate, win_rates
 class AnalysisOptions:
     """Settings of `analyze_votes` (the `harness analyze` flags)."""
 
-    ties: str = "half"
+    ties: iv.TiesMode = "half"
     """``half`` (a tie is half a win for each side; GLIDE/unCLIP) or ``drop``."""
     ci: str = "normal"
     """Interval of the win rates: ``normal`` (paper), ``wilson``, ``exact`` or ``bootstrap``."""
@@ -139,7 +139,7 @@ def analyze_votes(votes: pd.DataFrame, options: AnalysisOptions = AnalysisOption
         raise ValueError("no votes left after dropping attention checks and excluded annotators; relax the policy")
     rates = win_rates(
         votes,
-        ties_mode=options.ties,  # type: ignore[arg-type]
+        ties_mode=options.ties,
         ci=options.ci,
         level=options.level,
         n_bootstrap=options.n_bootstrap,

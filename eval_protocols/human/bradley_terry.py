@@ -27,10 +27,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from scipy import optimize, sparse
-from scipy.sparse import csgraph
-from scipy.special import expit
+import pandas as pd  # type: ignore[import-untyped]
+from scipy import optimize, sparse  # type: ignore[import-untyped]
+from scipy.sparse import csgraph  # type: ignore[import-untyped]
+from scipy.special import expit  # type: ignore[import-untyped]
 
 from eval_protocols.human.votes import SCORE_OF_WINNER, left_sign
 
@@ -195,7 +195,8 @@ def bradley_terry(
         q = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
         low, high = np.quantile(rep_ratings, q, axis=0)
         if side_term:
-            side_ci = tuple(float(v) for v in np.quantile(SCALE * reps[:, m], q))
+            side_low, side_high = np.quantile(SCALE * reps[:, m], q)
+            side_ci = (float(side_low), float(side_high))
     order = np.argsort(-ratings, kind="stable")
     return BTRatings(
         systems=tuple(outcomes.systems[i] for i in order),
@@ -203,7 +204,7 @@ def bradley_terry(
         ci_low=None if low is None else tuple(float(low[i]) for i in order),
         ci_high=None if high is None else tuple(float(high[i]) for i in order),
         side_advantage=float(SCALE * params[m]) if side_term else None,
-        side_ci=side_ci,  # type: ignore[arg-type]
+        side_ci=side_ci,
         n_votes=outcomes.n_votes,
         n_bootstrap=n_bootstrap,
         level=level,
@@ -215,7 +216,8 @@ def bradley_terry(
 def _anchor_shift(r: np.ndarray, systems: tuple[str, ...], anchor: tuple[str, float] | None) -> np.ndarray:
     """Offset per row of r [B, M] that centres the ratings at init, or puts ``anchor`` at its rating."""
     if anchor is None:
-        return INIT_RATING - SCALE * r.mean(axis=1)
+        centred: np.ndarray = INIT_RATING - SCALE * r.mean(axis=1)
+        return centred
     name, value = anchor
     if name not in systems:
         raise ValueError(f"anchor system '{name}' has no votes; anchor one of: {', '.join(systems)}")
@@ -360,4 +362,5 @@ def bootstrap_outcomes(
 
 def win_probability(rating_a: float, rating_b: float) -> float:
     """P(a beats b) = 1/(1 + base^{−(R_a − R_b)/scale}) for Elo-scale ratings."""
-    return 1.0 / (1.0 + BASE ** (-(rating_a - rating_b) / SCALE))
+    odds: float = BASE ** (-(rating_a - rating_b) / SCALE)
+    return 1.0 / (1.0 + odds)

@@ -23,7 +23,9 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped]
+
+from eval_protocols import bootstrap
 
 TiesMode = Literal["half", "drop"]
 CIMethod = Literal["normal", "wilson", "exact", "bootstrap"]
@@ -201,7 +203,9 @@ def cluster_bootstrap_interval(
     G groups are resampled with replacement (multiplicities ~ Multinomial(G, 1/G)) and each group keeps all its
     votes. With two or more (prompt and annotator), each variable is resampled independently and a vote's
     weight is the product of its groups' multiplicities (Owen's pigeonhole bootstrap). The statistic of a
-    replicate is Σ_v w_v s_v / Σ_v w_v; all replicates are computed at once on unique (group, group) cells.
+    replicate is Σ_v w_v s_v / Σ_v w_v; all replicates are computed at once on unique (group, group) cells
+    (`eval_protocols.bootstrap.cluster_mean_replicates`; groups coded in sorted label order). Without clusters the
+    replicates are multinomial counts of the distinct scores (`eval_protocols.bootstrap.count_mean_replicates`).
     A cluster variable with a single group cannot be resampled and is ignored (no variables left: i.i.d.).
 
     Args:
@@ -222,23 +226,13 @@ def cluster_bootstrap_interval(
         raise ValueError(f"n_bootstrap = {n_bootstrap}; use at least 1 (e.g. 1000)")
     clusters = [c for c in (np.asarray(c) for c in clusters) if np.unique(c).size > 1]
     if len(clusters) == 0:
-        values, counts = np.unique(s, return_counts=True)
-        weights = rng.multinomial(s.size, counts / s.size, size=n_bootstrap).astype(np.float64)
-        replicates = weights @ values / s.size
+        replicates = bootstrap.count_mean_replicates(s, n_bootstrap, rng)
     else:
         codes = np.stack([np.unique(np.asarray(c), return_inverse=True)[1].ravel() for c in clusters], axis=1)
         cells, cell_of_vote = np.unique(codes, axis=0, return_inverse=True)
         cell_of_vote = cell_of_vote.ravel()
         cell_sum = np.bincount(cell_of_vote, weights=s, minlength=len(cells))
-        cell_n = np.bincount(cell_of_vote, minlength=len(cells)).astype(np.float64)
-        weight = np.ones((n_bootstrap, len(cells)))
-        for k in range(codes.shape[1]):
-            n_groups = int(codes[:, k].max()) + 1
-            mult = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_bootstrap)
-            weight *= mult[:, cells[:, k]]
-        total = weight @ cell_n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            replicates = np.where(total > 0, (weight @ cell_sum) / np.where(total > 0, total, 1.0), np.nan)
-    alpha = 1.0 - level
-    low, high = np.nanquantile(replicates, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(low), float(high), replicates
+        cell_n = np.bincount(cell_of_vote, minlength=len(cells))
+        replicates = bootstrap.cluster_mean_replicates(cell_sum, cell_n, cells, n_bootstrap, rng)
+    low, high = bootstrap.percentile_interval(replicates, level)
+    return low, high, replicates

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def votes_needed_normal(win_rate: float, power: float = 0.8, alpha: float = 0.05
     _check(win_rate, power, alpha)
     z_a = stats.norm.ppf(1.0 - alpha / 2.0)
     z_b = stats.norm.ppf(power)
-    n = (z_a * math.sqrt(p0 * (1 - p0)) + z_b * math.sqrt(win_rate * (1 - win_rate))) ** 2 / (win_rate - p0) ** 2
+    n: float = (z_a * math.sqrt(p0 * (1 - p0)) + z_b * math.sqrt(win_rate * (1 - win_rate))) ** 2 / (win_rate - p0) ** 2
     return math.ceil(n - 1e-9)
 
 

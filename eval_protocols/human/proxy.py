@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit, log_expit
+from scipy.optimize import minimize  # type: ignore[import-untyped]
+from scipy.special import expit, log_expit  # type: ignore[import-untyped]
 
 TIES_MODES: tuple[str, ...] = ("half", "drop")
 
@@ -62,11 +62,13 @@ class PreferenceProxy:
     def utility(self, features: np.ndarray) -> np.ndarray:
         """f(x) for ``(n, D)`` features; shape ``(n,)``."""
         x = _as_2d(features, len(self.weights), "features")
-        return (x / self.scale) @ self.weights
+        f: np.ndarray = (x / self.scale) @ self.weights
+        return f
 
     def prefer_probability(self, features_x: np.ndarray, features_y: np.ndarray) -> np.ndarray:
         """P(prefer y over x) = σ(f(y) − f(x)) for paired ``(n, D)`` features; shape ``(n,)``."""
-        return expit(self.utility(features_y) - self.utility(features_x))
+        probability: np.ndarray = expit(self.utility(features_y) - self.utility(features_x))
+        return probability
 
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``<stem>.npz`` and ``<stem>.json``; returns both paths."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 from eval_protocols.human import intervals as iv
 from eval_protocols.human.votes import left_sign, ordinary_votes, orient, protocols_of, require_columns
@@ -284,7 +284,8 @@ def _check_passed(checks: pd.DataFrame) -> np.ndarray:
     expected = checks["expected"].astype(str).to_numpy()
     expected = np.where(expected == checks["model_a"].astype(str).to_numpy(), "model_a", expected)
     expected = np.where(expected == checks["model_b"].astype(str).to_numpy(), "model_b", expected)
-    return expected == checks["winner"].astype(str).to_numpy()
+    passed: np.ndarray = expected == checks["winner"].astype(str).to_numpy()
+    return passed
 
 
 def apply_exclusion_policy(votes: pd.DataFrame, policy: ExclusionPolicy = ExclusionPolicy()) -> ExclusionResult:

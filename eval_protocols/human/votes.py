@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("model_a", "model_b", "winner")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("annotator", "prompt", "protocol", "left", "expected", "latency_ms")
@@ -174,7 +174,8 @@ def protocols_of(df: pd.DataFrame) -> pd.Series:
 
 def scores_of(df: pd.DataFrame) -> np.ndarray:
     """Per-vote score s ∈ {1, ½, 0} of ``model_a`` (win, tie, loss); shape [n_votes], float64."""
-    return df["winner"].map(SCORE_OF_WINNER).to_numpy(dtype=np.float64)
+    scores: np.ndarray = df["winner"].map(SCORE_OF_WINNER).to_numpy(dtype=np.float64)
+    return scores
 
 
 def left_sign(df: pd.DataFrame) -> np.ndarray:
@@ -182,8 +183,8 @@ def left_sign(df: pd.DataFrame) -> np.ndarray:
     if "left" not in df.columns:
         return np.zeros(len(df))
     left = df["left"].astype("string")
-    a_left = ((left == "model_a") | (left == df["model_a"].astype("string"))).fillna(False).to_numpy(dtype=bool)
-    b_left = ((left == "model_b") | (left == df["model_b"].astype("string"))).fillna(False).to_numpy(dtype=bool)
+    a_left: np.ndarray = ((left == "model_a") | (left == df["model_a"].astype("string"))).fillna(False).to_numpy(bool)
+    b_left: np.ndarray = ((left == "model_b") | (left == df["model_b"].astype("string"))).fillna(False).to_numpy(bool)
     return a_left.astype(np.float64) - b_left.astype(np.float64)
 
 

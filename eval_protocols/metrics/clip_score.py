@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from eval_protocols.metrics.base import MetricResult, as_features
+from eval_protocols.metrics.bootstrap import mean_replicates
 from eval_protocols.metrics.registry import MetricInputs, register_metric
 
 
@@ -98,7 +99,21 @@ def clip_r_precision(
     return MetricResult("r_precision", float(hits.mean()), len(hits), higher_is_better=True, details=details)
 
 
-@register_metric("clip_score", higher_is_better=True, requires=("samples", "sample_text"), description="CLIP score")
+def _clip_score_replicates(
+    inputs: MetricInputs, idx: np.ndarray, ref_idx: np.ndarray | None
+) -> tuple[float, np.ndarray]:
+    """Mean CLIP score (scale 100) and its within-prompt replicates (`eval_protocols.metrics.bootstrap.mean_replicates`)."""
+    return mean_replicates(clip_score_per_sample(inputs.samples, inputs.sample_text), inputs.groups, idx)
+
+
+@register_metric(
+    "clip_score",
+    higher_is_better=True,
+    requires=("samples", "sample_text"),
+    description="CLIP score",
+    clip_features=True,
+    replicates=_clip_score_replicates,
+)
 def _clip_score_metric(inputs: MetricInputs, scale: float = 100.0) -> list[MetricResult]:
     return [clip_score(inputs.samples, inputs.sample_text, scale)]
 
@@ -108,6 +123,7 @@ def _clip_score_metric(inputs: MetricInputs, scale: float = 100.0) -> list[Metri
     higher_is_better=True,
     requires=("samples", "captions", "caption_index"),
     description="CLIP R-precision",
+    clip_features=True,
 )
 def _r_precision_metric(inputs: MetricInputs, k: int = 32, seed: int = 0) -> list[MetricResult]:
     return [clip_r_precision(inputs.samples, inputs.captions, inputs.caption_index, k=k, seed=seed)]

@@ -62,6 +62,8 @@ def cmmd(
     return MetricResult("cmmd", float(value), len(y), higher_is_better=False, details=details)
 
 
-@register_metric("cmmd", higher_is_better=False, requires=("reference", "samples"), description="CLIP MMD (CMMD)")
+@register_metric(
+    "cmmd", higher_is_better=False, requires=("reference", "samples"), description="CLIP MMD (CMMD)", clip_features=True
+)
 def _cmmd_metric(inputs: MetricInputs, **options: Any) -> list[MetricResult]:
     return [cmmd(inputs.reference, inputs.samples, **options)]

@@ -31,6 +31,7 @@ def compute_metrics(
     groups: Sequence[Any] | np.ndarray | None = None,
     captions: np.ndarray | None = None,
     caption_index: np.ndarray | None = None,
+    utility: np.ndarray | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     bootstrap: int = 0,
     confidence: float = 0.95,
@@ -47,6 +48,7 @@ def compute_metrics(
         groups: ``(N,)`` prompt/caption label per sample (diversity, Vendi; prompt-level bootstrap).
         captions: ``(C, D)`` CLIP features of the distinct captions (R-precision).
         caption_index: ``(N,)`` caption row per sample (R-precision).
+        utility: ``(N,)`` a preference proxy's utility per sample (``proxy``).
         options: per-metric keyword options, e.g. ``{"kid": {"subsets": 50}, "r_precision": {"k": 32}}``.
         bootstrap: number of bootstrap resamples for metrics with per-unit values (0: no intervals).
         confidence: interval coverage.
@@ -67,6 +69,7 @@ def compute_metrics(
         groups=None if groups is None else np.asarray(groups),
         captions=captions,
         caption_index=caption_index,
+        utility=utility,
     )
     results: list[MetricResult] = []
     for spec in specs:

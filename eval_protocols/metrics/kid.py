@@ -96,8 +96,35 @@ def kernel_inception_distance(
     return MetricResult("kid", float(values.mean()), len(y), higher_is_better=False, details=details)
 
 
+KID_SUBSET_SIZE = 1000
+"""KID's usual subset size (torchmetrics, torch-fidelity, clean-fid); smaller sets are used whole."""
+
+
+def _kid_replicates(inputs: MetricInputs, idx: np.ndarray, ref_idx: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """KID of all rows and of each resample pair ``(idx[b], ref_idx[b])``, with subsets of `KID_SUBSET_SIZE` rows:
+    one subset pair when both sets fit one subset (the value is then exact, no subset noise), else 10 (seed 0).
+
+    Raises:
+        ValueError: no ``ref_idx`` (the reference must be resampled too).
+    """
+    reference, samples = np.asarray(inputs.reference), np.asarray(inputs.samples)
+    if ref_idx is None:
+        raise ValueError("KID replicates need resampled reference rows (ref_idx); pass reference features")
+    subsets = 1 if max(len(reference), len(samples)) <= KID_SUBSET_SIZE else 10
+
+    def kid(i: np.ndarray, r: np.ndarray) -> float:
+        return kernel_inception_distance(reference[r], samples[i], subsets=subsets, subset_size=KID_SUBSET_SIZE).value
+
+    value = kid(np.arange(idx.shape[1]), np.arange(ref_idx.shape[1]))
+    return value, np.array([kid(i, ref_idx[b]) for b, i in enumerate(idx)], dtype=np.float64)
+
+
 @register_metric(
-    "kid", higher_is_better=False, requires=("reference", "samples"), description="Kernel Inception Distance"
+    "kid",
+    higher_is_better=False,
+    requires=("reference", "samples"),
+    description="Kernel Inception Distance",
+    replicates=_kid_replicates,
 )
 def _kid_metric(inputs: MetricInputs, **options: Any) -> list[MetricResult]:
     return [kernel_inception_distance(inputs.reference, inputs.samples, **options)]

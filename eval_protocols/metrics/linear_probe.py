@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize  # type: ignore[import-untyped]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ class LinearProbe:
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """(N, K) logits of (N, D) features."""
-        return _standardise(features, self.mean, self.scale) @ self.weights + self.bias
+        logits: np.ndarray = _standardise(features, self.mean, self.scale) @ self.weights + self.bias
+        return logits
 
     def predict(self, features: np.ndarray) -> list[Any]:
         """The arg-max label of each of (N, D) features."""

@@ -22,7 +22,7 @@ from eval_protocols.human.bradley_terry import (
 from eval_protocols.human.simulate import SimulationSpec, simulate_votes
 from eval_protocols.human.votes import normalize_votes
 
-GENAI_ARENA = Path(__file__).resolve().parents[3].parent / "shared" / "external" / "genai-arena"
+GENAI_ARENA = Path(__file__).resolve().parents[2] / "data" / "genai_arena"  # tests/data/genai_arena (README there)
 
 
 def _votes(rows: list[tuple[str, str, str]]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from eval_protocols.human.simulate import SimulationSpec, simulate_votes, true_w
 from eval_protocols.human.votes import normalize_votes
 from eval_protocols.human.winrates import win_rates
 
-GENAI_ARENA = Path(__file__).resolve().parents[3].parent / "shared" / "external" / "genai-arena"
+GENAI_ARENA = Path(__file__).resolve().parents[2] / "data" / "genai_arena"  # tests/data/genai_arena (README there)
 
 # Hand example: units u1..u4 over the pair (x, y); categories x wins / y wins / tie.
 # u1 = [x, x, x], u2 = [x, x, y], u3 = [y, y], u4 = [x, y, tie]. Each vote is written with a varying order

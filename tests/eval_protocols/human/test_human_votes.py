@@ -11,7 +11,7 @@ import pytest
 
 from eval_protocols.human.votes import left_sign, load_votes, normalize_votes, orient, scores_of, validate_votes
 
-GENAI_ARENA = Path(__file__).resolve().parents[3].parent / "shared" / "external" / "genai-arena"
+GENAI_ARENA = Path(__file__).resolve().parents[2] / "data" / "genai_arena"  # tests/data/genai_arena (README there)
 
 
 def _table() -> pd.DataFrame:

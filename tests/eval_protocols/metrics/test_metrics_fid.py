@@ -13,7 +13,8 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
 
 from eval_protocols.metrics.base import FeatureStats
-from eval_protocols.metrics.fid import FrechetDistance, fd_from_features, frechet_distance, load_stats, save_stats
+from eval_protocols.metrics.fid import load_stats, save_stats
+from eval_protocols.metrics.frechet import FrechetDistance, fd_from_features, frechet_distance
 
 
 def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
