@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from eval_protocols.metrics.registry import metric_names
 from harness.errors import ConfigError, did_you_mean
 
 
@@ -78,10 +79,6 @@ class SamplingConfig:
     batch_size: int = 16
 
 
-TEXT_METRICS: tuple[str, ...] = ("clip_score", "r_precision")
-"""Metrics that read CLIP text features of the captions (they need ``metrics.clip_extractor``)."""
-
-
 @dataclass(frozen=True)
 class MetricsConfig:
     """What `harness score` computes.
@@ -105,7 +102,7 @@ class MetricsConfig:
     clip_extractor: str = ""
 
     def __post_init__(self) -> None:
-        text_metrics = [n for n in self.names if n in TEXT_METRICS]
+        text_metrics = [n for n in self.names if n in metric_names(needs_text=True)]  # they read CLIP text features
         if text_metrics and not self.clip_extractor:
             raise ConfigError(
                 f"metrics.names has {', '.join(text_metrics)}, which needs a CLIP: set metrics.clip_extractor "

@@ -34,8 +34,15 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:  # the metric stack imports torch/torchmetrics: only when the command runs, not for `--help`
     from eval_protocols.metrics.base import FeatureStats, MetricResult
 
-TWO_FILE_METRICS: tuple[str, ...] = ("fd", "kid", "cmmd", "prdc")
-ONE_FILE_METRICS: tuple[str, ...] = ("vendi", "diversity")
+
+
+def file_metrics() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(two-file metrics, one-file metrics)`` from the registry: those of sample features against reference
+    features (``A.npy B.npy``), and those of sample features alone (``SAMPLES.npy``)."""
+    from eval_protocols.metrics.registry import get_metric, list_metrics, metric_names
+
+    one = tuple(n for n in list_metrics() if set(get_metric(n).requires) == {"samples"})
+    return metric_names(needs_reference=True, needs_text=False), one
 
 
 def register(subparsers: Any) -> None:
@@ -48,12 +55,8 @@ def register(subparsers: Any) -> None:
         epilog="Examples: harness metrics fd ref.npz samples.npy --json   |   "
         "harness metrics vendi clip.npy --groups prompts.txt",
     )
-    p.add_argument(
-        "name",
-        metavar="NAME",
-        choices=TWO_FILE_METRICS + ONE_FILE_METRICS,
-        help="fd, kid, cmmd, prdc, vendi or diversity",
-    )
+    two, one = file_metrics()
+    p.add_argument("name", metavar="NAME", choices=two + one, help=", ".join(two + one))
     p.add_argument("files", metavar="FILE", nargs="+", help="A.npy B.npy (reference, samples), or one file")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--groups", metavar="FILE", help="caption label per row for vendi/diversity (.npy or text lines)")
@@ -68,7 +71,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the files, compute, print; bad input becomes a one-line `HarnessError`."""
-    expected = 2 if args.name in TWO_FILE_METRICS else 1
+    expected = 2 if args.name in file_metrics()[0] else 1
     if len(args.files) != expected:
         usage = "A.npy B.npy (reference, samples)" if expected == 2 else "SAMPLES.npy"
         raise HarnessError(f"metric '{args.name}' takes {expected} file(s): {usage}; got {len(args.files)}")

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from eval_protocols.metrics.registry import gate_metrics
 from harness.config import RegressConfig
 from harness.errors import ConfigError, HarnessError, did_you_mean
 
-GATE_METRICS: dict[str, bool] = {"fd": False, "kid": False, "clip_score": True, "diversity": True, "proxy": True}
-"""Metrics the gate knows, with ``higher_is_better``."""
 BASELINE_FORMAT = "unclip-harness/regress-baseline/1"
 
 
@@ -29,7 +28,7 @@ class Measurement:
     Attributes:
         system_id: the system id of the run config.
         group: ``guidance=<g>`` for guided generators, ``""`` otherwise.
-        metric: a `GATE_METRICS` name.
+        metric: a gated metric (`eval_protocols.metrics.registry.gate_metrics`).
         higher_is_better: direction of improvement.
         value: the point estimate on all images.
         n: images it was computed from.
@@ -97,18 +96,20 @@ class Baseline:
 # ---------------------------------------------------------------------------------------------------------- rule
 
 
-def gate_metrics(rc: RegressConfig) -> tuple[str, ...]:
-    """The validated metric list (``proxy`` added when a proxy is configured).
+def check_gate_metrics(rc: RegressConfig) -> tuple[str, ...]:
+    """The validated metric list (``proxy`` added when a proxy is configured); the metrics the gate knows are the
+    registry's (`eval_protocols.metrics.registry.gate_metrics`: those with a bootstrap replicate rule).
 
     Raises:
         ConfigError: unknown or repeated metric, a metric lacking its model, bad alpha/bootstrap/tolerance.
     """
+    known = gate_metrics()
     names = tuple(rc.metrics) + (("proxy",) if rc.proxy and "proxy" not in rc.metrics else ())
     for name in names:
-        if name not in GATE_METRICS:
-            raise ConfigError(f"regress.metrics: unknown metric {name!r}{did_you_mean(name, GATE_METRICS)}")
+        if name not in known:
+            raise ConfigError(f"regress.metrics: unknown metric {name!r}{did_you_mean(name, known)}")
     if not names or len(set(names)) != len(names):
-        raise ConfigError(f"regress.metrics = {list(names)}: list each of {', '.join(GATE_METRICS)} at most once")
+        raise ConfigError(f"regress.metrics = {list(names)}: list each of {', '.join(known)} at most once")
     if "proxy" in names and not rc.proxy:
         raise ConfigError("regress.metrics has 'proxy' but regress.proxy is empty; set it to a trained proxy's stem")
     if "clip_score" in names and not rc.clip:
@@ -216,7 +217,7 @@ def _measurement(r: dict[str, Any], n_rep: int) -> Measurement:
     replicates = np.asarray(r["replicates"], dtype=np.float64)
     if replicates.shape != (n_rep,) or not np.isfinite(replicates).all() or not np.isfinite(float(r["value"])):
         raise ValueError(f"{r.get('metric')} of {r.get('system')}: expected {n_rep} finite replicates")
-    if r["metric"] not in GATE_METRICS:
+    if r["metric"] not in gate_metrics():
         raise ValueError(f"unknown metric {r['metric']!r}")
     return Measurement(str(r["system"]), str(r["group"]), str(r["metric"]), bool(r["higher_is_better"]),
                        float(r["value"]), int(r["n"]), replicates)

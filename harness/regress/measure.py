@@ -2,7 +2,9 @@
 
 Every (system, guidance scale) unit gets, per gated metric, its point value on all images and B replicates. Replicate
 b resamples with replacement, within every prompt, the unit's images (and, for ``fd``/``kid``, the reference images
-of the same prompts), and recomputes the metric:
+of the same prompts), and recomputes the metric. The resampling and each metric's replicate rule are
+eval_protocols' one bootstrap (`eval_protocols.bootstrap.stratified_indices`,
+`eval_protocols.metrics.bootstrap.metric_replicates`); this module gathers the features they read:
 
 * ``fd``, ``kid``: Fréchet distance / KID (`eval_protocols.metrics`) of the resampled sets on ``metrics.extractor``
   features; KID uses one subset pair when both sets fit one subset of 1000 rows (then it is exact), else 10;
@@ -24,16 +26,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eval_protocols.bootstrap import stratified_indices
+from eval_protocols.metrics.bootstrap import metric_replicates
+from eval_protocols.metrics.registry import MetricInputs, gate_metrics, get_metric
 from harness.config import RegressConfig, RunConfig
 from harness.errors import ConfigError, HarnessError
-from harness.regress.baseline import GATE_METRICS, Measurement, gate_metrics
+from harness.regress.baseline import Measurement, check_gate_metrics
 
 if TYPE_CHECKING:
     from eval_protocols.metrics.base import FeatureStats
@@ -59,7 +64,7 @@ class GateTools:
         """Validate ``[regress]`` and build what its metrics need (missing weights fail here, before generating)."""
         from harness.score.extractors import build_extractor
 
-        metrics = gate_metrics(cfg.regress)
+        metrics = check_gate_metrics(cfg.regress)
         wants_clip = bool({"clip_score", "diversity"} & set(metrics)) and bool(cfg.regress.clip)
         needs_extractor = bool({"fd", "kid"} & set(metrics)) or ("diversity" in metrics and not wants_clip)
         extractor = build_extractor(cfg.metrics.extractor) if needs_extractor else None
@@ -188,122 +193,6 @@ def load_reference(cfg: RunConfig, tools: GateTools, run_dir: RunDir, prompts: S
     return ReferenceData(extract_files(tools.extractor, files, FeatureCache(feature_cache_dir())), prompt_ids, None)
 
 
-def stratified_indices(groups: np.ndarray | None, n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """``int64 (B, n)`` resampled rows: within each group label (same positions), rows drawn with replacement."""
-    labels = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups)
-    out = np.empty((n_resamples, n), dtype=np.int64)
-    for label in dict.fromkeys(labels.tolist()):
-        rows = np.flatnonzero(labels == label)
-        out[:, rows] = rows[rng.integers(0, len(rows), (n_resamples, len(rows)))]
-    return out
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return unit
-
-
-def diversity_replicates(features: np.ndarray, groups: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Diversity of each resample ``idx (B, N)`` (stratified by ``groups``) over pairs of distinct original rows.
-
-    Per prompt: ``1 − mean_{a≠b, idx_a≠idx_b} cos(x_idx_a, x_idx_b)`` (a resample of one repeated row keeps the prompt's
-    own value), then the mean over prompts; ``(B,)``.
-    """
-    unit = _unit_rows(features)
-    per_prompt = []
-    for label in dict.fromkeys(groups.tolist()):
-        rows = np.flatnonzero(groups == label)
-        sim = unit[rows] @ unit[rows].T
-        local = np.searchsorted(rows, idx[:, rows])  # (B, n) positions within the prompt
-        pairs = sim[local[:, :, None], local[:, None, :]]
-        distinct = local[:, :, None] != local[:, None, :]
-        count = distinct.sum(axis=(1, 2))
-        own = (sim.sum() - np.trace(sim)) / max(len(rows) * (len(rows) - 1), 1)
-        mean_sim = np.where(count > 0, (pairs * distinct).sum(axis=(1, 2)) / np.maximum(count, 1), own)
-        per_prompt.append(1.0 - mean_sim)
-    result: np.ndarray = np.mean(per_prompt, axis=0)
-    return result
-
-
-def diversity_jackknife_se(features: np.ndarray, groups: np.ndarray) -> float | None:
-    """Within-prompt delete-one jackknife standard error of the prompt-averaged diversity (None: a prompt has < 3)."""
-    unit = _unit_rows(features)
-    labels = list(dict.fromkeys(groups.tolist()))
-    variance = 0.0
-    for label in labels:
-        rows = np.flatnonzero(groups == label)
-        n = len(rows)
-        if n < 3:
-            return None
-        sim = unit[rows] @ unit[rows].T
-        off = sim - np.diag(np.diag(sim))
-        leave_out = 1.0 - (off.sum() - 2.0 * off.sum(axis=1)) / ((n - 1) * (n - 2))  # (n,) diversity without image i
-        variance += (n - 1) / n * float(((leave_out - leave_out.mean()) ** 2).sum())
-    return float(np.sqrt(variance) / len(labels))
-
-
-def _rescaled(replicates: np.ndarray, factor: float) -> np.ndarray:
-    """Replicates with their deviations from their mean multiplied by ``factor``."""
-    centre = replicates.mean()
-    result: np.ndarray = centre + (replicates - centre) * factor
-    return result
-
-
-Pair = Callable[[np.ndarray, np.ndarray | None], float]
-
-
-def _loop(one: Pair, idx: np.ndarray, ref_idx: np.ndarray | None) -> np.ndarray:
-    return np.array([one(i, None if ref_idx is None else ref_idx[b]) for b, i in enumerate(idx)], dtype=np.float64)
-
-
-def _feature_metric(metric: str, unit: UnitData, ref: ReferenceData) -> Pair:
-    """``fd`` or ``kid`` of the sample rows ``i`` against the reference rows ``r``."""
-    from eval_protocols.metrics.fid import frechet_distance
-    from eval_protocols.metrics.kid import kernel_inception_distance
-
-    x_all, r_all = unit.features, ref.features
-    assert x_all is not None
-    if metric == "fd":  # the Gaussian statistics of `fd_from_features`, without its per-call metric object
-
-        def fd(i: np.ndarray, r: np.ndarray | None) -> float:
-            x = x_all[i]
-            if ref.stats is not None:
-                return frechet_distance(ref.stats.mu, ref.stats.sigma, x.mean(axis=0), np.cov(x, rowvar=False))
-            y = r_all[r]  # type: ignore[index]
-            return frechet_distance(y.mean(axis=0), np.cov(y, rowvar=False), x.mean(axis=0), np.cov(x, rowvar=False))
-
-        return fd
-    assert r_all is not None
-    subsets = 1 if max(len(r_all), len(x_all)) <= KID_SUBSET_SIZE else 10
-    return lambda i, r: kernel_inception_distance(r_all[r], x_all[i], subsets=subsets,
-                                                  subset_size=KID_SUBSET_SIZE).value
-
-
-def metric_replicates(metric: str, unit: UnitData, ref: ReferenceData, idx: np.ndarray,
-                      ref_idx: np.ndarray | None) -> tuple[float, np.ndarray]:
-    """``(point value, (B,) replicates)`` of one metric on one unit (module docstring)."""
-    from eval_protocols.metrics.clip_score import clip_score_per_sample
-    from eval_protocols.metrics.diversity import pairwise_diversity
-
-    n_small = min(np.unique(unit.prompt_ids, return_counts=True)[1])
-    if metric in ("clip_score", "proxy"):
-        values = clip_score_per_sample(unit.clip, unit.text) if metric == "clip_score" else unit.utility
-        per_sample = np.asarray(values, dtype=np.float64)
-        factor = np.sqrt(n_small / (n_small - 1)) if n_small > 1 else 1.0
-        return float(per_sample.mean()), _rescaled(per_sample[idx].mean(axis=1), factor)
-    if metric == "diversity":
-        feats = unit.clip if unit.clip is not None else unit.features
-        assert feats is not None
-        value = pairwise_diversity(feats, unit.prompt_ids).value
-        replicates = diversity_replicates(feats, unit.prompt_ids, idx)
-        se, spread = diversity_jackknife_se(feats, unit.prompt_ids), float(replicates.std())
-        return value, (_rescaled(replicates, se / spread) if se and spread > 0 else replicates)
-    one = _feature_metric(metric, unit, ref)
-    identity = None if ref_idx is None else np.arange(ref_idx.shape[1])
-    return one(np.arange(idx.shape[1]), identity), _loop(one, idx, ref_idx)
-
-
 def measure_unit(unit: UnitData, ref: ReferenceData, metrics: Sequence[str], rc: RegressConfig) -> list[Measurement]:
     """Point values and ``rc.bootstrap`` replicates of every metric on one unit (module docstring).
 
@@ -316,16 +205,27 @@ def measure_unit(unit: UnitData, ref: ReferenceData, metrics: Sequence[str], rc:
     idx = stratified_indices(unit.prompt_ids, n, rc.bootstrap, rng)
     n_ref = 0 if ref.features is None else len(ref.features)
     ref_idx = stratified_indices(ref.prompt_ids, n_ref, rc.bootstrap, rng) if n_ref else None
+    directions = gate_metrics()
     out = []
     for metric in metrics:
         try:
             with warnings.catch_warnings(), _one_torch_thread():
                 warnings.simplefilter("ignore")  # rank warnings of FD on small sets: the same in both runs
-                value, replicates = metric_replicates(metric, unit, ref, idx, ref_idx)
+                value, replicates = metric_replicates(metric, metric_inputs(metric, unit, ref), idx, ref_idx)
         except ValueError as exc:
             raise HarnessError(f"regress: {metric} of {unit.system_id} {unit.group}: {exc}") from None
-        out.append(Measurement(unit.system_id, unit.group, metric, GATE_METRICS[metric], float(value), n, replicates))
+        out.append(Measurement(unit.system_id, unit.group, metric, directions[metric], float(value), n, replicates))
     return out
+
+
+def metric_inputs(metric: str, unit: UnitData, ref: ReferenceData) -> MetricInputs:
+    """What metric ``metric`` reads of a unit: CLIP image embeddings for the CLIP metrics (``clip_score``, and
+    ``diversity`` when a CLIP is configured), else ``metrics.extractor`` features; the reference for fd/kid; the
+    captions' text embeddings; the proxy's utilities."""
+    clip_metric = get_metric(metric).clip_features or get_metric(metric).needs_text
+    samples = unit.clip if clip_metric and unit.clip is not None else unit.features
+    return MetricInputs(samples=samples, groups=unit.prompt_ids, reference=ref.features, reference_stats=ref.stats,
+                        sample_text=unit.text, utility=unit.utility)
 
 
 @contextlib.contextmanager

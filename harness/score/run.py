@@ -40,7 +40,7 @@ from eval_protocols.metrics.base import MetricResult
 from eval_protocols.metrics.bootstrap import bootstrap_ci, with_bootstrap
 from eval_protocols.metrics.registry import MetricInputs, MetricSpec, get_metric
 from harness import distributed
-from harness.config import TEXT_METRICS, RunConfig
+from harness.config import RunConfig
 from harness.distributed import DistContext
 from harness.errors import ConfigError, HarnessError
 from harness.faults import fault_point
@@ -53,9 +53,6 @@ from harness.score.inputs import npz_reference, reference_images
 if TYPE_CHECKING:
     from harness.storage.records import MetricResultRecord
     from harness.storage.repository import Repository
-
-CLIP_PREFERRING_METRICS = ("cmmd", "diversity", "vendi")
-"""Metrics defined on CLIP image features: they use ``metrics.clip_extractor`` when one is configured."""
 
 
 def with_interval(
@@ -175,7 +172,7 @@ def score_run(
             specs.append(get_metric(name))
         except ValueError as exc:
             raise ConfigError(f"metrics.names: {exc}") from None
-    needs_text = any(s.name in TEXT_METRICS for s in specs)  # MetricsConfig ensures a clip_extractor then
+    needs_text = any(s.needs_text for s in specs)  # MetricsConfig ensures a clip_extractor then
     extractor = build_extractor(cfg.metrics.extractor)
     clip = build_extractor(cfg.metrics.clip_extractor) if cfg.metrics.clip_extractor else None
     cache = FeatureCache(feature_cache_dir())
@@ -199,7 +196,7 @@ def score_run(
         settings = json.loads(settings_json)
         feats: dict[str, np.ndarray] = {}
         for spec in specs:
-            use = clip if clip is not None and spec.name in TEXT_METRICS + CLIP_PREFERRING_METRICS else extractor
+            use = clip if clip is not None and spec.clip_features else extractor
             assert use is not None
             key = _inputs_hash(spec.name, sorted(e.sha256 for e in group), ref_key, use.extractor_id,
                                cfg.metrics.bootstrap, cfg.seed)
@@ -219,7 +216,7 @@ def score_run(
             inputs = MetricInputs(
                 reference=ref_feats[use.extractor_id], samples=feats[use.extractor_id],
                 groups=np.array([e.prompt_id for e in group]), reference_stats=npz,
-                **(caption_inputs(captions, group) if captions is not None and spec.name in TEXT_METRICS else {}),
+                **(caption_inputs(captions, group) if captions is not None and spec.needs_text else {}),
             )
             try:
                 with warnings.catch_warnings():

@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from eval_protocols.metrics.diversity import pairwise_diversity
 from harness.cli import main
 from harness.config import RegressConfig, load_config
 from harness.errors import ConfigError
-from harness.regress.baseline import Measurement, compare, gate_metrics, load_baseline
-from harness.regress.measure import diversity_replicates, stratified_indices
+from harness.regress.baseline import Measurement, check_gate_metrics, compare, load_baseline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,28 +191,18 @@ def test_compare_directions_tolerance_and_bonferroni() -> None:
     assert wide.low < compare(base, worse, rule)[0].low
 
 
-def test_resampling_keeps_prompts_and_diversity_matches_the_metric(rng: np.random.Generator) -> None:
-    groups = np.repeat(np.array(["a", "b", "c"]), 5)
-    idx = stratified_indices(groups, 15, 50, rng)
-    assert idx.shape == (50, 15) and (groups[idx] == groups[None, :]).all()
-    features = rng.standard_normal((15, 8))
-    identity = np.arange(15)[None]
-    assert diversity_replicates(features, groups, identity)[0] == pytest.approx(
-        pairwise_diversity(features, groups).value
-    )
-
 
 def test_regress_section_is_validated(tmp_path: Path) -> None:
-    assert gate_metrics(RegressConfig(proxy="p")) == ("fd", "kid", "clip_score", "diversity", "proxy")
+    assert check_gate_metrics(RegressConfig(proxy="p")) == ("fd", "kid", "clip_score", "diversity", "proxy")
     with pytest.raises(ConfigError, match="did you mean 'diversity'"):
-        gate_metrics(RegressConfig(metrics=("diversty",)))
+        check_gate_metrics(RegressConfig(metrics=("diversty",)))
     with pytest.raises(ConfigError, match="regress.tolerance.fd"):
-        gate_metrics(RegressConfig(tolerance={"fd": -1.0}))
+        check_gate_metrics(RegressConfig(tolerance={"fd": -1.0}))
     with pytest.raises(ConfigError, match="clip is empty"):
-        gate_metrics(RegressConfig(clip=""))
+        check_gate_metrics(RegressConfig(clip=""))
     bad = tmp_path / "bad.toml"
     bad.write_text("[regress]\ntolerence = {}\n")
     with pytest.raises(ConfigError, match="did you mean 'tolerance'"):
         load_config(bad)
     shipped = load_config(ROOT / "configs" / "regress_toy.toml")
-    assert gate_metrics(shipped.regress) == ("fd", "kid", "clip_score", "diversity")
+    assert check_gate_metrics(shipped.regress) == ("fd", "kid", "clip_score", "diversity")

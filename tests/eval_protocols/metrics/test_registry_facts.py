@@ -43,11 +43,11 @@ def test_lookup_after_importing_the_registry_alone_needs_no_torch() -> None:
 
 def test_fact_queries_equal_what_the_harness_declares_today() -> None:
     assert set(list_metrics()) >= BUILT_IN
-    # harness/config.py TEXT_METRICS, harness/score.py CLIP_PREFERRING_METRICS, harness/regress.py GATE_METRICS
+    # the facts the harness once re-declared (TEXT_METRICS, CLIP_PREFERRING_METRICS, GATE_METRICS) come from here
     assert metric_names(needs_text=True) == ("clip_score", "r_precision")
     assert metric_names(clip_features=True, needs_text=False) == ("cmmd", "diversity", "vendi")
     assert gate_metrics() == {"fd": False, "kid": False, "clip_score": True, "diversity": True, "proxy": True}
-    # harness/commands/metrics.py TWO_FILE_METRICS: metrics of features against reference features
+    # `harness metrics A.npy B.npy`: metrics of features against reference features
     assert metric_names(needs_reference=True) == ("cmmd", "fd", "kid", "prdc")
     assert metric_names(higher_is_better=False) == ("cmmd", "fd", "kid")
     assert metric_names(gate=False, clip_features=False) == ("prdc",)
