@@ -1,4 +1,4 @@
-"""The admin page (studies, invites, progress, export) and the results page (live win rates), behind the secret.
+"""The admin page (studies, invites, progress, export), behind the secret; the results page is `dashboards.results`.
 
 Access: the admin secret comes from ``HARNESS_ADMIN_SECRET`` (or ``--admin-secret`` after ``--``); it is checked
 with `hmac.compare_digest` against ``?admin=SECRET`` or a password field, and a session that passed keeps access.
@@ -10,15 +10,12 @@ Every table is read from the store on every rerun (no `st.cache_data`): what the
 from __future__ import annotations
 
 import hmac
-import math
 import os
 from urllib.parse import urlsplit
 
 import streamlit as st
 
 from dashboards import create_study, tables
-from eval_protocols.human.intervals import CI_METHODS
-from eval_protocols.human.winrates import win_rates
 from harness.storage.records import ItemRecord, StudyRecord
 from harness.storage.repository import AssignmentError, Repository
 
@@ -180,34 +177,3 @@ def _export(repo: Repository, studies: list[StudyRecord]) -> None:
                             key="export_csv")
     cols[1].download_button("Download Parquet", tables.to_parquet_bytes(table), file_name="votes.parquet",
                             mime="application/octet-stream", key="export_parquet")
-
-
-def render_results(repo: Repository) -> None:
-    """Live win rates with intervals per study and protocol (attention checks excluded), read fresh."""
-    st.title("Results")
-    studies = repo.list_studies()
-    methods = [m for m in CI_METHODS if m != "bootstrap"]
-    cols = st.columns([1, 1, 3])
-    ci = cols[0].selectbox("Interval", methods, index=methods.index("wilson"), key="results_ci")
-    ties = cols[1].selectbox("Ties (Not sure)", ["half", "drop"], key="results_ties")
-    cols[2].button("Refresh", key="results_refresh")
-    if not studies:
-        st.info("No studies yet.")
-        return
-    for study in studies:
-        st.subheader(f"{study.name} ({study.protocol_name}, {study.status})")
-        items = {i.item_id: i for i in repo.list_items(study.study_id)}
-        table = tables.ordinary_vote_table(tables.vote_table(repo.load_votes(study.study_id), items,
-                                                             {study.study_id: study}))
-        if table.empty:
-            st.caption("No votes yet (attention checks are not counted).")
-            continue
-        rates = win_rates(table, ties_mode=ties, ci=ci, level=0.95)  # type: ignore[arg-type]
-        st.caption(f"{len(table)} votes; P(A beats B) with ties {'as half a win' if ties == 'half' else 'dropped'}, "
-                   f"95% {ci} interval, two-sided sign-test p (Holm within the study).")
-        frame = tables.win_rate_table(rates)
-        st.dataframe(frame.round(3), hide_index=True)
-        for r in rates:
-            if not math.isnan(r.win_rate):
-                st.markdown(f"- **{r.system_a}** vs **{r.system_b}**: {100 * r.win_rate:.1f}% "
-                            f"[{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}] (n = {r.n})")

@@ -22,7 +22,7 @@ import sys
 
 import streamlit as st
 
-from dashboards import admin, vote
+from dashboards import admin, results, vote
 from harness.storage.repository import HarnessError, Repository
 
 
@@ -64,7 +64,7 @@ def main() -> None:
     views = ("Admin", "Results")
     view = st.sidebar.radio("Page", views, index=0 if page == "admin" else 1, key="admin_view")
     if view == "Results":
-        admin.render_results(repo)
+        results.render_results(repo)
     else:
         admin.render_admin(repo)
 

@@ -3,7 +3,8 @@
 The export is the vote table of DESIGN.md: ``model_a, model_b, winner`` plus ``annotator, prompt, protocol, left``
 (the system shown on the left), and the optional columns `eval_protocols.human.votes` reads: ``expected`` (the
 correct ``winner`` of an attention check, empty otherwise) and ``latency_ms``. ``study``, ``item``, ``choice`` (screen
-space) and ``created_at`` follow for traceability.
+space) and ``created_at`` follow for traceability, and ``simulated`` (the annotator is a simulated one, named
+``sim-…``: `harness.storage.records.SIMULATED_PREFIX`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from eval_protocols.human.labels import Labeller, protocol_key, protocol_title
 from eval_protocols.human.winrates import WinRate
-from harness.storage.records import ItemRecord, StudyProgress, StudyRecord, VoteRecord
+from harness.storage.records import AnnotatorRecord, ItemRecord, StudyProgress, StudyRecord, VoteRecord
 
 VOTE_COLUMNS: tuple[str, ...] = (
     "model_a", "model_b", "winner", "annotator", "prompt", "protocol", "left",
-    "expected", "latency_ms", "study", "item", "choice", "created_at",
+    "expected", "latency_ms", "study", "item", "choice", "created_at", "simulated",
 )
 
 
@@ -36,7 +38,10 @@ def expected_winner(item: ItemRecord) -> str | None:
 
 
 def vote_table(
-    votes: Sequence[VoteRecord], items: Mapping[int, ItemRecord], studies: Mapping[int, StudyRecord]
+    votes: Sequence[VoteRecord],
+    items: Mapping[int, ItemRecord],
+    studies: Mapping[int, StudyRecord],
+    annotators: Mapping[int, AnnotatorRecord] | None = None,
 ) -> pd.DataFrame:
     """The DESIGN.md vote table of ``votes`` (one row per vote, in stored order; `VOTE_COLUMNS`).
 
@@ -44,7 +49,9 @@ def vote_table(
         votes: votes from `Repository.load_votes`.
         items: item id → item, covering every vote's item (for attention-check answers).
         studies: study id → study (its name goes into ``study``).
+        annotators: annotator id → annotator, for ``simulated`` (without it, or for an unknown annotator: False).
     """
+    annotators = annotators or {}
     rows = []
     for v in votes:
         item = items.get(v.item_id)
@@ -64,6 +71,7 @@ def vote_table(
                 "item": v.item_id,
                 "choice": v.choice,
                 "created_at": v.created_at.isoformat(),
+                "simulated": bool(v.annotator_id in annotators and annotators[v.annotator_id].simulated),
             }
         )
     return pd.DataFrame(rows, columns=list(VOTE_COLUMNS))
@@ -121,13 +129,15 @@ def item_table(progress: StudyProgress, items: Mapping[int, ItemRecord]) -> pd.D
                                        "broken"])
 
 
-def win_rate_table(rates: Sequence[WinRate]) -> pd.DataFrame:
-    """One row per pair (of one protocol): W/L/T, n, P(A beats B) and its interval, as percentages."""
+def win_rate_table(rates: Sequence[WinRate], labeller: Labeller | None = None) -> pd.DataFrame:
+    """One row per protocol and pair: W/L/T, n, P(A beats B) and its interval, as percentages; systems by their
+    readable labels when a ``labeller`` is given, else by id."""
+    name = labeller.label if labeller is not None else str
     rows = [
-        {"system A": r.system_a, "system B": r.system_b, "A wins": r.wins,
-         "B wins": r.losses, "not sure": r.ties, "n": r.n, "P(A beats B) %": 100 * r.win_rate,
+        {"protocol": protocol_title(r.protocol), "system A": name(r.system_a), "system B": name(r.system_b),
+         "A wins": r.wins, "B wins": r.losses, "not sure": r.ties, "n": r.n, "P(A beats B) %": 100 * r.win_rate,
          f"{r.level:.0%} CI low %": 100 * r.ci_low, f"{r.level:.0%} CI high %": 100 * r.ci_high,
          "p (sign test)": r.p_value}
-        for r in rates
+        for r in sorted(rates, key=lambda r: protocol_key(r.protocol))
     ]
     return pd.DataFrame(rows)

@@ -4,13 +4,15 @@ All studies of a report are analysed together by `eval_protocols.human.analysis.
 win, normal-approximation intervals as in unCLIP App. B, the default annotator exclusion policy applied first), so
 the Holm correction runs over every comparison the report shows. Sections:
 
-* Table 1 style: P(A beats B) ± 95% half-width, with n, per protocol (photorealism, caption similarity, diversity);
-* the full table: wins / losses / ties, interval, sign-test p and Holm-adjusted p;
-* win rate vs guidance scale (paper Fig. 10 style) when a system is swept as ``<system>@g=...``;
-* Bradley–Terry ratings with bootstrap intervals, position bias per protocol;
-* annotators: attention checks, leave-one-out agreement, response times, exclusions with reasons; α and κ.
+* the studies and who voted; Bradley–Terry ratings as a chart with bootstrap intervals; position bias per protocol;
+* annotators: attention checks, leave-one-out agreement, response times, exclusions with reasons; α and κ;
+* the appendix: every pair's win rate (P(A beats B) ± 95% half-width, n in a note), the sign tests (W / L / T,
+  raw and Holm-adjusted p) and the ratings in numbers, also written beside the report as ``win_rates.csv`` and
+  ``sign_tests.csv``.
 
-Votes of simulated annotators (`harness.simulate.votes`) are labelled as such in every heading that shows them.
+The answer to the paper's question (Table 1, Fig. 10) is `harness.report.headline`, from the same analysis. Every
+system is named by one `eval_protocols.human.labels.Labeller`; votes of simulated annotators
+(`harness.simulate.votes`) are labelled as such in every heading that shows them.
 """
 
 from __future__ import annotations
@@ -23,21 +25,28 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from eval_protocols.human.analysis import AnalysisOptions, AnalysisResult, analyze_votes
+from eval_protocols.human.analysis import AnalysisOptions, AnalysisResult, ProtocolAnalysis, analyze_votes
+from eval_protocols.human.figures import png_bytes, ratings_figure
+from eval_protocols.human.labels import Labeller, protocol_key, protocol_title
 from eval_protocols.human.quality import ExclusionPolicy, agreement, annotator_quality
+from eval_protocols.human.winrates import WinRate
 from harness.analyze.vote_table import vote_source, votes_of_studies
 from harness.report.document import Figure, Section, Table, rows
-from harness.report.figures import win_rate_vs_guidance
+from harness.rundir import atomic_write_bytes
 
 if TYPE_CHECKING:
     from harness.storage.repository import Repository
 
-PROTOCOL_ORDER: tuple[str, ...] = ("photorealism", "caption_similarity", "diversity")
-PROTOCOL_TITLES: dict[str, str] = {
-    "photorealism": "Photorealism",
-    "caption_similarity": "Caption similarity",
-    "diversity": "Diversity",
-}
+WIN_RATE_COLUMNS: tuple[str, ...] = (
+    "protocol", "system_a", "system_b", "label_a", "label_b", "wins", "losses", "ties", "n", "win_rate", "ci_low",
+    "ci_high", "ci_method", "level",
+)
+"""Columns of ``win_rates.csv``: one row per protocol and pair, P(A beats B) with ties as half."""
+SIGN_TEST_COLUMNS: tuple[str, ...] = (
+    "protocol", "system_a", "system_b", "label_a", "label_b", "wins", "losses", "ties", "decisive", "p_value",
+    "p_value_holm",
+)
+"""Columns of ``sign_tests.csv``: the two-sided sign test on the decisive votes, raw and Holm-adjusted p."""
 
 
 @dataclass(frozen=True)
@@ -73,55 +82,64 @@ def _pct(x: float) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
-def table1(result: AnalysisResult) -> Table:
-    """Rows: system pairs; columns: protocols; cells ``p ± half-width (n = N)`` (unCLIP Table 1 layout)."""
-    protocols = sorted((p.protocol for p in result.protocols), key=_protocol_key)
-    cells: dict[tuple[str, str], dict[str, str]] = {}
+def _by_protocol(result: AnalysisResult) -> list[ProtocolAnalysis]:
+    return sorted(result.protocols, key=lambda p: protocol_key(p.protocol))
+
+
+def all_pairs_table(result: AnalysisResult, labeller: Labeller) -> Table:
+    """Every pair: rows P(A beats B), a column per protocol, cells ``p ± half-width`` with n in a note."""
+    protocols = [p.protocol for p in _by_protocol(result)]
+    cells: dict[tuple[str, str], dict[str, WinRate]] = {}
     for p in result.protocols:
         for w in p.win_rates:
-            half = (w.ci_high - w.ci_low) / 2
-            cells.setdefault((w.system_a, w.system_b), {})[p.protocol] = f"{_pct(w.win_rate)} ± {_pct(half)} (n = {w.n})"
-    body = [(f"P({a} beats {b})", *(cells[(a, b)].get(p, "—") for p in protocols)) for a, b in sorted(cells)]
+            cells.setdefault((w.system_a, w.system_b), {})[p.protocol] = w
+    pairs = sorted(cells, key=lambda ab: (labeller.sort_key(ab[0]), labeller.sort_key(ab[1])))
+    body, notes = [], []
+    for a, b in pairs:
+        row = cells[(a, b)]
+        body.append((f"P({labeller.label(a)} beats {labeller.label(b)})",
+                     *(f"{_pct(row[p].win_rate)} ± {_pct((row[p].ci_high - row[p].ci_low) / 2)}" if p in row else "—"
+                       for p in protocols)))
+        notes.append(("", *(f"n = {row[p].n}" if p in row else "" for p in protocols)))
     return Table(
-        ("comparison", *(PROTOCOL_TITLES.get(p, p) for p in protocols)),
+        ("comparison", *(protocol_title(p) for p in protocols)),
         rows(body),
-        caption=f"Win rates with {result.options.level:.0%} normal-approximation intervals (unCLIP Table 1 layout); "
-        "ties count as half a win for each side; n = votes behind each cell after exclusions.",
+        caption=f"Every pair the studies compared: win rates with {result.options.level:.0%} normal-approximation "
+        "intervals, ties half a win; n = votes behind each cell after exclusions (also in win_rates.csv).",
+        notes=tuple(notes),
     )
 
 
-def _protocol_key(name: str) -> tuple[int, str]:
-    return (PROTOCOL_ORDER.index(name) if name in PROTOCOL_ORDER else len(PROTOCOL_ORDER), name)
-
-
-def pair_table(result: AnalysisResult) -> Table:
+def sign_test_table(result: AnalysisResult, labeller: Labeller) -> Table:
     """Every comparison: counts, win rate with interval, raw and Holm-adjusted two-sided sign-test p-values."""
     body = []
-    for p in sorted(result.protocols, key=lambda p: _protocol_key(p.protocol)):
-        for w in p.win_rates:
+    for p in _by_protocol(result):
+        for w in sorted(p.win_rates, key=lambda w: (labeller.sort_key(w.system_a), labeller.sort_key(w.system_b))):
             body.append(
-                (p.protocol, w.system_a, w.system_b, w.wins, w.losses, w.ties,
-                 f"{_pct(w.win_rate)} [{_pct(w.ci_low)}, {_pct(w.ci_high)}]", f"{w.p_value:.3g}", f"{w.p_value_holm:.3g}")
+                (protocol_title(p.protocol), labeller.label(w.system_a), labeller.label(w.system_b), w.wins, w.losses,
+                 w.ties, f"{_pct(w.win_rate)} [{_pct(w.ci_low)}, {_pct(w.ci_high)}]", f"{w.p_value:.3g}",
+                 f"{w.p_value_holm:.3g}")
             )
     n = sum(len(p.win_rates) for p in result.protocols)
     return Table(
-        ("protocol", "A", "B", "A wins", "B wins", "ties", "P(A beats B) [95% CI]", "p", "p (Holm)"),
+        ("protocol", "A", "B", "A wins", "B wins", "not sure", "P(A beats B) [95% CI]", "p", "p (Holm)"),
         rows(body),
         caption=f"Two-sided exact binomial (sign) test on decisive votes; Holm correction over the {n} comparisons "
-        "of this report.",
+        "of this report (also in sign_tests.csv).",
     )
 
 
-def ratings_table(result: AnalysisResult) -> Table:
+def ratings_table(result: AnalysisResult, labeller: Labeller) -> Table:
     """Bradley–Terry ratings (Elo scale) with bootstrap intervals, per protocol."""
     body = []
-    for p in sorted(result.protocols, key=lambda p: _protocol_key(p.protocol)):
+    for p in _by_protocol(result):
         r = p.ratings
         order = sorted(range(len(r.systems)), key=lambda i: -r.ratings[i])
         for rank, i in enumerate(order, 1):
             ci = f"[{r.ci_low[i]:.0f}, {r.ci_high[i]:.0f}]" if r.ci_low and r.ci_high else "—"
             note = "" if r.converged else "no finite MLE (a system never lost)"
-            body.append((p.protocol, rank, r.systems[i], f"{r.ratings[i]:.0f}", ci, note))
+            body.append((protocol_title(p.protocol), rank, labeller.label(r.systems[i]), f"{r.ratings[i]:.0f}", ci,
+                         note))
     boot = result.options.n_bootstrap
     return Table(
         ("protocol", "rank", "system", "rating", "95% CI", "note"),
@@ -134,12 +152,12 @@ def ratings_table(result: AnalysisResult) -> Table:
 def bias_table(result: AnalysisResult) -> Table:
     """Left-win rate over decisive votes per protocol, Wilson interval and binomial test."""
     body = []
-    for p in sorted(result.protocols, key=lambda p: _protocol_key(p.protocol)):
+    for p in _by_protocol(result):
         b = p.position_bias
         if b is None:
             continue
         rate = f"{_pct(b.left_win_rate)} [{_pct(b.ci_low)}, {_pct(b.ci_high)}]"
-        body.append((p.protocol, b.left_wins, b.decisive, rate, f"{b.p_value:.3g}"))
+        body.append((protocol_title(p.protocol), b.left_wins, b.decisive, rate, f"{b.p_value:.3g}"))
     return Table(
         ("protocol", "left wins", "decisive votes", "left-win rate [95% Wilson]", "p (vs 50%)"),
         rows(body),
@@ -181,17 +199,36 @@ def agreement_table(votes: pd.DataFrame) -> Table:
     )
 
 
+def write_pair_csvs(result: AnalysisResult | None, labeller: Labeller, report_dir: Path) -> None:
+    """``win_rates.csv`` and ``sign_tests.csv`` beside the report (header only without an analysis)."""
+    rates = [w for p in _by_protocol(result) for w in p.win_rates] if result is not None else []
+    win_rows = [
+        {"protocol": w.protocol, "system_a": w.system_a, "system_b": w.system_b, "label_a": labeller.label(w.system_a),
+         "label_b": labeller.label(w.system_b), "wins": w.wins, "losses": w.losses, "ties": w.ties, "n": w.n,
+         "win_rate": w.win_rate, "ci_low": w.ci_low, "ci_high": w.ci_high, "ci_method": w.ci_method, "level": w.level}
+        for w in rates
+    ]
+    sign_rows = [
+        {"protocol": w.protocol, "system_a": w.system_a, "system_b": w.system_b, "label_a": labeller.label(w.system_a),
+         "label_b": labeller.label(w.system_b), "wins": w.wins, "losses": w.losses, "ties": w.ties,
+         "decisive": w.wins + w.losses, "p_value": w.p_value, "p_value_holm": w.p_value_holm}
+        for w in rates
+    ]
+    for name, records, columns in (("win_rates.csv", win_rows, WIN_RATE_COLUMNS),
+                                   ("sign_tests.csv", sign_rows, SIGN_TEST_COLUMNS)):
+        frame = pd.DataFrame.from_records(records, columns=list(columns))
+        atomic_write_bytes(report_dir / name, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+
+
 def human_sections(
     repo: Repository,
     study_ids: Sequence[int],
+    analysis: StudyAnalysis,
+    labeller: Labeller,
     report_dir: Path,
-    *,
-    baseline: str | None = None,
-    seed: int = 0,
-    n_bootstrap: int = 200,
-) -> tuple[list[Section], StudyAnalysis]:
-    """The human-evaluation sections of a report (design, Table 1, details, figures, annotators)."""
-    analysis = analyze_studies(repo, study_ids, baseline=baseline, n_bootstrap=n_bootstrap, seed=seed)
+) -> tuple[list[Section], list[Section]]:
+    """The human-evaluation sections of a report (studies, ratings chart, position bias, annotators) and its
+    appendix sections (every pair, sign tests, ratings); writes ``ratings.png`` and the pair CSVs."""
     label = analysis.source
     sim_note = (
         " These votes come from **simulated annotators** (`sim-…`, harness.simulate.votes), not people: they show "
@@ -200,21 +237,21 @@ def human_sections(
     )
     sections = [Section("Human evaluation", (_design_paragraph(repo, study_ids, analysis) + sim_note,))]
     result = analysis.result
+    write_pair_csvs(result, labeller, report_dir)
     if result is None:
         text = (f"The votes cannot be analysed: {analysis.problem}." if analysis.problem
                 else "No votes yet: win rates appear here once annotators have voted.")
         sections.append(Section("Win rates", (text,), level=3))
-        return sections, analysis
+        return sections, []
     votes = analysis.votes
-    sections.append(Section(f"Table 1: P(A beats B), {label}", (), (table1(result), pair_table(result)), level=3))
-    all_rates = [w for p in result.protocols for w in p.win_rates]
-    fig = win_rate_vs_guidance(all_rates, report_dir / "winrate_vs_guidance.png")
+    note = "simulated votes" if label == "simulated annotators" else ("" if label == "human annotators" else label)
+    fig = ratings_figure({p.protocol: p.ratings for p in result.protocols}, labeller, note=note)
+    figures: tuple[Figure, ...] = ()
     if fig is not None:
-        sections.append(Section(f"Win rate vs guidance scale, {label}", (), (), (
-            Figure(fig, "P(swept system beats opponent) with 95% intervals against the guidance scale (Fig. 10 "
-                        "style)."),), level=3))
-    sections.append(Section(f"Ratings and position bias, {label}", (), (ratings_table(result), bias_table(result)),
-                            level=3))
+        atomic_write_bytes(report_dir / "ratings.png", png_bytes(fig))
+        figures = (Figure(report_dir / "ratings.png", "Bradley–Terry ratings per protocol (Elo scale, 1000 = the "
+                          "average system) with 95% bootstrap intervals; numbers in the appendix."),)
+    sections.append(Section(f"Ratings and position bias, {label}", (), (bias_table(result),), figures, level=3))
     excluded = ", ".join(e.annotator for e in result.excluded) or "nobody"
     summary = (
         f"{votes['annotator'].nunique()} annotators; {int(votes['expected'].notna().sum())} attention-check votes; "
@@ -226,7 +263,12 @@ def human_sections(
         (annotator_table(votes, result), agreement_table(votes)),
         level=3,
     ))
-    return sections, analysis
+    appendix = [
+        Section(f"Appendix A: every pair, {label}", (), (all_pairs_table(result, labeller),)),
+        Section(f"Appendix B: sign tests, {label}", (), (sign_test_table(result, labeller),)),
+        Section(f"Appendix C: Bradley–Terry ratings, {label}", (), (ratings_table(result, labeller),)),
+    ]
+    return sections, appendix
 
 
 def _design_paragraph(repo: Repository, study_ids: Sequence[int], analysis: StudyAnalysis) -> str:

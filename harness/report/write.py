@@ -1,36 +1,42 @@
 """`harness report`: a Markdown and a self-contained HTML report of a run, read from the run dir and the store.
 
-Sections: the run and its systems; sample grids; the metric table (value, 95% bootstrap interval, n, extractor) and,
-over several guidance scales, every metric against the guidance scale and the FD-vs-CLIP-score trade-off curve
-(`harness.report.figures`; systems without guidance appear as reference lines); the human
-evaluation (`harness.report.studies`: Table 1 style win rates with intervals and Holm-adjusted p-values, win rate vs
-guidance, Bradley–Terry ratings, position bias, annotators and exclusions), labelled as simulated while only
-simulated annotators voted; the provenance of every number (config hash, git commit, package versions, device,
-seeds, the extractor behind each metric, where the votes came from and how they were analysed).
+The report leads with the answer (`harness.report.headline`): P(unCLIP beats GLIDE) per protocol with its interval,
+n and who voted, the Fig. 10 style plot and Table 1 (unCLIP vs GLIDE at matched guidance; diffusion vs AR prior
+beside it). Then: the run and its systems; sample grids; the metrics against the guidance scale (one panel per
+metric, Fig. 9 style), the FD-vs-CLIP-score trade-off and the metric table (`harness.report.figures`); the human
+evaluation (`harness.report.studies`: studies, Bradley–Terry ratings chart, position bias, annotators and
+exclusions), labelled as simulated while only simulated annotators voted; the provenance of every number (config
+hash, git commit, package versions, device, seeds, extractors, where the votes came from and how they were
+analysed); an appendix with every pair's win rate, the sign tests and the ratings in numbers.
 
-Beside ``report.md`` and ``report.html`` the report folder holds the figures and ``metrics.json`` (every metric
-result of the report, machine-readable). Nothing in them reads the clock: the one time shown is the run's creation
-time from ``provenance.json`` (kept from the run's first attempt), so rewriting the report, or resuming an
-interrupted run, gives byte-identical files.
+Every system is named by one `eval_protocols.human.labels.Labeller` built from the run config's generators
+(``unCLIP (diffusion prior), g = 3``, ``GLIDE, g = 1``, ``real renders``), as the app names them.
+
+Beside ``report.md`` and ``report.html`` the report folder holds the figures, ``metrics.json`` (every metric result,
+machine-readable), ``table1.csv``, ``win_rates.csv`` and ``sign_tests.csv``. Nothing in them reads the clock: the one
+time shown is the run's creation time from ``provenance.json`` (kept from the run's first attempt), so rewriting the
+report, or resuming an interrupted run, gives byte-identical files.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from eval_protocols.human.design_inputs import settings_label
+from eval_protocols.human.labels import Labeller, metric_system_id
 from harness.config import RunConfig
 from harness.report.document import Document, Figure, Section, Table, fmt_ci, rows, to_html, to_markdown
-from harness.report.figures import guidance_scales, metric_tradeoff, metric_vs_guidance
-from harness.report.studies import StudyAnalysis, human_sections
+from harness.report.figures import guidance_scales, metric_curves, metric_title, metric_tradeoff
+from harness.report.headline import answer_sections
+from harness.report.studies import StudyAnalysis, analyze_studies, human_sections
 from harness.rundir import ManifestEntry, RunDir, atomic_write_bytes, encode_png
 from harness.simulate.votes import SIMULATION_RECORD
 
@@ -39,14 +45,23 @@ if TYPE_CHECKING:
     from harness.storage.repository import Repository
 
 
-def sample_grid(run_dir: RunDir, entries: Sequence[ManifestEntry], out: Path, per_row: int = 8) -> Path:
-    """Save a grid of the first ``per_row`` images of every (system, settings) group, one row each."""
+def sample_grid(
+    run_dir: RunDir,
+    entries: Sequence[ManifestEntry],
+    out: Path,
+    per_row: int = 8,
+    *,
+    key: Callable[[str, str], Any] = lambda system, label: (system, label),
+) -> tuple[Path, list[tuple[str, str]]]:
+    """Save a grid of the first ``per_row`` images of every (system, settings label) group, one row each, rows in
+    ``key(system, label)`` order; returns the path and the groups top to bottom."""
     groups: dict[tuple[str, str], list[ManifestEntry]] = defaultdict(list)
     for e in entries:
         groups[(e.system_id, settings_label(e.settings))].append(e)
+    order = sorted(groups, key=lambda g: (key(*g), g))
     tiles = []
-    for _, group in sorted(groups.items()):
-        row = [run_dir.load_image(e) for e in group[:per_row]]
+    for group in order:
+        row = [run_dir.load_image(e) for e in groups[group][:per_row]]
         h, w, _ = row[0].shape
         row += [np.full((h, w, 3), 255, np.uint8)] * (per_row - len(row))
         tiles.append(np.concatenate(row, axis=1))
@@ -57,24 +72,41 @@ def sample_grid(run_dir: RunDir, entries: Sequence[ManifestEntry], out: Path, pe
         size = (grid.shape[1] * scale, grid.shape[0] * scale)
         grid = np.asarray(Image.fromarray(grid).resize(size, Image.Resampling.NEAREST))
     atomic_write_bytes(out, encode_png(grid))
-    return out
+    return out, order
 
 
-def _metric_table(results: Sequence[MetricResultRecord]) -> Table:
+def study_system_ids(entries: Sequence[ManifestEntry]) -> dict[tuple[str, str], str]:
+    """``{(system, settings label): study system id}``, named as `design_inputs.study_systems` names them (a system
+    with one setting keeps its id, one swept over several becomes ``<system>@<settings label>``)."""
+    labels: dict[str, set[str]] = defaultdict(set)
+    for e in entries:
+        labels[e.system_id].add(settings_label(e.settings))
+    return {(s, lab): s if len(group) == 1 else f"{s}@{lab}" for s, group in labels.items() for lab in group}
+
+
+def run_labeller(cfg: RunConfig, entries: Sequence[ManifestEntry], analysis: StudyAnalysis | None) -> Labeller:
+    """One labeller for every system the report names: the run's (system, setting) groups and the voted systems."""
+    ids = set(study_system_ids(entries).values())
+    if analysis is not None and len(analysis.votes):
+        ids |= set(analysis.votes["model_a"].astype(str)) | set(analysis.votes["model_b"].astype(str))
+    return Labeller.from_config(cfg.to_dict(), ids)
+
+
+def _metric_table(results: Sequence[MetricResultRecord], label: Callable[[MetricResultRecord], str],
+                  order: Callable[[MetricResultRecord], Any]) -> Table:
     body = [
         (
-            r.metric,
-            r.model_id,
-            settings_label(r.group),
+            metric_title(r.metric),
+            label(r),
             fmt_ci(r.value, r.ci_low, r.ci_high, 4),
             r.n,
             r.extractor_id or "—",
             "higher" if r.details.get("higher_is_better") else "lower",
         )
-        for r in sorted(results, key=lambda r: (r.metric, r.model_id, settings_label(r.group)))
+        for r in sorted(results, key=lambda r: (r.metric, order(r)))
     ]
     return Table(
-        ("metric", "system", "settings", "value [95% CI]", "n", "features", "better"),
+        ("metric", "system", "value [95% CI]", "n", "features", "better"),
         rows(body),
         caption=(
             "Automated metrics against real renders of the same captions (95% bootstrap intervals over images; for "
@@ -84,26 +116,35 @@ def _metric_table(results: Sequence[MetricResultRecord]) -> Table:
     )
 
 
-def _tradeoff_sections(results: Sequence[MetricResultRecord], report_dir: Path) -> list[Section]:
-    """The FD-vs-CLIP-score trade-off curve and every metric against the guidance scale, when the metrics were
-    computed at several guidance scales (FD first, then CLIP score, then the others by name)."""
-    if len(guidance_scales(results)) < 2:
-        return []
-    metrics = {r.metric for r in results}
+def metric_sections(
+    results: Sequence[MetricResultRecord], labeller: Labeller, ids: dict[tuple[str, str], str], report_dir: Path
+) -> list[Section]:
+    """The metrics against the guidance scale (one panel per metric), the FD-vs-CLIP-score trade-off when both were
+    computed at several guidance scales, and the metric table."""
+    if not results:
+        return [Section("Metrics", ("No metrics computed yet.",))]
+
+    def system_id(r: MetricResultRecord) -> str:
+        return ids.get((r.model_id, settings_label(r.group)), metric_system_id(r.model_id, r.group))
+
     figures = []
-    fd = next((m for m in ("fid", "fd") if m in metrics), None)
-    if fd and "clip_score" in metrics:
-        path = metric_tradeoff(results, "clip_score", fd, report_dir / "fd_vs_clip_score.png")
+    if len(guidance_scales(results)) >= 2:
+        name, order = labeller.model_name, labeller.sort_key
+        path = metric_curves(results, report_dir / "metrics_vs_guidance.png", name=name, order=order)
         if path:
-            figures.append(Figure(path, f"{fd} against CLIP score; points are guidance scales (lower-right is better)."))
-    for metric in sorted(metrics, key=lambda m: (m != fd, m != "clip_score", m)):
-        path = metric_vs_guidance(results, metric, report_dir / f"{metric}_vs_guidance.png")
-        if path:
-            figures.append(Figure(path, f"{metric} against the guidance scale with 95% bootstrap intervals; dashed "
-                                        "lines: systems that take no guidance scale."))
-    if not figures:
-        return []
-    return [Section("Trade-offs over guidance scales", (), (), tuple(figures))]
+            figures.append(Figure(path, "Each metric against the decoder guidance scale (unCLIP Fig. 9 style), one "
+                                        "panel per metric, with 95% bootstrap intervals; dashed: systems that take no "
+                                        "guidance scale (band: their interval)."))
+        metrics = {r.metric for r in results}
+        fd = next((m for m in ("fid", "fd") if m in metrics), None)
+        if fd and "clip_score" in metrics:
+            path = metric_tradeoff(results, "clip_score", fd, report_dir / "fd_vs_clip_score.png", name=name,
+                                  order=order)
+            if path:
+                figures.append(Figure(path, f"{metric_title(fd)} against CLIP score; points are guidance scales "
+                                            "(lower right is better)."))
+    table = _metric_table(results, lambda r: labeller.label(system_id(r)), lambda r: labeller.sort_key(system_id(r)))
+    return [Section("Metrics", (), (), tuple(figures)), Section("Metric values", (), (table,), level=3)]
 
 
 def metrics_payload(results: Sequence[MetricResultRecord]) -> list[dict[str, object]]:
@@ -159,53 +200,39 @@ def build_document(
     study_ids: Sequence[int],
     bar: tqdm | None = None,
 ) -> Document:
-    """Assemble the report of a run; ``bar`` (if given) advances once per part: samples, metrics, votes."""
+    """Assemble the report of a run; ``bar`` (if given) advances once per part: votes, samples, metrics."""
     report_dir = run_dir.root / "report"
     prov = run_dir.read_json("provenance.json")
-    counts: dict[str, int] = defaultdict(int)
-    for e in entries:
-        counts[e.system_id] += 1
-    models = {e.system_id: (e.model_id, e.checkpoint_sha256) for e in entries}
-    systems = Table(
-        ("system", "generator", "model id", "checkpoint sha256", "images"),
-        rows(
-            (s.id, s.generator, models.get(s.id, ("—", None))[0], (models.get(s.id, ("", None))[1] or "—")[:16],
-             counts[s.id])
-            for s in cfg.systems
-        ),
-    )
-    overview = Section(
-        "Run",
-        (
-            (
-                f"Run `{cfg.run_id}`: {len({e.prompt_id for e in entries})} captions from `{cfg.prompts.source}`"
-                f" (split {cfg.prompts.split}), {cfg.sampling.seeds_per_prompt} seeds per caption, "
-                f"{len(entries)} images. Guidance scales swept for the systems that take one: "
-                f"{', '.join(f'{g:g}' for g in cfg.sampling.guidance_scales)}."
-            ),
-        ),
-        (systems,),
-    )
-    sections = [overview]
-    if entries:
-        grid = sample_grid(run_dir, entries, report_dir / "samples.png")
-        sections.append(Section("Samples", (), (), (Figure(grid, "First 8 samples of each system and setting (rows)."),)))
-    if bar is not None:
-        bar.update(1)
-    sections.append(
-        Section("Metrics", () if results else ("No metrics computed yet.",), (_metric_table(results),) if results else ())
-    )
-    sections += _tradeoff_sections(results, report_dir)
-    if bar is not None:
-        bar.update(1)
+    baseline = cfg.study.baseline or None
     analysis = None
     if repo is not None and study_ids:
-        human, analysis = human_sections(
-            repo, study_ids, report_dir, baseline=cfg.study.baseline or None, seed=cfg.study.seed
-        )
-        sections += human
+        analysis = analyze_studies(repo, study_ids, baseline=baseline, seed=cfg.study.seed)
+    ids = study_system_ids(entries)
+    labeller = run_labeller(cfg, entries, analysis)
+    if analysis is not None:
+        sections, _ = answer_sections(analysis, labeller, report_dir, baseline=baseline)
+    else:
+        sections = [Section("The answer: P(unCLIP beats GLIDE)", (("No human study for this run yet: `harness study "
+                                                                "create CONFIG` (or `harness run`) opens one."),))]
     if bar is not None:
         bar.update(1)
+    sections.append(_overview(cfg, entries, labeller))
+    if entries:
+        grid, order = sample_grid(run_dir, entries, report_dir / "samples.png", key=lambda s, lab: labeller.sort_key(
+            ids.get((s, lab), s)))
+        names = "; ".join(labeller.label(ids.get(group, group[0])) for group in order)
+        sections.append(Section("Samples", (), (), (Figure(grid, f"First 8 samples of each system, one row each, top "
+                                                                 f"to bottom: {names}."),)))
+    if bar is not None:
+        bar.update(1)
+    sections += metric_sections(results, labeller, ids, report_dir)
+    if bar is not None:
+        bar.update(1)
+    appendix: list[Section] = []
+    if analysis is not None:
+        assert repo is not None
+        human, appendix = human_sections(repo, study_ids, analysis, labeller, report_dir)
+        sections += human
     git = prov.get("git", {})
     pkgs = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items() if v)
     sections.append(
@@ -221,10 +248,42 @@ def build_document(
                 f"Seeds: {prov.get('seeds')}. Every image is in `images/` under its sha256 and listed in `manifest.jsonl`.",
                 _metric_provenance(results),
                 *_vote_provenance(run_dir, analysis),
+                ("Beside this report: `table1.csv` (Table 1, one line per cell), `win_rates.csv` (every pair), "
+                "`sign_tests.csv`, `metrics.json` and the figures."),
             ),
         )
     )
+    sections += appendix
     return Document(f"unclip-harness report: {cfg.name}", tuple(sections))
+
+
+def _overview(cfg: RunConfig, entries: Sequence[ManifestEntry], labeller: Labeller) -> Section:
+    """The run: captions, seeds, guidance scales, and a row per system (name, generator, model, checkpoint)."""
+    counts: dict[str, int] = defaultdict(int)
+    for e in entries:
+        counts[e.system_id] += 1
+    models = {e.system_id: (e.model_id, e.checkpoint_sha256) for e in entries}
+    systems = Table(
+        ("system", "name in this report", "generator", "model id", "checkpoint sha256", "images"),
+        rows(
+            (s.id, labeller.model_name(s.id), s.generator, models.get(s.id, ("—", None))[0],
+             (models.get(s.id, ("", None))[1] or "—")[:16], counts[s.id])
+            for s in cfg.systems
+        ),
+    )
+    return Section(
+        "Run",
+        (
+            (
+                f"Run `{cfg.run_id}`: {len({e.prompt_id for e in entries})} captions from `{cfg.prompts.source}`"
+                f" (split {cfg.prompts.split}), {cfg.sampling.seeds_per_prompt} seeds per caption, "
+                f"{len(entries)} images. Decoder guidance scales swept for the systems that take one: "
+                f"{', '.join(f'{g:g}' for g in cfg.sampling.guidance_scales)}; prior guidance scale "
+                f"{cfg.sampling.prior_guidance_scale:g} (unCLIP only); {cfg.sampling.steps} sampling steps."
+            ),
+        ),
+        (systems,),
+    )
 
 
 def write_report(
