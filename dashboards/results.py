@@ -36,7 +36,7 @@ from eval_protocols.human.headline import (
     votes_note,
 )
 from eval_protocols.human.intervals import CI_METHODS
-from eval_protocols.human.labels import Labeller, protocol_title
+from eval_protocols.human.labels import Labeller, protocol_key, protocol_title
 from eval_protocols.human.winrates import WinRate, win_rates
 from harness.storage.records import StudyRecord
 from harness.storage.repository import Repository
@@ -133,7 +133,7 @@ def _render_run(repo: Repository, res: RunResults, k: int, ci: str, ties: str) -
     simulated = int(res.votes["simulated"].sum())
     if simulated:
         st.warning(f"**Simulated votes**: {simulated} of {len(res.votes)} votes come from simulated annotators "
-                   "(`sim-…`), not people. Who voted: " + votes_note(res.kinds, sorted(res.kinds)) + ".")
+                   "(`sim-…`), not people (" + votes_note(res.kinds, sorted(res.kinds, key=protocol_key)) + ").")
     rule = "ties count half a win" if ties == "half" else "ties dropped"
     if res.head is None:
         st.info("No Table 1: this run compares no unCLIP system with a GLIDE system; every pair is below.")

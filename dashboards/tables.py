@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from eval_protocols.human.headline import reading_order
 from eval_protocols.human.labels import Labeller, protocol_key, protocol_title
 from eval_protocols.human.winrates import WinRate
 from harness.storage.records import AnnotatorRecord, ItemRecord, StudyProgress, StudyRecord, VoteRecord
@@ -130,14 +131,16 @@ def item_table(progress: StudyProgress, items: Mapping[int, ItemRecord]) -> pd.D
 
 
 def win_rate_table(rates: Sequence[WinRate], labeller: Labeller | None = None) -> pd.DataFrame:
-    """One row per protocol and pair: W/L/T, n, P(A beats B) and its interval, as percentages; systems by their
-    readable labels when a ``labeller`` is given, else by id."""
+    """One row per protocol and pair: W/L/T, n, P(A beats B) and its interval, as percentages; with a ``labeller``
+    systems by their readable labels, each pair read in `reading_order` (unCLIP first), else by id as stored."""
     name = labeller.label if labeller is not None else str
+    if labeller is not None:
+        rates = reading_order(rates, labeller)
     rows = [
         {"protocol": protocol_title(r.protocol), "system A": name(r.system_a), "system B": name(r.system_b),
          "A wins": r.wins, "B wins": r.losses, "not sure": r.ties, "n": r.n, "P(A beats B) %": 100 * r.win_rate,
          f"{r.level:.0%} CI low %": 100 * r.ci_low, f"{r.level:.0%} CI high %": 100 * r.ci_high,
          "p (sign test)": r.p_value}
-        for r in sorted(rates, key=lambda r: protocol_key(r.protocol))
+        for r in (rates if labeller is not None else sorted(rates, key=lambda r: protocol_key(r.protocol)))
     ]
     return pd.DataFrame(rows)

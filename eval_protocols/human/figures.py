@@ -15,6 +15,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from eval_protocols.human.bradley_terry import BTRatings
 from eval_protocols.human.headline import Headline, Matchup
@@ -65,12 +66,12 @@ def headline_figure(head: Headline, labeller: Labeller, *, note: str = "") -> Fi
     if not series:
         return None
     models = list(dict.fromkeys(model for _, model in series))
+    protocols = list(dict.fromkeys(protocol for protocol, _ in series))
     scales = sorted({m.guidance for ms in series.values() for m in ms if m.guidance is not None})
     span = (scales[-1] - scales[0]) if len(scales) > 1 else 1.0
-    fig = Figure(figsize=(7.6, 4.6), dpi=DPI)
+    fig = Figure(figsize=(8.4, 5.0), dpi=DPI)
     ax = fig.add_subplot()
     ax.axhline(50, color="#555555", lw=1, ls=(0, (4, 3)), zorder=1)
-    ax.text(scales[-1] + 0.04 * span, 50.8, "50%: no preference", fontsize=8, color="#555555", ha="right", va="bottom")
     for k, ((protocol, model), points) in enumerate(series.items()):
         dodge = 0.025 * span * (k - (len(series) - 1) / 2)
         line, marker = _STYLES[models.index(model) % len(_STYLES)]
@@ -78,21 +79,28 @@ def headline_figure(head: Headline, labeller: Labeller, *, note: str = "") -> Fi
         y = [100 * m.win_rate for m in points]
         err = [[100 * max(m.win_rate - m.ci_low, 0.0) for m in points],
                [100 * max(m.ci_high - m.win_rate, 0.0) for m in points]]
-        label = f"{protocol_title(protocol)}, {model}" if len(models) > 1 else protocol_title(protocol)
         ax.errorbar(x, y, yerr=err, color=protocol_colour(protocol, head.protocols), ls=line, marker=marker, ms=6,
-                    lw=1.6, capsize=3, label=label, zorder=3)
+                    lw=1.6, capsize=3, zorder=3)
     ax.set_xticks(scales, [f"{g:g}" for g in scales])
-    ax.set_xlim(scales[0] - 0.12 * span, scales[-1] + 0.12 * span)
+    ax.set_xlim(scales[0] - 0.15 * span, scales[-1] + 0.15 * span)
     ax.set_ylim(0, 100)
     ax.set_yticks(range(0, 101, 10))
     ax.grid(axis="y", color="#dddddd", lw=0.6, zorder=0)
-    ax.set_xlabel("decoder guidance scale (both systems)")
+    ax.set_xlabel("decoder guidance scale (the same for both systems)")
     ax.set_ylabel(f"P({head.challenger_name} beats {head.opponent_name}) (%)")
     title = f"P({head.challenger_name} beats {head.opponent_name}) at matched guidance, 95% intervals"
-    ax.set_title(f"{title}\n({note})" if note else title, fontsize=11)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, len(series)), frameon=False)
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.86 if note else 0.9,
-                        bottom=0.22 + 0.045 * ((len(series) - 1) // 3))
+    fig.suptitle(f"{title}\n({note})" if note else title, fontsize=10.5)
+    colour_keys = [Line2D([], [], color=protocol_colour(p, head.protocols), lw=2.5, label=protocol_title(p))
+                   for p in protocols]
+    style_keys = [Line2D([], [], color="#333333", ls=_STYLES[i % len(_STYLES)][0], marker=_STYLES[i % len(_STYLES)][1],
+                         lw=1.6, label=model) for i, model in enumerate(models)]
+    style_keys.append(Line2D([], [], color="#555555", ls=(0, (4, 3)), lw=1, label="50%: no preference"))
+    first = ax.legend(handles=colour_keys, title="protocol (colour)", fontsize=8.5, title_fontsize=8.5,
+                      loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, alignment="left")
+    ax.add_artist(first)
+    ax.legend(handles=style_keys, title="model (line style)", fontsize=8.5, title_fontsize=8.5, loc="upper left",
+              bbox_to_anchor=(1.01, 0.55), frameon=False, alignment="left")
+    fig.subplots_adjust(left=0.09, right=0.7, top=0.86 if note else 0.9, bottom=0.12)
     return fig
 
 

@@ -296,9 +296,23 @@ def protocol_sentence(head: Headline, protocol: str, kind: str) -> str:
 
 def votes_note(kinds: Mapping[str, str], protocols: Sequence[str]) -> str:
     """``simulated votes`` / ``human votes`` when every protocol's votes are of one kind, else the kind per protocol
-    (``Photorealism simulated; Caption similarity human``)."""
+    (``votes: Photorealism simulated; Caption similarity human``)."""
     shown = {kinds.get(p, "human") for p in protocols}
     if len(shown) == 1:
         return f"{shown.pop()} votes"
-    return "; ".join(f"{protocol_title(p)} {kinds.get(p, 'human')}" for p in protocols)
+    return "votes: " + "; ".join(f"{protocol_title(p)} {kinds.get(p, 'human')}" for p in protocols)
+
+
+def flipped(w: WinRate) -> WinRate:
+    """The same comparison read the other way: P(B beats A) = 1 − P(A beats B), W and L swapped, bounds mirrored."""
+    return dataclasses.replace(w, system_a=w.system_b, system_b=w.system_a, wins=w.losses, losses=w.wins,
+                               win_rate=1.0 - w.win_rate, ci_low=1.0 - w.ci_high, ci_high=1.0 - w.ci_low)
+
+
+def reading_order(rates: Iterable[WinRate], labeller: Labeller) -> list[WinRate]:
+    """Every pair as P(A beats B) with A the system `Labeller.sort_key` puts first (unCLIP before GLIDE before real
+    renders), sorted by protocol then pair: the order of the report's appendix and the app's table of every pair."""
+    out = [w if labeller.sort_key(w.system_a) <= labeller.sort_key(w.system_b) else flipped(w) for w in rates]
+    return sorted(out, key=lambda w: (protocol_key(w.protocol), labeller.sort_key(w.system_a),
+                                      labeller.sort_key(w.system_b)))
 

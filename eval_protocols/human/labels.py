@@ -148,6 +148,8 @@ class Labeller:
     """Run-config system id → model name (``unCLIP (diffusion prior)``, ``GLIDE``, ``glide-big``)."""
     labels: Mapping[str, str]
     """System id → full label."""
+    generators: Mapping[str, str] = field(default_factory=dict)
+    """Run-config system id → generator (for ids the labeller was not built with, e.g. metric results' ids)."""
 
     @classmethod
     def build(
@@ -167,8 +169,11 @@ class Labeller:
             if not settings and default_settings and base in default_settings:
                 settings = {k: str(v) for k, v in default_settings[base].items()}
             infos[sid] = SystemInfo(sid, base, generators.get(base, ""), settings)
-        names = _model_names(infos.values())
-        return cls(infos, names, _labels(infos, names))
+        bases = {i.base: i.generator for i in infos.values()}
+        for base, generator in generators.items():  # systems without images or votes still get their model name
+            bases.setdefault(base, generator)
+        names = _model_names(bases)
+        return cls(infos, names, _labels(infos, names), dict(generators))
 
     @classmethod
     def from_config(cls, config: Mapping[str, object], system_ids: Iterable[str]) -> Labeller:
@@ -177,11 +182,11 @@ class Labeller:
         return cls.build(system_ids, generators, _config_defaults(config, generators))
 
     def info(self, system_id: str) -> SystemInfo:
-        """The `SystemInfo` of a labelled system (an unknown id is parsed on the spot, generator unknown)."""
+        """The `SystemInfo` of a labelled system (an unknown id is parsed on the spot, its generator from the config)."""
         if system_id in self.systems:
             return self.systems[system_id]
         base, settings = parse_study_system(system_id)
-        return SystemInfo(system_id, base, "", settings)
+        return SystemInfo(system_id, base, self.generators.get(base, ""), settings)
 
     def label(self, system_id: str) -> str:
         """``unCLIP (diffusion prior), g = 3``; an id the labeller was not built with is returned unchanged."""
@@ -215,13 +220,12 @@ def _config_defaults(config: Mapping[str, object], generators: Mapping[str, str]
     return {s: {"guidance_scale": scales[0]} for s, g in generators.items() if APPLIES.get(g) != frozenset()}
 
 
-def _model_names(infos: Iterable[SystemInfo]) -> dict[str, str]:
-    """Run-config system id → model name; systems sharing a generator are told apart by their ids."""
+def _model_names(bases: Mapping[str, str]) -> dict[str, str]:
+    """Run-config system id → model name, from ``{system id: generator}``; systems sharing a generator are told
+    apart by their ids."""
     by_generator: dict[str, set[str]] = defaultdict(set)
-    bases = {}
-    for info in infos:
-        bases[info.base] = info.generator
-        by_generator[info.generator].add(info.base)
+    for base, generator in bases.items():
+        by_generator[generator].add(base)
     names = {}
     for base, generator in bases.items():
         name = MODEL_NAMES.get(generator)

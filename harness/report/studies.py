@@ -27,6 +27,7 @@ import pandas as pd
 
 from eval_protocols.human.analysis import AnalysisOptions, AnalysisResult, ProtocolAnalysis, analyze_votes
 from eval_protocols.human.figures import png_bytes, ratings_figure
+from eval_protocols.human.headline import reading_order
 from eval_protocols.human.labels import Labeller, protocol_key, protocol_title
 from eval_protocols.human.quality import ExclusionPolicy, agreement, annotator_quality
 from eval_protocols.human.winrates import WinRate
@@ -86,13 +87,17 @@ def _by_protocol(result: AnalysisResult) -> list[ProtocolAnalysis]:
     return sorted(result.protocols, key=lambda p: protocol_key(p.protocol))
 
 
+def _rates(result: AnalysisResult, labeller: Labeller) -> list[WinRate]:
+    """Every pair of every protocol, read as P(A beats B) with A the system the labeller lists first."""
+    return reading_order((w for p in result.protocols for w in p.win_rates), labeller)
+
+
 def all_pairs_table(result: AnalysisResult, labeller: Labeller) -> Table:
     """Every pair: rows P(A beats B), a column per protocol, cells ``p ± half-width`` with n in a note."""
     protocols = [p.protocol for p in _by_protocol(result)]
     cells: dict[tuple[str, str], dict[str, WinRate]] = {}
-    for p in result.protocols:
-        for w in p.win_rates:
-            cells.setdefault((w.system_a, w.system_b), {})[p.protocol] = w
+    for w in _rates(result, labeller):
+        cells.setdefault((w.system_a, w.system_b), {})[w.protocol] = w
     pairs = sorted(cells, key=lambda ab: (labeller.sort_key(ab[0]), labeller.sort_key(ab[1])))
     body, notes = [], []
     for a, b in pairs:
@@ -112,14 +117,11 @@ def all_pairs_table(result: AnalysisResult, labeller: Labeller) -> Table:
 
 def sign_test_table(result: AnalysisResult, labeller: Labeller) -> Table:
     """Every comparison: counts, win rate with interval, raw and Holm-adjusted two-sided sign-test p-values."""
-    body = []
-    for p in _by_protocol(result):
-        for w in sorted(p.win_rates, key=lambda w: (labeller.sort_key(w.system_a), labeller.sort_key(w.system_b))):
-            body.append(
-                (protocol_title(p.protocol), labeller.label(w.system_a), labeller.label(w.system_b), w.wins, w.losses,
-                 w.ties, f"{_pct(w.win_rate)} [{_pct(w.ci_low)}, {_pct(w.ci_high)}]", f"{w.p_value:.3g}",
-                 f"{w.p_value_holm:.3g}")
-            )
+    body = [
+        (protocol_title(w.protocol), labeller.label(w.system_a), labeller.label(w.system_b), w.wins, w.losses, w.ties,
+         f"{_pct(w.win_rate)} [{_pct(w.ci_low)}, {_pct(w.ci_high)}]", f"{w.p_value:.3g}", f"{w.p_value_holm:.3g}")
+        for w in _rates(result, labeller)
+    ]
     n = sum(len(p.win_rates) for p in result.protocols)
     return Table(
         ("protocol", "A", "B", "A wins", "B wins", "not sure", "P(A beats B) [95% CI]", "p", "p (Holm)"),
@@ -189,7 +191,7 @@ def annotator_table(votes: pd.DataFrame, result: AnalysisResult) -> Table:
 def agreement_table(votes: pd.DataFrame) -> Table:
     """Krippendorff's α and Fleiss' κ per protocol (outcomes coded by system)."""
     body = [
-        (a.protocol, f"{a.krippendorff_alpha:.3f}", f"{a.fleiss_kappa:.3f}", a.n_units, a.n_votes)
+        (protocol_title(a.protocol), f"{a.krippendorff_alpha:.3f}", f"{a.fleiss_kappa:.3f}", a.n_units, a.n_votes)
         for a in agreement(votes)
     ]
     return Table(
@@ -201,7 +203,7 @@ def agreement_table(votes: pd.DataFrame) -> Table:
 
 def write_pair_csvs(result: AnalysisResult | None, labeller: Labeller, report_dir: Path) -> None:
     """``win_rates.csv`` and ``sign_tests.csv`` beside the report (header only without an analysis)."""
-    rates = [w for p in _by_protocol(result) for w in p.win_rates] if result is not None else []
+    rates = _rates(result, labeller) if result is not None else []
     win_rows = [
         {"protocol": w.protocol, "system_a": w.system_a, "system_b": w.system_b, "label_a": labeller.label(w.system_a),
          "label_b": labeller.label(w.system_b), "wins": w.wins, "losses": w.losses, "ties": w.ties, "n": w.n,

@@ -33,8 +33,8 @@ from tqdm import tqdm
 from eval_protocols.human.design_inputs import settings_label
 from eval_protocols.human.labels import Labeller, metric_system_id
 from harness.config import RunConfig
-from harness.report.document import Document, Figure, Section, Table, fmt_ci, rows, to_html, to_markdown
-from harness.report.figures import guidance_scales, metric_curves, metric_title, metric_tradeoff
+from harness.report.document import Document, Figure, Section, Table, rows, to_html, to_markdown
+from harness.report.figures import METRIC_ORDER, guidance_scales, metric_curves, metric_title, metric_tradeoff
 from harness.report.headline import answer_sections
 from harness.report.studies import StudyAnalysis, analyze_studies, human_sections
 from harness.rundir import ManifestEntry, RunDir, atomic_write_bytes, encode_png
@@ -92,28 +92,40 @@ def run_labeller(cfg: RunConfig, entries: Sequence[ManifestEntry], analysis: Stu
     return Labeller.from_config(cfg.to_dict(), ids)
 
 
-def _metric_table(results: Sequence[MetricResultRecord], label: Callable[[MetricResultRecord], str],
-                  order: Callable[[MetricResultRecord], Any]) -> Table:
-    body = [
-        (
-            metric_title(r.metric),
-            label(r),
-            fmt_ci(r.value, r.ci_low, r.ci_high, 4),
-            r.n,
-            r.extractor_id or "—",
-            "higher" if r.details.get("higher_is_better") else "lower",
-        )
-        for r in sorted(results, key=lambda r: (r.metric, order(r)))
-    ]
+def _metric_table(results: Sequence[MetricResultRecord], system_id: Callable[[MetricResultRecord], str],
+                  labeller: Labeller) -> Table:
+    """Rows: systems (one per setting); columns: metrics; cells ``value [low, high]`` with n in a note."""
+    metrics = sorted({r.metric for r in results},
+                     key=lambda m: (METRIC_ORDER.index(m) if m in METRIC_ORDER else len(METRIC_ORDER), m))
+    cells: dict[str, dict[str, MetricResultRecord]] = defaultdict(dict)
+    for r in results:
+        cells[system_id(r)][r.metric] = r
+    header = []
+    for m in metrics:
+        first = next(r for r in results if r.metric == m)
+        better = "higher is better" if first.details.get("higher_is_better") else "lower is better"
+        header.append(f"{metric_title(m)} ({better}; {first.extractor_id or 'no features'})")
+    body, notes = [], []
+    for sid in sorted(cells, key=labeller.sort_key):
+        row = cells[sid]
+        body.append((labeller.label(sid), *(_value_ci(row[m]) if m in row else "—" for m in metrics)))
+        notes.append(("", *(f"n = {row[m].n}" if m in row else "" for m in metrics)))
     return Table(
-        ("metric", "system", "value [95% CI]", "n", "features", "better"),
+        ("system", *header),
         rows(body),
         caption=(
-            "Automated metrics against real renders of the same captions (95% bootstrap intervals over images; for "
-            "FD and KID the basic bootstrap interval, which corrects for their finite-sample bias and so can lie "
-            "below the estimate itself)."
+            "Automated metrics against real renders of the same captions: value [95% bootstrap interval over "
+            "images]; for FD and KID the basic bootstrap interval, which corrects for their finite-sample bias and so "
+            "can lie below the estimate itself. Every value is also in metrics.json."
         ),
+        notes=tuple(notes),
     )
+
+
+def _value_ci(r: MetricResultRecord) -> str:
+    if r.ci_low is None or r.ci_high is None:
+        return f"{r.value:.4g}"
+    return f"{r.value:.4g} [{r.ci_low:.4g}, {r.ci_high:.4g}]"
 
 
 def metric_sections(
@@ -143,7 +155,7 @@ def metric_sections(
             if path:
                 figures.append(Figure(path, f"{metric_title(fd)} against CLIP score; points are guidance scales "
                                             "(lower right is better)."))
-    table = _metric_table(results, lambda r: labeller.label(system_id(r)), lambda r: labeller.sort_key(system_id(r)))
+    table = _metric_table(results, system_id, labeller)
     return [Section("Metrics", (), (), tuple(figures)), Section("Metric values", (), (table,), level=3)]
 
 
