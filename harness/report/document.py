@@ -98,7 +98,7 @@ def to_html(doc: Document) -> str:
                 "<tr>" + "".join(_html_cell(c, table.note(i, j)) for j, c in enumerate(row)) + "</tr>"
                 for i, row in enumerate(table.rows)
             )
-            cap = f"<caption>{esc(table.caption)}</caption>" if table.caption else ""
+            cap = f"<caption>{_inline(table.caption)}</caption>" if table.caption else ""
             body.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         for fig in sec.figures:
             data = base64.b64encode(fig.path.read_bytes()).decode("ascii")
@@ -110,7 +110,7 @@ def to_html(doc: Document) -> str:
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;"
         "line-height:1.45}"
         "table{border-collapse:collapse;margin:1em 0;font-size:0.92em}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}"
         "th{background:#f4f4f4}caption{caption-side:top;font-style:italic;text-align:left;padding-bottom:4px}"
         "td small{display:block;color:#666}code{background:#f4f4f4;padding:0 3px}"
         "img{max-width:100%;height:auto}figure{margin:1em 0}figcaption{color:#444;font-size:0.92em}"

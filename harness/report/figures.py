@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 METRIC_TITLES: dict[str, str] = {
     "fd": "FD", "fid": "FID", "kid": "KID", "cmmd": "CMMD", "clip_score": "CLIP score",
-    "r_precision": "CLIP R-precision", "diversity": "diversity", "vendi": "Vendi score",
+    "r_precision": "CLIP R-precision", "diversity": "Diversity", "vendi": "Vendi score",
 }
 """Metric name → its name on an axis or in a table."""
 METRIC_ORDER: tuple[str, ...] = ("fid", "fd", "clip_score", "diversity", "vendi", "r_precision", "kid", "cmmd")
@@ -93,7 +93,7 @@ def metric_curves(
         return None
     guided = sorted({s for m in metrics for s, v in _by_system(results, m).items() if len(v) >= 2}, key=order)
     colour = _colours(guided)
-    cols = min(3, len(metrics))
+    cols = len(metrics) if len(metrics) <= 3 else (2 if len(metrics) == 4 else 3)
     nrows = math.ceil(len(metrics) / cols)
     fig = Figure(figsize=(4.0 * cols, 3.3 * nrows + 0.7), dpi=100)
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()

@@ -100,7 +100,7 @@ def _rows_table(rows: Sequence[Row], protocols: Sequence[str], labeller: Labelle
 
 
 def _note(m: Matchup) -> str:
-    return f"n = {m.n}: {m.wins} won, {m.losses} lost, {m.ties} not sure"
+    return f"n = {m.n}"
 
 
 def table1(head: Headline, labeller: Labeller) -> Table:

@@ -100,11 +100,12 @@ def _metric_table(results: Sequence[MetricResultRecord], system_id: Callable[[Me
     cells: dict[str, dict[str, MetricResultRecord]] = defaultdict(dict)
     for r in results:
         cells[system_id(r)][r.metric] = r
-    header = []
+    header, features = [], defaultdict(list)
     for m in metrics:
         first = next(r for r in results if r.metric == m)
         better = "higher is better" if first.details.get("higher_is_better") else "lower is better"
-        header.append(f"{metric_title(m)} ({better}; {first.extractor_id or 'no features'})")
+        header.append(f"{metric_title(m)} ({better})")
+        features[first.extractor_id or "no features"].append(metric_title(m))
     body, notes = [], []
     for sid in sorted(cells, key=labeller.sort_key):
         row = cells[sid]
@@ -116,7 +117,9 @@ def _metric_table(results: Sequence[MetricResultRecord], system_id: Callable[[Me
         caption=(
             "Automated metrics against real renders of the same captions: value [95% bootstrap interval over "
             "images]; for FD and KID the basic bootstrap interval, which corrects for their finite-sample bias and so "
-            "can lie below the estimate itself. Every value is also in metrics.json."
+            "can lie below the estimate itself. Features: "
+            + "; ".join(f"{', '.join(names)} from `{e}`" for e, names in features.items())
+            + ". Every value is also in metrics.json."
         ),
         notes=tuple(notes),
     )

@@ -2,13 +2,16 @@
 
 An annotator opens an invite link, reads the instructions, votes once with the keyboard (←) and once with the
 mouse; the test checks the rows in the store and that nothing identifying a system (system ids, run id, image
-sha256s) is in the page HTML, in any image ``src`` or in any URL the browser requested.
+sha256s) is in the page HTML, in any image ``src`` or in any URL the browser requested. The admin opens the Results
+page of the paper's comparison (`paper_votes`) at 1280×900: the headline plot is shown, Table 1 is there, the votes
+are marked simulated, and the page does not scroll sideways.
 
-Set ``HARNESS_SCREENSHOT_DIR`` to keep a screenshot of the vote page there.
+Set ``HARNESS_SCREENSHOT_DIR`` to keep screenshots of the vote page and the Results page there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -19,8 +22,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from paper_votes import build_paper_store
 from voting_store import VotingStore, build_store
 
 from harness.storage.repository import Repository
@@ -30,6 +35,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 START_TIMEOUT_S = 45
+ADMIN_SECRET = "browser-test-secret"
 
 
 def _require_browser() -> None:
@@ -67,21 +73,20 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError(f"streamlit did not answer on {base} within {START_TIMEOUT_S} s")
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, VotingStore]]:
-    _require_browser()
-    store = build_store(tmp_path)
+@contextlib.contextmanager
+def _serve(url: str, tmp_path: Path) -> Iterator[str]:
+    """`streamlit run dashboards/app.py` on a free loopback port against the store at ``url``; yields its base URL."""
     port = _free_port()
-    env = {**os.environ, "HARNESS_ADMIN_SECRET": "browser-test-secret", "HARNESS_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "HARNESS_ADMIN_SECRET": ADMIN_SECRET, "HARNESS_HOME": str(tmp_path / "home")}
     env.pop("HARNESS_DB_URL", None)
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"),
            "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--", "--db", store.url]
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--", "--db", url]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc)
-        yield base, store
+        yield base
     finally:
         proc.terminate()
         try:
@@ -89,6 +94,20 @@ def served(tmp_path: Path) -> Iterator[tuple[str, VotingStore]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _launch(pw: Any) -> Any:
+    return pw.chromium.launch(
+        executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, VotingStore]]:
+    _require_browser()
+    store = build_store(tmp_path)
+    with _serve(store.url, tmp_path) as base:
+        yield base, store
 
 
 def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore], tmp_path: Path) -> None:
@@ -99,9 +118,7 @@ def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore
         annotator, token = repo.create_annotator(store.study_id, "browser")
     requested: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
+        browser = _launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(20_000)
@@ -164,3 +181,38 @@ def _assert_blind(html: str, page: object, store: VotingStore) -> None:
         assert not any(s in src for s in store.secrets)
     stimuli = page.eval_on_selector_all("img[alt$=' image']", "els => els.map(e => e.src)")  # type: ignore[attr-defined]
     assert stimuli and all(s.startswith("data:image/png;base64,") for s in stimuli)
+
+
+def test_results_page_shows_the_headline_plot_at_1280_without_horizontal_scroll(tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    _require_browser()
+    url = f"sqlite:///{tmp_path / 'paper.db'}"
+    build_paper_store(url, tmp_path)
+    with _serve(url, tmp_path) as base, sync_playwright() as pw:
+        browser = _launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(f"{base}/?page=results&admin={ADMIN_SECRET}")
+            plot = page.locator("img[alt^='P(unCLIP beats GLIDE) against the guidance scale']")
+            expect(plot).to_be_visible(timeout=120_000)  # the first run imports pandas, scipy, matplotlib
+            plot.scroll_into_view_if_needed()
+            size = plot.evaluate("img => [img.complete, img.naturalWidth, img.getBoundingClientRect().width]")
+            assert size[0] and size[1] > 400 and size[2] > 400, size  # a real picture, shown large enough to read
+            expect(page.get_by_text("Table 1: P(unCLIP beats GLIDE)")).to_be_visible()
+            expect(page.get_by_text("P(unCLIP (diffusion prior), g = 3 beats GLIDE, g = 3)").first).to_be_visible()
+            expect(page.get_by_text("Simulated votes").first).to_be_visible()
+            widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert widths[0] <= widths[1], f"the Results page scrolls sideways at 1280 px: {widths}"
+            main = page.evaluate("(() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                                 " return m ? [m.scrollWidth, m.clientWidth] : null; })()")
+            assert main is not None and main[0] <= main[1], f"the app's main block scrolls sideways: {main}"
+            shot_dir = Path(os.environ.get("HARNESS_SCREENSHOT_DIR") or tmp_path)
+            shot_dir.mkdir(parents=True, exist_ok=True)
+            page.set_viewport_size({"width": 1280, "height": 2400})  # the app scrolls inside its main block
+            expect(plot).to_be_visible()
+            page.screenshot(path=str(shot_dir / "results_page.png"), full_page=True)
+        finally:
+            browser.close()
+

@@ -42,7 +42,8 @@ def test_run_end_to_end_writes_report_and_studies(tmp_path: Path, capsys: pytest
     report = Path(out.split("report: ")[1].splitlines()[0])
     assert report.is_file() and report.stat().st_size > 500
     text = report.read_text()
-    assert "| fd | degraded |" in text and "| fd | reference |" in text
+    assert "| degraded renders | " in text and "| real renders | " in text  # metric rows, readable names
+    assert "No Table 1: this run compares no unCLIP system with a GLIDE system" in text
     assert (report.parent / "report.html").read_text().startswith("<!DOCTYPE html>")
     cfg = load_config(TOY, [*SMALL, f"out_dir={tmp_path / 'runs'}"])
     repo = Repository.open()
