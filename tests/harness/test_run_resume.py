@@ -118,8 +118,8 @@ def outputs(folder: Path, run_id: str) -> dict[str, bytes]:
     prov = json.loads(files[prov_path])
     created, git = prov["created_at"], prov["git"]
     files[prov_path] = json.dumps({k: "<normalised>" if k in TIME_DEPENDENT else v for k, v in prov.items()}).encode()
-    commit_text = f"git commit `{git['commit']}`{' (uncommitted changes)' if git['dirty'] else ''}"
-    for name in ("report.md", "report.html"):
+    for name, code in (("report.md", "`{}`"), ("report.html", "<code>{}</code>")):  # HTML renders `x` as code
+        commit_text = f"git commit {code.format(git['commit'])}{' (uncommitted changes)' if git['dirty'] else ''}"
         key = f"runs/{run_id}/report/{name}"
         text = files[key].decode("utf-8")
         assert f"created {created};" in text and commit_text in text
