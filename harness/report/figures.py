@@ -95,7 +95,8 @@ def metric_curves(
     colour = _colours(guided)
     cols = len(metrics) if len(metrics) <= 3 else (2 if len(metrics) == 4 else 3)
     nrows = math.ceil(len(metrics) / cols)
-    fig = Figure(figsize=(4.0 * cols, 3.3 * nrows + 0.7), dpi=100)
+    height = 3.3 * nrows + 0.7
+    fig = Figure(figsize=(4.0 * cols, height), dpi=100)
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()
     for ax, metric in zip(axes, metrics, strict=False):
         _panel(ax, results, metric, guided, colour, name)
@@ -108,7 +109,8 @@ def metric_curves(
                 handles.append(h)
                 labels.append(label)
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.1 if len(labels) <= 4 else 0.15, 1, 1))
+    legend_rows = math.ceil(len(labels) / 4)
+    fig.tight_layout(rect=(0, (0.25 + 0.25 * legend_rows) / height, 1, 1))
     atomic_write_bytes(out, png_bytes(fig))
     return out
 
