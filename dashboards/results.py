@@ -10,13 +10,15 @@ name is its own group). Per run the page shows what the report leads with, from 
 * Table 1 (unCLIP vs GLIDE at matched guidance) and the diffusion-vs-AR-prior table;
 * every pair's win rate in an expander.
 
-Systems are named from the run's stored config (its generators), as in the report. The interval method and the tie
-rule are the page's controls (the report uses the paper's: normal approximation, ties half a win). Votes are read
-fresh on every rerun; attention checks never count.
+Systems are named from the run's stored config (its generators), as in the report. The interval method, the tie rule
+and the exclusion policy are the page's controls; their defaults are the report's (normal approximation, ties half a
+win, `ExclusionPolicy()`), so by default the page shows the report's numbers. Votes are read fresh on every rerun;
+attention checks never count.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +39,8 @@ from eval_protocols.human.headline import (
 )
 from eval_protocols.human.intervals import CI_METHODS
 from eval_protocols.human.labels import Labeller, protocol_key, protocol_title
+from eval_protocols.human.quality import Exclusion, ExclusionPolicy, apply_exclusion_policy
+from eval_protocols.human.votes import normalize_votes
 from eval_protocols.human.winrates import WinRate, win_rates
 from harness.storage.records import StudyRecord
 from harness.storage.repository import Repository
@@ -54,6 +58,8 @@ class RunResults:
     head: Headline | None
     kinds: Mapping[str, str]
     """Who voted per protocol (`vote_kinds`)."""
+    excluded: tuple[Exclusion, ...] = ()
+    """Annotators the exclusion policy removed, with reasons."""
 
 
 def run_of(study: StudyRecord) -> str:
@@ -70,26 +76,46 @@ def studies_by_run(studies: Sequence[StudyRecord]) -> dict[str, list[StudyRecord
 
 
 def run_results(
-    repo: Repository, run_id: str, studies: Sequence[StudyRecord], *, ci: str = "wilson", ties: str = "half"
+    repo: Repository,
+    run_id: str,
+    studies: Sequence[StudyRecord],
+    *,
+    ci: str = "normal",
+    ties: str = "half",
+    exclude: bool = True,
 ) -> RunResults:
-    """Votes, win rates and the headline of one run's studies, read from the store now."""
+    """Votes, win rates and the headline of one run's studies, read from the store now.
+
+    With ``exclude`` the report's default annotator exclusion policy runs first (`ExclusionPolicy()`, annotators
+    named as the report names them: by name, ``#id`` only when two in one study share one), so with the paper's
+    interval (``normal``) and ties as half the page shows the report's numbers.
+    """
     frames = []
     for study in studies:
         items = {i.item_id: i for i in repo.list_items(study.study_id)}
         annotators = {a.annotator_id: a for a in repo.list_annotators(study.study_id)}
-        frames.append(tables.vote_table(repo.load_votes(study.study_id), items, {study.study_id: study}, annotators))
-    votes = tables.ordinary_vote_table(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+        frame = tables.vote_table(repo.load_votes(study.study_id), items, {study.study_id: study}, annotators)
+        counts = Counter(a.name for a in annotators.values())
+        names = {f"annotator-{i}": a.name if counts[a.name] == 1 else f"{a.name}#{i}" for i, a in annotators.items()}
+        frames.append(frame.assign(annotator=frame["annotator"].map(names).fillna(frame["annotator"])))
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(tables.VOTE_COLUMNS))
+    excluded: tuple[Exclusion, ...] = ()
+    if exclude and len(table):
+        kept = apply_exclusion_policy(normalize_votes(table), ExclusionPolicy())
+        votes, excluded = kept.votes.reset_index(drop=True), kept.excluded
+    else:
+        votes = tables.ordinary_vote_table(table)
     run = repo.get_run(run_id)
     config = run.config if run is not None else {}
     systems = set(votes["model_a"].astype(str)) | set(votes["model_b"].astype(str)) if len(votes) else set()
     labeller = Labeller.from_config(config, systems)
     if votes.empty:
-        return RunResults(run_id, tuple(studies), votes, (), labeller, None, {})
+        return RunResults(run_id, tuple(studies), votes, (), labeller, None, {}, excluded)
     rates = win_rates(votes, ties_mode=ties, ci=ci, level=0.95)  # type: ignore[arg-type]
     study_cfg = config.get("study")
     baseline = str(study_cfg.get("baseline") or "") if isinstance(study_cfg, Mapping) else ""
     head = headline(rates, labeller, baseline=baseline or None)
-    return RunResults(run_id, tuple(studies), votes, rates, labeller, head, vote_kinds(votes))
+    return RunResults(run_id, tuple(studies), votes, rates, labeller, head, vote_kinds(votes), excluded)
 
 
 def rows_frame(rows: Sequence[Row], protocols: Sequence[str], labeller: Labeller) -> pd.DataFrame:
@@ -108,16 +134,19 @@ def render_results(repo: Repository) -> None:
     """The page: controls, then one block per run (see the module docstring)."""
     st.title("Results")
     methods = [m for m in CI_METHODS if m != "bootstrap"]
-    cols = st.columns([1, 1, 3])
-    ci = cols[0].selectbox("Interval", methods, index=methods.index("wilson"), key="results_ci")
+    cols = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    ci = cols[0].selectbox("Interval", methods, index=methods.index("normal"), key="results_ci",
+                           help="normal: the paper's normal approximation (as the report)")
     ties = cols[1].selectbox("Ties (Not sure)", ["half", "drop"], key="results_ties")
-    cols[2].button("Refresh", key="results_refresh")
+    exclude = cols[2].checkbox("Exclude annotators as the report does", value=True, key="results_exclude",
+                               help="attention checks passed < 80% (with ≥ 3 checks), or > 50% implausibly fast votes")
+    cols[3].button("Refresh", key="results_refresh")
     studies = repo.list_studies()
     if not studies:
         st.info("No studies yet.")
         return
     for k, (run_id, group) in enumerate(studies_by_run(studies).items()):
-        _render_run(repo, run_results(repo, run_id, group, ci=ci, ties=ties), k, ci, ties)
+        _render_run(repo, run_results(repo, run_id, group, ci=ci, ties=ties, exclude=exclude), k, ci, ties)
 
 
 def _render_run(repo: Repository, res: RunResults, k: int, ci: str, ties: str) -> None:
@@ -127,6 +156,8 @@ def _render_run(repo: Repository, res: RunResults, k: int, ci: str, ties: str) -
         p = repo.progress(s.study_id)
         progress.append(f"{s.name} ({protocol_title(s.protocol_name)}, {s.status}): {p.votes}/{p.votes_target} votes")
     st.caption("; ".join(progress))
+    if res.excluded:
+        st.caption("Excluded: " + "; ".join(f"{e.annotator} ({', '.join(e.reasons)})" for e in res.excluded))
     if res.votes.empty:
         st.caption("No votes yet (attention checks are not counted).")
         return

@@ -37,7 +37,7 @@ def _env(paper_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_run_results_pick_table1_with_the_pages_interval(paper_url: str) -> None:
     with Repository.open(paper_url) as repo:
         studies = repo.list_studies()
-        res = run_results(repo, "paperrun", studies, ci="normal", ties="half")
+        res = run_results(repo, "paperrun", studies, ci="normal", ties="half", exclude=False)
     assert res.head is not None and res.kinds == {"caption_similarity": "human", "diversity": "simulated",
                                                   "photorealism": "simulated"}
     frame = rows_frame(res.head.rows, res.head.protocols, res.labeller)
@@ -47,6 +47,23 @@ def test_run_results_pick_table1_with_the_pages_interval(paper_url: str) -> None
         "P(unCLIP (AR prior), g = 1 beats GLIDE, g = 1)", "P(unCLIP (AR prior), g = 3 beats GLIDE, g = 3)"]
     assert frame.loc[2, "Caption similarity"] == "30.0% ± 14.2% (n = 40)"  # 12 of 40, no ties: p ± 1.96·sqrt(pq/n)
     assert frame.loc[0, "Diversity"] == "—"
+
+
+def test_by_default_the_page_shows_the_reports_table1(paper_url: str, tmp_path: Path) -> None:
+    from harness.report.headline import answer_sections, table1
+    from harness.report.studies import analyze_studies
+
+    with Repository.open(paper_url) as repo:
+        studies = repo.list_studies()
+        page = run_results(repo, "paperrun", studies)
+        analysis = analyze_studies(repo, [s.study_id for s in studies], n_bootstrap=0)
+    _, head = answer_sections(analysis, page.labeller, tmp_path)
+    assert head is not None and page.head is not None
+    report = table1(head, page.labeller)
+    frame = rows_frame(page.head.rows, page.head.protocols, page.labeller)
+    for i, row in enumerate(report.rows):
+        shown = [f"{c} ({report.note(i, j)})" if report.note(i, j) else c for j, c in enumerate(row)]
+        assert frame.iloc[i].tolist() == shown
 
 
 @pytest.mark.usefixtures("_env")
