@@ -54,7 +54,8 @@ def answer_sections(
     if result is not None:
         rates = [w for p in result.protocols for w in p.win_rates]
         head = headline(rates, labeller, baseline=baseline)
-    _write_table1_csv(head, labeller, vote_kinds(analysis.votes), report_dir / "table1.csv")
+    kinds = vote_kinds(analysis.votes)
+    _write_table1_csv(head, labeller, kinds, report_dir / "table1.csv")
     title = "The answer: P(unCLIP beats GLIDE)"
     if result is None:
         why = f"the votes cannot be analysed: {analysis.problem}" if analysis.problem else "there are no votes yet"
@@ -65,7 +66,6 @@ def answer_sections(
                 "rate of every pair is in the appendix.")
         return [Section(title, (line,))], None
     title = f"The answer: P({head.challenger_name} beats {head.opponent_name})"
-    kinds = vote_kinds(analysis.votes)
     paragraphs = [protocol_sentence(head, p, kinds.get(p, "human")) for p in head.protocols]
     sections = [Section(title, tuple(paragraphs), (), _headline_figure(head, labeller, kinds, report_dir))]
     note = ", " + votes_note(kinds, head.protocols)

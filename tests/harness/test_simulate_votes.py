@@ -157,8 +157,9 @@ def test_toy_run_simulated_annotators_prefer_reference_and_report_says_so(tmp_pa
     run_pipeline(cfg, progress=False)  # rerun: no new votes
     assert len(votes_of_studies(repo, ids)) == target
     text = outcome.report_md.read_text()
-    assert "### Table 1: P(A beats B), simulated annotators" in text
-    assert "P(degraded beats reference)" in text and " ± " in text
+    assert "No Table 1: this run compares no unCLIP system with a GLIDE system" in text  # real vs degraded renders
+    assert "## Appendix A: every pair, simulated annotators" in text
+    assert "P(degraded renders beats real renders)" in text and " ± " in text
     assert "simulated annotators" in (outcome.report_md.parent / "report.html").read_text()
     check_proxy_on_the_toy_study(repo, ids[0], outcome.run_dir, tmp_path)
     check_analyze_run(overrides)
