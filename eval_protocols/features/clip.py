@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import open_clip  # type: ignore[import-untyped]
+import open_clip
 import torch
 import torch.nn.functional as F
 

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from eval_protocols.human import intervals as iv
 from eval_protocols.human.bradley_terry import BTRatings, bradley_terry

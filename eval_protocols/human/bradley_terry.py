@@ -27,10 +27,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
-from scipy import optimize, sparse  # type: ignore[import-untyped]
-from scipy.sparse import csgraph  # type: ignore[import-untyped]
-from scipy.special import expit  # type: ignore[import-untyped]
+import pandas as pd
+from scipy import optimize, sparse
+from scipy.sparse import csgraph
+from scipy.special import expit
 
 from eval_protocols.human.votes import SCORE_OF_WINNER, left_sign
 

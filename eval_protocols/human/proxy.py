@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize  # type: ignore[import-untyped]
-from scipy.special import expit, log_expit  # type: ignore[import-untyped]
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit
 
 TIES_MODES: tuple[str, ...] = ("half", "drop")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from eval_protocols.human import intervals as iv
 from eval_protocols.human.votes import left_sign, ordinary_votes, orient, protocols_of, require_columns

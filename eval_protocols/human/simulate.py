@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 ATTENTION_GOOD = "attention_good"
 ATTENTION_BAD = "attention_bad"

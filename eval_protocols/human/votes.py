@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("model_a", "model_b", "winner")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("annotator", "prompt", "protocol", "left", "expected", "latency_ms")

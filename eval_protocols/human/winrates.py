@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from eval_protocols.human import intervals as iv
 from eval_protocols.human.votes import orient
