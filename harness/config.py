@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from eval_protocols.human.comparisons import COMPARISON_MODES
 from eval_protocols.metrics.registry import metric_names
 from harness.errors import ConfigError, did_you_mean
 
@@ -110,15 +111,42 @@ class MetricsConfig:
             )
 
 
+DEFAULT_VOTES_PER_ITEM = 3
+"""Votes per item of a protocol that has neither ``study.half_width`` nor ``study.votes_per_item``."""
+DEFAULT_EXCLUSION_SHARE = 0.2
+"""Expected share of a cell's votes dropped by annotator exclusion: one vote in five (careless annotators, failed
+attention checks, implausibly fast voting). The simulated annotators of the toy configs drop 2 of 12 (16.7%)."""
+
+
 @dataclass(frozen=True)
 class StudyConfig:
-    """The human study opened for a run.
+    """The human studies opened for a run: one per protocol.
 
     Attributes:
-        protocols: protocol names (``photorealism``, ``caption``, ``diversity``).
-        comparisons: ``"all_pairs"``, ``"vs_baseline"`` (every system against ``baseline``) or explicit pairs.
-        baseline: system id of the baseline for ``vs_baseline``.
-        votes_per_item: target votes per item.
+        protocols: protocol names (``photorealism``, ``caption_similarity``, ``diversity``).
+        comparisons: which pairs of study systems are compared (a study system is a system at one setting,
+            ``<system>@<settings>`` when it was swept over several):
+            ``"paper"``: the paper's question, P(unCLIP beats GLIDE) at matched guidance: every guided system
+            against ``baseline`` at the same decoder guidance scale, plus the other guided systems against each other
+            at that scale; unguided systems (real renders, image folders) only serve attention checks;
+            ``"all_pairs"``: every pair of study systems; ``"vs_baseline"``: every study system against
+            ``baseline`` (a study system id there).
+        baseline: the baseline of ``"paper"`` (a ``[[systems]]`` id, e.g. ``"glide"``: always the second system of
+            its cells, so they read P(system beats baseline)) or of ``"vs_baseline"`` (a study system id).
+        half_width: target per protocol (``{ photorealism = 0.05, caption_similarity = 0.05, diversity = 0.10 }``):
+            the largest 95% normal-interval half-width of a cell's win rate (worst case p = ½, ties counted half as
+            the report does). The votes per cell follow from it (`eval_protocols.human.power.plan_cell`):
+            n = ⌈(1.96·½ / h)²⌉ (0.05 → 385, 0.10 → 97), divided by ``1 − exclusion_share``, spread evenly over the
+            cell's items (votes per item ⌈n_collect / items⌉).
+        votes_per_item: explicit votes per item for every protocol; when given it wins over ``half_width`` (the study
+            still records the target and whether the votes reach it, and `harness study create` says so). Neither
+            given: ``DEFAULT_VOTES_PER_ITEM`` (3).
+        exclusion_share: expected share of a cell's votes dropped before analysis (annotators excluded by the
+            attention-check and fast-voting rules), in ``[0, 1)``; planned votes are divided by ``1 − share``.
+            Default ``DEFAULT_EXCLUSION_SHARE`` (0.2); with simulated annotators keep it at least
+            ``simulate.careless_share``.
+        min_grid_pairs: a grid protocol (diversity) whose cells hold fewer distinct grid pairs (one per caption) than
+            this gets a warning at study creation: the cell then speaks for a few captions, whatever its vote count.
         attention_rate: share of attention-check items mixed in.
         allow_tie: offer "Not sure".
         seed: seed of the study design.
@@ -127,10 +155,37 @@ class StudyConfig:
     protocols: tuple[str, ...] = ("photorealism", "caption_similarity")
     comparisons: str = "all_pairs"
     baseline: str = ""
-    votes_per_item: int = 3
+    half_width: Mapping[str, float] = field(default_factory=dict)
+    votes_per_item: int | None = None
+    exclusion_share: float = DEFAULT_EXCLUSION_SHARE
+    min_grid_pairs: int = 16
     attention_rate: float = 0.1
     allow_tie: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.comparisons not in COMPARISON_MODES:
+            modes = ", ".join(f'"{m}"' for m in COMPARISON_MODES)
+            raise ConfigError(f"study.comparisons = {self.comparisons!r} is not one of {modes}; e.g. \"paper\"")
+        targets = {}
+        for name, h in self.half_width.items():
+            if name not in self.protocols:
+                raise ConfigError(
+                    f"study.half_width names protocol '{name}', which is not in study.protocols"
+                    f"{did_you_mean(name, self.protocols)}"
+                )
+            if isinstance(h, bool) or not isinstance(h, int | float) or not 0.0 < h < 0.5:
+                raise ConfigError(f"study.half_width.{name} = {h!r} must be a number in (0, 0.5); e.g. 0.05 for ±5 pp")
+            targets[name] = float(h)
+        object.__setattr__(self, "half_width", targets)
+        v = self.votes_per_item
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"study.votes_per_item = {v!r} must be an integer >= 1 (or left out to plan from half_width)")
+        e = self.exclusion_share
+        if isinstance(e, bool) or not isinstance(e, int | float) or not 0.0 <= e < 1.0:
+            raise ConfigError(f"study.exclusion_share = {e!r} must be in [0, 1); e.g. 0.2 for one vote in five dropped")
+        if isinstance(self.min_grid_pairs, bool) or not isinstance(self.min_grid_pairs, int) or self.min_grid_pairs < 1:
+            raise ConfigError(f"study.min_grid_pairs = {self.min_grid_pairs!r} must be an integer >= 1; e.g. 16")
 
 
 @dataclass(frozen=True)
@@ -205,6 +260,19 @@ class RunConfig:
     study: StudyConfig = field(default_factory=StudyConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     regress: RegressConfig = field(default_factory=RegressConfig)
+
+    def __post_init__(self) -> None:
+        study = self.study
+        ids = [s.id for s in self.systems]
+        if study.comparisons == "paper" and not study.baseline:
+            raise ConfigError(
+                'study.comparisons = "paper" compares each guided system with study.baseline at the same guidance '
+                f"scale, but study.baseline is not set; set it to a [[systems]] id, e.g. baseline = \"glide\" (ids: {ids})"
+            )
+        if study.baseline and ids and study.comparisons == "paper" and study.baseline not in ids:
+            raise ConfigError(
+                f"study.baseline = '{study.baseline}' is not a [[systems]] id{did_you_mean(study.baseline, ids)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (tuples become lists)."""
@@ -326,7 +394,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, source: str, where: str 
     if missing:
         label = f"[{where}]" if where else "the top level"
         raise ConfigError(f"config file {source}: missing required key '{missing[0]}' in {label}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # a check across keys (``__post_init__``): name the file like every other error
+        raise ConfigError(f"config file {source}: {exc}") from None
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}

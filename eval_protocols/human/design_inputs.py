@@ -6,6 +6,7 @@ a study made either way compares the same systems under the same names and reuse
 - **Systems.** A system sampled under one setting keeps its id; a system swept over several settings enters a study
   once per setting, as ``<system>@<settings label>`` (e.g. ``glide@g=3.0 steps=50``). Images of a (system, prompt)
   are listed in seed-index order, so index ``k`` of two systems shares the seed ``k`` (`design_study` pairs on it).
+  `system_settings` tells what each study system is (system and guidance scale), for the paper's comparisons.
 - **Attention checks.** The stimuli of run ``R`` live in the run ``R-attention``; an image of case ``i`` has the
   system id ``attention:<protocol>:<role>`` and the seed index ``i * ATTENTION_CASE_STRIDE + k`` (``k`` numbers the
   16 varied renders of a diversity case, 0 otherwise). Roles per check kind: ``real``/``corrupted`` (photorealism),
@@ -15,9 +16,10 @@ a study made either way compares the same systems under the same names and reuse
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from eval_protocols.human.comparisons import SystemSetting
 from eval_protocols.human.pairing import AttentionCase, AttentionPool
 from eval_protocols.human.protocol import AttentionCheckKind, Protocol
 
@@ -72,15 +74,35 @@ def study_systems(samples: Iterable[SampleRef]) -> dict[str, dict[str, list[str]
     Ties in seed index (which a well-formed run does not have) are broken by image id, so the result is deterministic.
     """
     samples = list(samples)
+    study_id = _study_ids(samples)
+    grouped: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
+    for s in samples:
+        grouped[study_id(s)][s.prompt_id].append((s.sample_index, s.image_id))
+    return {sid: {p: [img for _, img in sorted(v)] for p, v in per.items()} for sid, per in grouped.items()}
+
+
+def system_settings(samples: Iterable[SampleRef]) -> dict[str, SystemSetting]:
+    """``{study system id: SystemSetting}`` (the system and its ``guidance_scale`` setting, ``None`` when unguided),
+    with the ids of `study_systems`, in order of first appearance; what ``comparisons="paper"`` matches on."""
+    samples = list(samples)
+    study_id = _study_ids(samples)
+    out: dict[str, SystemSetting] = {}
+    for s in samples:
+        g = s.settings.get("guidance_scale")
+        out.setdefault(study_id(s), SystemSetting(s.system_id, None if g is None else float(str(g))))
+    return out
+
+
+def _study_ids(samples: list[SampleRef]) -> Callable[[SampleRef], str]:
+    """The study-system id of a sample: the system id, or ``<system>@<settings label>`` for a swept system."""
     labels_per_system: dict[str, set[str]] = defaultdict(set)
     for s in samples:
         labels_per_system[s.system_id].add(settings_label(s.settings))
-    grouped: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
-    for s in samples:
-        label = settings_label(s.settings)
-        sid = s.system_id if len(labels_per_system[s.system_id]) == 1 else f"{s.system_id}@{label}"
-        grouped[sid][s.prompt_id].append((s.sample_index, s.image_id))
-    return {sid: {p: [img for _, img in sorted(v)] for p, v in per.items()} for sid, per in grouped.items()}
+
+    def study_id(s: SampleRef) -> str:
+        return s.system_id if len(labels_per_system[s.system_id]) == 1 else f"{s.system_id}@{settings_label(s.settings)}"
+
+    return study_id
 
 
 def attention_system_id(protocol_name: str, role: str) -> str:

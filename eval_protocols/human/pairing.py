@@ -2,6 +2,9 @@
 
 `design_study` is a pure, seeded function from generated images to a frozen `StudyDesign`:
 
+- **Comparisons.** ``"all_pairs"`` (every pair of systems), ``"vs_baseline"`` (every system against one),
+  ``"paper"`` (each guided system against the baseline at the same guidance scale, plus the other guided systems
+  against each other at that scale: `eval_protocols.human.comparisons`) or explicit ``(a, b)`` pairs.
 - **Pairing.** An item shows the same caption from two systems; for one-image protocols (photorealism, caption
   similarity) also the same seed index, so both sides differ only by the system. Grid protocols (diversity) show the
   first ``rows * cols`` images (seed indices ``0 .. 15`` for 4×4) of each system.
@@ -34,10 +37,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from eval_protocols.human.comparisons import SystemSetting, paper_comparisons
 from eval_protocols.human.protocol import ATTENTION_CHECK_KINDS, AttentionCheckKind, Protocol
 
 Side = Literal["a", "b"]
-ComparisonSpec = Sequence[tuple[str, str]] | Literal["all_pairs", "vs_baseline"]
+ComparisonMode = Literal["all_pairs", "vs_baseline", "paper"]
+ComparisonSpec = Sequence[tuple[str, str]] | ComparisonMode
 
 ATTENTION_REFERENCE = "attention-check:reference"
 """System id of the side of an attention check that an attentive annotator picks."""
@@ -230,6 +235,7 @@ def design_study(
     attention_pool: AttentionPool | None = None,
     seed: int = 0,
     baseline: str | None = None,
+    system_settings: Mapping[str, SystemSetting] | None = None,
 ) -> StudyDesign:
     """Design a balanced, counterbalanced pairwise study (see the module docstring for the rules).
 
@@ -237,14 +243,16 @@ def design_study(
         protocol: the protocol; its ``grid`` decides one image or ``rows * cols`` images per side.
         systems: ``{system_id: {prompt_id: [image_id, ...]}}``, images per prompt in seed-index order.
         prompts: ``{prompt_id: caption}``: the captions of the study; every compared system needs images for each.
-        comparisons: explicit ``(a, b)`` pairs, ``"all_pairs"`` (every pair of sorted system ids) or
-            ``"vs_baseline"`` (every other system as ``a`` against ``baseline`` as ``b``).
+        comparisons: explicit ``(a, b)`` pairs, ``"all_pairs"`` (every pair of sorted system ids),
+            ``"vs_baseline"`` (every other system as ``a`` against ``baseline`` as ``b``) or ``"paper"`` (see
+            `eval_protocols.human.comparisons.paper_comparisons`; needs ``system_settings`` and ``baseline``).
         votes_per_item: target votes per item (>= 1).
         items_per_comparison: items per comparison; ``None`` takes the most that every comparison can fill.
         attention_rate: fraction ``r`` in ``[0, 1)`` of the study's items that are attention checks.
         attention_pool: the check stimuli; required when ``attention_rate > 0``.
         seed: seeds every random choice (caption order, seed indices, sides, check order, positions).
-        baseline: the baseline system for ``comparisons="vs_baseline"``.
+        baseline: the baseline: a study system id for ``"vs_baseline"``, a system id (``glide``) for ``"paper"``.
+        system_settings: ``{study system id: SystemSetting}`` (system and guidance scale), for ``"paper"``.
 
     Returns:
         The design; ``items`` are sorted by ``position``.
@@ -254,10 +262,8 @@ def design_study(
             ``rows * cols`` images for a grid, too many items requested, or an invalid rate, pool or vote target.
     """
     _check_settings(protocol, votes_per_item, items_per_comparison, attention_rate, attention_pool)
-    pairs = resolve_comparisons(systems, comparisons, baseline)
-    prompt_ids = sorted(prompts)
-    if not prompt_ids:
-        raise ValueError("no prompts given; pass at least one {prompt_id: caption}")
+    pairs = resolve_comparisons(systems, comparisons, baseline, system_settings)
+    prompt_ids = _prompt_ids(prompts)
     capacity = {pair: _capacity(protocol, systems, pair, prompt_ids) for pair in pairs}
     n = _items_per_comparison(capacity, items_per_comparison)
 
@@ -287,8 +293,29 @@ def design_study(
     return StudyDesign(protocol=protocol, items=tuple(sorted(placed, key=lambda i: i.position)), seed=seed)
 
 
+def items_per_cell(
+    protocol: Protocol,
+    systems: Mapping[str, Mapping[str, Sequence[str]]],
+    prompts: Mapping[str, str],
+    pairs: Sequence[tuple[str, str]],
+    items_per_comparison: int | None = None,
+) -> int:
+    """Items every comparison of ``pairs`` gets from `design_study` (the same for all; what a vote plan divides by):
+    for a grid protocol the distinct grid pairs, one per caption.
+
+    Raises:
+        ValueError: as `design_study` (missing images, too many items requested, no prompts).
+    """
+    prompt_ids = _prompt_ids(prompts)
+    capacity = {pair: _capacity(protocol, systems, pair, prompt_ids) for pair in pairs}
+    return _items_per_comparison(capacity, items_per_comparison)
+
+
 def resolve_comparisons(
-    systems: Mapping[str, object], comparisons: ComparisonSpec, baseline: str | None = None
+    systems: Mapping[str, object],
+    comparisons: ComparisonSpec,
+    baseline: str | None = None,
+    system_settings: Mapping[str, SystemSetting] | None = None,
 ) -> list[tuple[str, str]]:
     """Return the ``(a, b)`` pairs to compare, checked: known systems, no self-pairs, no duplicates either way round.
 
@@ -308,9 +335,18 @@ def resolve_comparisons(
             raise ValueError("comparisons='vs_baseline' needs baseline=<system id>; name the baseline system")
         _check_known(baseline, names)
         return [(name, baseline) for name in sorted(names) if name != baseline]
+    if comparisons == "paper":
+        if system_settings is None:
+            raise ValueError("comparisons='paper' needs system_settings={study system id: SystemSetting}; pass them")
+        if set(system_settings) != set(names):
+            odd = sorted(set(system_settings) ^ set(names))
+            raise ValueError(f"system_settings and systems differ in {odd}; give the settings of every system, no more")
+        return paper_comparisons(system_settings, baseline or "")
     keyword = comparisons if isinstance(comparisons, str) else None
     if keyword is not None:
-        raise ValueError(f"comparisons {keyword!r} is not 'all_pairs', 'vs_baseline' or a list of (a, b) pairs")
+        raise ValueError(
+            f"comparisons {keyword!r} is not 'all_pairs', 'vs_baseline', 'paper' or a list of (a, b) pairs"
+        )
     pairs: list[tuple[str, str]] = []
     for pair in comparisons:
         if len(pair) != 2:
@@ -363,6 +399,12 @@ def _check_settings(
                 f"attention pool has {attention_pool.images_per_side} image(s) per side but protocol "
                 f"{protocol.name!r} shows {protocol.images_per_side}; rebuild the pool"
             )
+
+
+def _prompt_ids(prompts: Mapping[str, str]) -> list[str]:
+    if not prompts:
+        raise ValueError("no prompts given; pass at least one {prompt_id: caption}")
+    return sorted(prompts)
 
 
 def _capacity(

@@ -9,6 +9,18 @@ One pair, H0: p = ½ (a coin flip), two-sided level α, target power 1 − β ag
   reaches the target and the n from which it never drops below it (within the search range) are reported.
 - Half-width of the normal interval at n votes: z·sqrt(p(1 − p)/n) (n = 1000, p = ½ → 3.10 pp).
 - Ties: decisive votes are divided by (1 − tie rate) to give the total votes to collect.
+
+Votes per cell for a target precision (`plan_cell`), the way a study's report computes its intervals: ties count as
+half a win (GLIDE/unCLIP), so the per-vote score s ∈ {1, ½, 0} has variance at most ¼, reached at p = ½ without ties.
+The normal interval's half-width z·sqrt(Var(s)/n) is therefore at most z·½/√n, and
+
+    n = ⌈(z·½ / h)²⌉                  votes a cell must keep (h = 0.05 → 385, h = 0.10 → 97, h = 0.031 → 1000)
+    n_collect = ⌈n / (1 − e)⌉         votes to collect when a share e of them is expected to be dropped
+                                       (annotators excluded for failing attention checks or voting implausibly fast)
+    v = ⌈n_collect / m⌉               votes per item when a cell has m items (every item gets exactly v)
+
+so every cell keeps at least n votes when at most a share e is dropped, and its half-width is at most h whatever
+the true win rate and tie rate (ties only narrow it).
 """
 
 from __future__ import annotations
@@ -105,6 +117,111 @@ def half_width(n: int, p: float = 0.5, level: float = 0.95) -> float:
     if n < 1:
         raise ValueError(f"n = {n} votes; use at least 1")
     return float(stats.norm.ppf(0.5 + level / 2.0) * math.sqrt(p * (1.0 - p) / n))
+
+
+def votes_for_half_width(half_width: float, level: float = 0.95) -> int:
+    """Votes n = ⌈(z·½ / h)²⌉ after which the normal interval of a win rate is at most ``half_width`` wide on each
+    side, whatever the win rate (worst case p = ½, no ties). h = 0.05 → 385, h = 0.10 → 97 at level 0.95.
+
+    Raises:
+        ValueError: ``half_width`` outside (0, 0.5) or ``level`` outside (0, 1).
+    """
+    if not 0.0 < half_width < 0.5:
+        raise ValueError(f"half-width {half_width} must be in (0, 0.5); e.g. 0.05 for ±5 percentage points")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level {level} must be in (0, 1); e.g. 0.95")
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    return math.ceil((z * 0.5 / half_width) ** 2 - 1e-9)
+
+
+def inflate_for_exclusion(n: int, exclusion_share: float) -> int:
+    """Votes to collect, ⌈n / (1 − e)⌉, so that n remain when a share ``exclusion_share`` = e of them is dropped.
+
+    Raises:
+        ValueError: ``n < 1`` or e outside [0, 1).
+    """
+    if n < 1:
+        raise ValueError(f"n = {n} votes; use at least 1")
+    if not 0.0 <= exclusion_share < 1.0:
+        raise ValueError(f"exclusion share {exclusion_share} must be in [0, 1); e.g. 0.2 for one vote in five dropped")
+    return math.ceil(n / (1.0 - exclusion_share) - 1e-9)
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """Votes for one cell (one pair of systems in one protocol) of a study: target, quota and what it buys.
+
+    A cell has ``items`` items; each collects ``votes_per_item`` votes, so the cell collects
+    ``votes_per_cell = items · votes_per_item``; after dropping a share ``exclusion_share`` of them
+    ``votes_per_cell · (1 − exclusion_share)`` are expected to remain, for a half-width of at most
+    ``expected_half_width`` (at p = ½, no ties).
+    """
+
+    half_width: float | None
+    """The target: 95% (``level``) normal-interval half-width, as a proportion; ``None`` when the votes per item
+    were given instead of a target."""
+    level: float
+    exclusion_share: float
+    """Expected share e ∈ [0, 1) of a cell's votes dropped by annotator exclusion."""
+    n_planned: int | None
+    """Votes the cell must keep for the target, ⌈(z·½ / h)²⌉ (``None`` without a target)."""
+    n_collect: int | None
+    """Votes to collect for the target, ⌈n_planned / (1 − e)⌉ (``None`` without a target)."""
+    items: int
+    """Items of the cell (distinct image or grid pairs)."""
+    votes_per_item: int
+    votes_per_cell: int
+    """The cell's quota, ``items · votes_per_item``."""
+    expected_half_width: float
+    """z·½ / sqrt(votes_per_cell · (1 − e)): the half-width the quota buys at p = ½ after the expected exclusions."""
+
+    @property
+    def meets_target(self) -> bool:
+        """Whether the quota reaches the target (always, for a plan made from a target)."""
+        return self.half_width is None or self.expected_half_width <= self.half_width + 1e-12
+
+
+def plan_cell(
+    items: int,
+    *,
+    half_width: float | None = None,
+    votes_per_item: int | None = None,
+    exclusion_share: float = 0.0,
+    level: float = 0.95,
+) -> CellPlan:
+    """Votes per item for a cell of ``items`` items: from the target ``half_width`` (``v = ⌈n_collect / m⌉``, see the
+    module docstring), or the given ``votes_per_item``, which wins when both are given (the plan then still records
+    the target's n and whether the given votes reach it).
+
+    Raises:
+        ValueError: neither or invalid values given, or ``items < 1``.
+    """
+    if items < 1:
+        raise ValueError(f"a cell of {items} items gets no votes; give it at least one item")
+    if half_width is None and votes_per_item is None:
+        raise ValueError("plan a cell from a target half_width or from votes_per_item; give one of them")
+    if votes_per_item is not None and (isinstance(votes_per_item, bool) or votes_per_item < 1):
+        raise ValueError(f"votes_per_item must be an integer >= 1, got {votes_per_item!r}")
+    n_planned = None if half_width is None else votes_for_half_width(half_width, level)
+    n_collect = None if n_planned is None else inflate_for_exclusion(n_planned, exclusion_share)
+    if votes_per_item is None:
+        assert n_collect is not None
+        votes_per_item = math.ceil(n_collect / items)
+    elif not 0.0 <= exclusion_share < 1.0:
+        raise ValueError(f"exclusion share {exclusion_share} must be in [0, 1); e.g. 0.2 for one vote in five dropped")
+    votes_per_cell = items * votes_per_item
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    return CellPlan(
+        half_width=half_width,
+        level=level,
+        exclusion_share=exclusion_share,
+        n_planned=n_planned,
+        n_collect=n_collect,
+        items=items,
+        votes_per_item=votes_per_item,
+        votes_per_cell=votes_per_cell,
+        expected_half_width=z * 0.5 / math.sqrt(votes_per_cell * (1.0 - exclusion_share)),
+    )
 
 
 def plan_study(

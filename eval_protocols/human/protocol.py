@@ -7,7 +7,9 @@ unCLIP §5.2 (photorealism, caption similarity, diversity over two 4×4 grids) a
 one offers left / right / "Not sure" (← → ↓), and a study can switch "Not sure" off with `Protocol.with_tie`.
 
 A study stores ``protocol.to_dict()`` as its snapshot, and the voting app renders from ``Protocol.from_dict(snapshot)``
-only, so every vote stays pinned to the exact wording its annotator saw, even after a data file changes.
+only, so every vote stays pinned to the exact wording its annotator saw, even after a data file changes. A snapshot
+may also carry the study's vote plan under `STUDY_PLAN_KEY` (written by `harness study create`: comparisons, target
+half-width, votes per cell); it is no part of what annotators see, and `Protocol.from_dict` leaves it out.
 
 This module is pure Python (stdlib only) so that the dashboards may import it.
 """
@@ -38,6 +40,9 @@ AttentionCheckKind = Literal["corrupted_render", "contradicting_caption", "colla
 OPTION_KEYS: tuple[str, ...] = get_args(OptionKey)
 ATTENTION_CHECK_KINDS: tuple[str, ...] = get_args(AttentionCheckKind)
 PROTOCOLS_DIR = Path(__file__).with_name("protocols")
+
+STUDY_PLAN_KEY = "study_plan"
+"""Key of a study's protocol snapshot that holds the study's vote plan (not a protocol field; see `study_plan`)."""
 
 SHORTCUT_SYMBOLS: dict[str, str] = {"ArrowLeft": "←", "ArrowRight": "→", "ArrowDown": "↓", "ArrowUp": "↑"}
 """Display glyphs for the ``KeyboardEvent.key`` names used as shortcuts; other keys display as themselves."""
@@ -215,9 +220,13 @@ class Protocol:
     def from_dict(cls, data: Mapping[str, Any]) -> Protocol:
         """Build a protocol from a snapshot or a data file's contents.
 
+        A study snapshot's `STUDY_PLAN_KEY` entry is left out (it is the study's, not the protocol's).
+
         Raises:
             ValueError: on missing or unknown keys (with a did-you-mean) or invalid values.
         """
+        if isinstance(data, Mapping) and STUDY_PLAN_KEY in data:
+            data = {key: value for key, value in data.items() if key != STUDY_PLAN_KEY}
         fields = _checked_fields(cls, data, "protocol")
         examples = tuple(Example(**_checked_fields(Example, item, "example")) for item in fields["examples"])
         options = tuple(Option(**_checked_fields(Option, item, "option")) for item in fields["options"])
@@ -230,6 +239,13 @@ class Protocol:
                 "grid": None if grid is None else tuple(grid),
             }
         )
+
+
+def study_plan(snapshot: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The vote plan a study's protocol snapshot carries (`STUDY_PLAN_KEY`), or ``None`` for studies made without one
+    (older studies, the admin page)."""
+    plan = snapshot.get(STUDY_PLAN_KEY)
+    return dict(plan) if isinstance(plan, Mapping) else None
 
 
 def _checked_fields(cls: type, data: object, what: str) -> dict[str, Any]:

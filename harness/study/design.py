@@ -4,6 +4,12 @@ For every protocol of the run config a study is designed with `eval_protocols.hu
 exactly counterbalanced, attention checks mixed in) and stored with a snapshot of its protocol. A system swept
 over several settings enters a study once per setting, as ``<system>@<settings>``.
 
+Which pairs are compared follows ``study.comparisons``; ``"paper"`` pairs each guided system with ``study.baseline``
+at the same guidance scale (and the other guided systems with each other), in the order of the config's
+``[[systems]]``. How many votes each item collects follows the vote plan (`harness.study.plan`: from
+``study.half_width`` through the power planner, or ``study.votes_per_item``); the plan is stored in the study's
+protocol snapshot under ``study_plan`` and its warnings are printed to stderr as ``warning: ...`` lines.
+
 Attention checks are mixed in at ``study.attention_rate``; their stimuli (`harness.study.attention`: real renders
 for toy-world captions, the run's own images for caption files) are written to ``<run dir>/attention/`` and
 registered in the store as run ``<run id>-attention``.
@@ -16,21 +22,24 @@ killed while creating studies resumes to the same studies and the same ``attenti
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from eval_protocols.human import design_inputs
+from eval_protocols.human.comparisons import SystemSetting
 from eval_protocols.human.design_inputs import ATTENTION_SUFFIX, SampleRef
-from eval_protocols.human.pairing import design_study
-from eval_protocols.human.protocol import get_protocol
+from eval_protocols.human.pairing import design_study, items_per_cell, resolve_comparisons
+from eval_protocols.human.protocol import STUDY_PLAN_KEY, Protocol, get_protocol
 from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.generate.store import store_run
 from harness.prompts import PromptRecord
 from harness.rundir import ManifestEntry, RunDir
 from harness.study.attention import attention_pool, stimuli_for
+from harness.study.plan import VotePlan, cells_of, plan_votes
 
 if TYPE_CHECKING:
     from harness.storage.records import StudyRecord
@@ -40,9 +49,38 @@ if TYPE_CHECKING:
 def study_systems(entries: Sequence[ManifestEntry]) -> dict[str, dict[str, list[str]]]:
     """``{study system id: {prompt id: [sha256 in seed-index order]}}`` from a run's manifest (see
     `eval_protocols.human.design_inputs.study_systems`)."""
-    return design_inputs.study_systems(
-        SampleRef(e.system_id, e.prompt_id, e.sample_index, e.sha256, e.settings) for e in entries
-    )
+    return design_inputs.study_systems(_refs(entries))
+
+
+def system_settings(cfg: RunConfig, entries: Sequence[ManifestEntry]) -> dict[str, SystemSetting]:
+    """``{study system id: SystemSetting}`` of a run's manifest, ordered by the config's ``[[systems]]`` and then by
+    guidance scale (unguided first): the order ``comparisons = "paper"`` pairs systems in."""
+    settings = design_inputs.system_settings(_refs(entries))
+    order = {s.id: i for i, s in enumerate(cfg.systems)}
+
+    def key(item: tuple[str, SystemSetting]) -> tuple[int, str, float]:
+        s = item[1]
+        return order.get(s.system, len(order)), s.system, -1.0 if s.guidance_scale is None else s.guidance_scale
+
+    return dict(sorted(settings.items(), key=key))
+
+
+def comparison_pairs(
+    cfg: RunConfig, systems: dict[str, dict[str, list[str]]], settings: dict[str, SystemSetting]
+) -> list[tuple[str, str]]:
+    """The ``(a, b)`` study-system pairs of ``study.comparisons``.
+
+    Raises:
+        ConfigError: the comparisons cannot be made from this run's systems (the message names the fix).
+    """
+    try:
+        return resolve_comparisons(systems, cfg.study.comparisons, cfg.study.baseline or None, settings)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f'study.comparisons = "{cfg.study.comparisons}": {exc}') from None
+
+
+def _refs(entries: Sequence[ManifestEntry]) -> list[SampleRef]:
+    return [SampleRef(e.system_id, e.prompt_id, e.sample_index, e.sha256, e.settings) for e in entries]
 
 
 def create_studies(
@@ -55,7 +93,12 @@ def create_studies(
     progress: bool = False,
 ) -> list[StudyRecord]:
     """Design and store one study per protocol of ``cfg.study`` (existing studies of the run are reused);
-    ``progress`` shows a bar over the protocols."""
+    ``progress`` shows a bar over the protocols.
+
+    Raises:
+        ConfigError: the comparisons do not fit the run (e.g. ``"paper"`` without a second guided system).
+        HarnessError: a study cannot be designed from the run's images.
+    """
     from harness.storage.records import ItemRecord, StudyRecord
 
     systems = study_systems(entries)
@@ -64,19 +107,26 @@ def create_studies(
             f"a study compares at least two systems, but run {cfg.run_id} has {len(systems)}; add a [[systems]] entry"
         )
     existing = {s.name: s for s in repo.list_studies()}
+    texts = {p.prompt_id: p.text for p in prompts}
+    todo = [_protocol(name, cfg) for name in cfg.study.protocols if f"{cfg.run_id}/{name}" not in existing]
+    plans = {}
+    if todo:  # every check before anything is stored
+        settings = system_settings(cfg, entries)
+        pairs = comparison_pairs(cfg, systems, settings)
+        plans = {protocol.name: _plan(cfg, protocol, systems, texts, pairs, settings) for protocol in todo}
+        for protocol in todo:
+            for warning in plans[protocol.name].warnings:
+                print(f"warning: {cfg.run_id}/{protocol.name}: {warning}", file=sys.stderr)
     att_dir = RunDir(run_dir.root / "attention").create()
     stimuli = stimuli_for(cfg.prompts.source, run_dir, entries)
+    by_name = {protocol.name: protocol for protocol in todo}
     out = []
     for name in tqdm(cfg.study.protocols, desc="study", unit="study", disable=not progress):
         study_name = f"{cfg.run_id}/{name}"
         if study_name in existing:
             out.append(existing[study_name])
             continue
-        try:
-            protocol = get_protocol(name)
-        except ValueError as exc:
-            raise HarnessError(f"study.protocols: {exc}") from None
-        protocol = protocol.with_tie(cfg.study.allow_tie)
+        protocol, plan = by_name[name], plans[name]
         pool = None
         if cfg.study.attention_rate > 0:
             pool = attention_pool(protocol, prompts, att_dir, stimuli, n_cases=max(4, len(prompts)), seed=cfg.study.seed)
@@ -84,13 +134,12 @@ def create_studies(
             design = design_study(
                 protocol,
                 systems,
-                {p.prompt_id: p.text for p in prompts},
-                cfg.study.comparisons,  # type: ignore[arg-type]
-                votes_per_item=cfg.study.votes_per_item,
+                texts,
+                [(c.system_a, c.system_b) for c in plan.cells],
+                votes_per_item=plan.cell.votes_per_item,
                 attention_rate=cfg.study.attention_rate,
                 attention_pool=pool,
                 seed=cfg.study.seed,
-                baseline=cfg.study.baseline or None,
             )
         except ValueError as exc:
             raise HarnessError(f"cannot design the {name} study: {exc}") from None
@@ -98,9 +147,9 @@ def create_studies(
             study_id=0,
             name=study_name,
             protocol_name=protocol.name,
-            protocol=protocol.to_dict(),
+            protocol={**protocol.to_dict(), STUDY_PLAN_KEY: plan.to_dict()},
             status="open",
-            votes_per_item=cfg.study.votes_per_item,
+            votes_per_item=plan.cell.votes_per_item,
             allow_tie=protocol.allow_tie,
             created_at=dt.datetime.now(dt.UTC),
             seed=cfg.study.seed,
@@ -118,3 +167,27 @@ def create_studies(
             provenance=run_dir.read_json("provenance.json"),
         )
     return out
+
+
+def _protocol(name: str, cfg: RunConfig) -> Protocol:
+    try:
+        return get_protocol(name).with_tie(cfg.study.allow_tie)
+    except ValueError as exc:
+        raise HarnessError(f"study.protocols: {exc}") from None
+
+
+def _plan(
+    cfg: RunConfig,
+    protocol: Protocol,
+    systems: dict[str, dict[str, list[str]]],
+    texts: dict[str, str],
+    pairs: list[tuple[str, str]],
+    settings: dict[str, SystemSetting],
+) -> VotePlan:
+    """The vote plan of one protocol's study (`harness.study.plan.plan_votes`)."""
+    try:
+        items = items_per_cell(protocol, systems, texts, pairs)
+    except ValueError as exc:
+        raise HarnessError(f"cannot design the {protocol.name} study: {exc}") from None
+    cells = cells_of(pairs, settings, cfg.study.comparisons, cfg.study.baseline or None)
+    return plan_votes(cfg.study, cfg.simulate, protocol, items, cells)

@@ -102,3 +102,43 @@ def test_every_shipped_config_is_valid(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.systems and len({s.id for s in cfg.systems}) == len(cfg.systems)
     build_generators(cfg)  # generator names, options and checkpoint files resolve
+
+
+PAPER_TOY = TOY.parent / "toy.toml"
+
+
+def test_toy_config_asks_the_papers_question() -> None:
+    study = load_config(PAPER_TOY).study
+    assert study.comparisons == "paper" and study.baseline == "glide"
+    assert study.half_width == {"photorealism": 0.05, "caption_similarity": 0.05, "diversity": 0.10}
+    assert study.votes_per_item is None  # the planner decides; an explicit value would override it
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ('study.baseline=""', 'study.baseline is not set; set it to a [[systems]] id, e.g. baseline = "glide"'),
+        ('study.baseline="glid"', "study.baseline = 'glid' is not a [[systems]] id; did you mean 'glide'?"),
+        ('study.comparisons="papers"', 'is not one of "all_pairs", "vs_baseline", "paper"'),
+        ("study.half_width.photo=0.05", "names protocol 'photo', which is not in study.protocols"),
+        ("study.half_width.diversity=0.5", "study.half_width.diversity = 0.5 must be a number in (0, 0.5)"),
+        ('study.half_width.diversity="wide"', "must be a number in (0, 0.5)"),
+        ("study.exclusion_share=1.0", "study.exclusion_share = 1.0 must be in [0, 1)"),
+        ("study.votes_per_item=0", "study.votes_per_item = 0 must be an integer >= 1"),
+        ("study.min_grid_pairs=0", "study.min_grid_pairs = 0 must be an integer >= 1"),
+    ],
+)
+def test_study_config_errors_are_one_line_naming_file_and_fix(
+    override: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(PAPER_TOY, [override])
+    assert message in str(err.value) and str(PAPER_TOY) in str(err.value)
+    assert main(["study", "create", str(PAPER_TOY), "--set", override]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_votes_per_item_and_half_width_may_be_given_together() -> None:
+    study = load_config(PAPER_TOY, ["study.votes_per_item=2"]).study
+    assert study.votes_per_item == 2 and study.half_width["photorealism"] == 0.05  # votes_per_item wins (plan.py)
