@@ -88,7 +88,7 @@ def system_settings(samples: Iterable[SampleRef]) -> dict[str, SystemSetting]:
     study_id = _study_ids(samples)
     out: dict[str, SystemSetting] = {}
     for s in samples:
-        g = s.settings.get("guidance_scale")
+        g = s.settings.get("guidance_scale")  # a number as the run config gave it (JSON may hold 3 for 3.0)
         out.setdefault(study_id(s), SystemSetting(s.system_id, None if g is None else float(str(g))))
     return out
 

@@ -128,10 +128,7 @@ def votes_for_half_width(half_width: float, level: float = 0.95) -> int:
     """
     if not 0.0 < half_width < 0.5:
         raise ValueError(f"half-width {half_width} must be in (0, 0.5); e.g. 0.05 for ±5 percentage points")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"confidence level {level} must be in (0, 1); e.g. 0.95")
-    z = float(stats.norm.ppf(0.5 + level / 2.0))
-    return math.ceil((z * 0.5 / half_width) ** 2 - 1e-9)
+    return math.ceil((_z(level) * 0.5 / half_width) ** 2 - 1e-9)
 
 
 def inflate_for_exclusion(n: int, exclusion_share: float) -> int:
@@ -142,9 +139,20 @@ def inflate_for_exclusion(n: int, exclusion_share: float) -> int:
     """
     if n < 1:
         raise ValueError(f"n = {n} votes; use at least 1")
+    _check_share(exclusion_share)
+    return math.ceil(n / (1.0 - exclusion_share) - 1e-9)
+
+
+def _z(level: float) -> float:
+    """z_{(1 + level)/2}, e.g. 1.959964 for 0.95."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level {level} must be in (0, 1); e.g. 0.95")
+    return float(stats.norm.ppf(0.5 + level / 2.0))
+
+
+def _check_share(exclusion_share: float) -> None:
     if not 0.0 <= exclusion_share < 1.0:
         raise ValueError(f"exclusion share {exclusion_share} must be in [0, 1); e.g. 0.2 for one vote in five dropped")
-    return math.ceil(n / (1.0 - exclusion_share) - 1e-9)
 
 
 @dataclass(frozen=True)
@@ -198,19 +206,17 @@ def plan_cell(
     """
     if items < 1:
         raise ValueError(f"a cell of {items} items gets no votes; give it at least one item")
-    if half_width is None and votes_per_item is None:
-        raise ValueError("plan a cell from a target half_width or from votes_per_item; give one of them")
     if votes_per_item is not None and (isinstance(votes_per_item, bool) or votes_per_item < 1):
         raise ValueError(f"votes_per_item must be an integer >= 1, got {votes_per_item!r}")
+    _check_share(exclusion_share)
+    z = _z(level)
     n_planned = None if half_width is None else votes_for_half_width(half_width, level)
     n_collect = None if n_planned is None else inflate_for_exclusion(n_planned, exclusion_share)
     if votes_per_item is None:
-        assert n_collect is not None
+        if n_collect is None:
+            raise ValueError("plan a cell from a target half_width or from votes_per_item; give one of them")
         votes_per_item = math.ceil(n_collect / items)
-    elif not 0.0 <= exclusion_share < 1.0:
-        raise ValueError(f"exclusion share {exclusion_share} must be in [0, 1); e.g. 0.2 for one vote in five dropped")
     votes_per_cell = items * votes_per_item
-    z = float(stats.norm.ppf(0.5 + level / 2.0))
     return CellPlan(
         half_width=half_width,
         level=level,
