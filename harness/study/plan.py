@@ -75,6 +75,7 @@ class VotePlan:
     """Distinct grid pairs per cell of a grid protocol (``None`` for one-image protocols)."""
     min_grid_pairs: int | None
     warnings: tuple[str, ...]
+    """What the plan cannot promise (module docstring), one line each."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON stored under `STUDY_PLAN_KEY`: ``version``, ``comparisons``, ``baseline``, ``rule``, the
@@ -144,7 +145,7 @@ def plan_votes(
         cell = plan_cell(items, half_width=target, votes_per_item=simulate.annotators,
                          exclusion_share=study.exclusion_share)
         warnings.append(
-            f"{protocol.name}: the target ±{target:g} needs {wanted} votes per item ({items} items per cell), but "
+            f"the target ±{target:g} needs {wanted} votes per item ({items} items per cell), but "
             f"each of the simulate.annotators = {simulate.annotators} votes once per item: capped at "
             f"{cell.votes_per_item}, ±{cell.expected_half_width:.1%} expected; set simulate.annotators >= {wanted} "
             "or add captions (prompts.n)"
@@ -168,14 +169,14 @@ def _warnings(study: StudyConfig, simulate: SimulateConfig, protocol: Protocol, 
     out = []
     if protocol.grid is not None and cell.items < study.min_grid_pairs:
         out.append(
-            f"{protocol.name}: each cell shows {cell.items} distinct grid pair(s) (one per caption), fewer than "
+            f"each cell shows {cell.items} distinct grid pair(s) (one per caption), fewer than "
             f"study.min_grid_pairs = {study.min_grid_pairs}; its win rate speaks for these {cell.items} caption(s) "
             f"whatever the votes: raise prompts.n to >= {study.min_grid_pairs} (more seeds per caption do not help)"
         )
     if rule == "votes_per_item" and cell.half_width is not None:
         reach = "reaches" if cell.meets_target else "misses"
         out.append(
-            f"{protocol.name}: study.votes_per_item = {cell.votes_per_item} wins over study.half_width = "
+            f"study.votes_per_item = {cell.votes_per_item} wins over study.half_width = "
             f"{cell.half_width:g}: ±{cell.expected_half_width:.1%} expected per cell, which {reach} the target "
             f"(the target alone would plan {cell.n_collect} votes per cell)"
         )
