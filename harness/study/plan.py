@@ -136,8 +136,9 @@ def plan_votes(
     cell = plan_cell(items, half_width=target, votes_per_item=votes, exclusion_share=study.exclusion_share)
     if rule != "half_width" and simulate.enabled and simulate.annotators < cell.votes_per_item:
         raise ConfigError(
-            f"{cell.votes_per_item} votes per item, but each of the simulate.annotators = {simulate.annotators} votes "
-            f"once per item; set simulate.annotators >= {cell.votes_per_item} or lower study.votes_per_item"
+            f"the {protocol.name} study wants {cell.votes_per_item} votes per item, but each of the "
+            f"simulate.annotators = {simulate.annotators} votes once per item; set simulate.annotators >= "
+            f"{cell.votes_per_item} or lower study.votes_per_item"
         )
     warnings = []
     if rule == "half_width" and simulate.enabled and simulate.annotators < cell.votes_per_item:
