@@ -63,8 +63,9 @@ class RunResults:
 
 
 def run_of(study: StudyRecord) -> str:
-    """``toy-1a2b/photorealism`` → ``toy-1a2b``; a name without ``/`` is its own group."""
-    return study.name.split("/", 1)[0] if "/" in study.name else study.name
+    """The set of studies a study belongs to: ``toy-1a2b/photorealism`` → ``toy-1a2b``, a named set
+    ``toy-1a2b/pilot/photorealism`` → ``toy-1a2b/pilot``; a name without ``/`` is its own group."""
+    return study.name.rpartition("/")[0] or study.name
 
 
 def studies_by_run(studies: Sequence[StudyRecord]) -> dict[str, list[StudyRecord]]:
@@ -105,7 +106,7 @@ def run_results(
         votes, excluded = kept.votes.reset_index(drop=True), kept.excluded
     else:
         votes = tables.ordinary_vote_table(table)
-    run = repo.get_run(run_id)
+    run = repo.get_run(run_id.split("/", 1)[0])  # a named set of studies: <run id>/<name>
     config = run.config if run is not None else {}
     systems = set(votes["model_a"].astype(str)) | set(votes["model_b"].astype(str)) if len(votes) else set()
     labeller = Labeller.from_config(config, systems)

@@ -150,6 +150,9 @@ class StudyConfig:
         attention_rate: share of attention-check items mixed in.
         allow_tie: offer "Not sure".
         seed: seed of the study design.
+        name: label of this set of studies: they are named ``<run id>/<protocol>``, or ``<run id>/<name>/<protocol>``
+            when set. A run's studies with other settings need another name (`harness study create --name`): an
+            existing study is reused only when it was designed with the same settings.
     """
 
     protocols: tuple[str, ...] = ("photorealism", "caption_similarity")
@@ -162,8 +165,11 @@ class StudyConfig:
     attention_rate: float = 0.1
     allow_tie: bool = True
     seed: int = 0
+    name: str = ""
 
     def __post_init__(self) -> None:
+        if self.name and (self.name != self.name.strip() or "/" in self.name):
+            raise ConfigError(f"study.name = {self.name!r}: use a label without '/' or surrounding spaces, e.g. \"pilot\"")
         if self.comparisons not in COMPARISON_MODES:
             modes = ", ".join(f'"{m}"' for m in COMPARISON_MODES)
             raise ConfigError(f"study.comparisons = {self.comparisons!r} is not one of {modes}; e.g. \"paper\"")

@@ -101,10 +101,11 @@ def votes_of_studies(repo: Repository, study_ids: Sequence[int]) -> pd.DataFrame
     return pd.concat(frames, ignore_index=True)
 
 
-def run_study_ids(repo: Repository, run_id: str) -> list[int]:
-    """Ids of the studies `harness.study.design.create_studies` made for a run (named ``<run id>/<protocol>``)."""
-    prefix = f"{run_id}/"
-    return [s.study_id for s in repo.list_studies() if s.name.startswith(prefix)]
+def run_study_ids(repo: Repository, run_id: str, name: str = "") -> list[int]:
+    """Ids of the studies `harness.study.design.create_studies` made for a run: named ``<run id>/<protocol>``, or
+    ``<run id>/<name>/<protocol>`` for the set of studies called ``name`` (``study.name``)."""
+    prefix = f"{run_id}/{name}/" if name else f"{run_id}/"
+    return [s.study_id for s in repo.list_studies() if s.name.startswith(prefix) and "/" not in s.name[len(prefix):]]
 
 
 def vote_source(votes: pd.DataFrame) -> str:

@@ -104,7 +104,7 @@ def _votes(args: argparse.Namespace) -> pd.DataFrame:
 
         cfg: RunConfig = load_config(args.run, args.overrides)
         with Repository.open(args.db or cfg.db_url or None) as repo:
-            votes = votes_of_studies(repo, run_study_ids(repo, cfg.run_id))
+            votes = votes_of_studies(repo, run_study_ids(repo, cfg.run_id, cfg.study.name))
         where = f"run {cfg.run_id}"
     if len(votes) == 0:
         raise HarnessError(f"{where} has no votes yet; invite annotators (`harness study invite`) and let them vote")

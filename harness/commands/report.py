@@ -22,13 +22,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.analyze.vote_table import run_study_ids
     from harness.pipeline import open_generated_run
     from harness.report.write import write_report
 
     cfg = load_config(args.config, args.overrides)
     run_dir, entries, _prompts, repo = open_generated_run(cfg, args.db)
-    prefix = f"{cfg.run_id}/"
-    study_ids = [s.study_id for s in repo.list_studies() if s.name.startswith(prefix)]
+    study_ids = run_study_ids(repo, cfg.run_id, cfg.study.name)
     md, page = write_report(cfg, run_dir, repo, entries=entries, study_ids=study_ids)
     print(f"report: {md}")
     print(f"report (HTML): {page}")

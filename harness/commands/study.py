@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,6 +38,9 @@ def register(sub: Any) -> None:
     create.add_argument("config", help="the run config the images were generated with, e.g. configs/toy.toml")
     create.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key")
+    create.add_argument("--name", default=None,
+                        help="name this set of studies (<run id>/NAME/<protocol>): a second study of the run, e.g. "
+                        "with other --set study.* settings (same as --set study.name=NAME)")
     create.add_argument("--db", default=None, help=DB_HELP)
     create.set_defaults(handler=run_create)
 
@@ -102,7 +106,8 @@ def run_create(args: argparse.Namespace) -> int:
     from harness.pipeline import open_generated_run
     from harness.study.design import create_studies
 
-    cfg = load_config(args.config, args.overrides)
+    overrides = [*args.overrides, *([f"study.name={json.dumps(args.name)}"] if args.name else [])]
+    cfg = load_config(args.config, overrides)
     run_dir, entries, prompts, repo = open_generated_run(cfg, args.db)
     with repo:
         studies = create_studies(cfg, run_dir, entries, prompts, repo)

@@ -22,9 +22,10 @@ killed while creating studies resumes to the same studies and the same ``attenti
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -107,8 +108,11 @@ def create_studies(
             f"a study compares at least two systems, but run {cfg.run_id} has {len(systems)}; add a [[systems]] entry"
         )
     existing = {s.name: s for s in repo.list_studies()}
+    for name in cfg.study.protocols:
+        if (study := existing.get(study_name(cfg, name))) is not None:
+            check_same_design(study, cfg)
     texts = {p.prompt_id: p.text for p in prompts}
-    todo = [_protocol(name, cfg) for name in cfg.study.protocols if f"{cfg.run_id}/{name}" not in existing]
+    todo = [_protocol(name, cfg) for name in cfg.study.protocols if study_name(cfg, name) not in existing]
     plans = {}
     if todo:  # every check before anything is stored
         settings = system_settings(cfg, entries)
@@ -122,9 +126,8 @@ def create_studies(
     by_name = {protocol.name: protocol for protocol in todo}
     out = []
     for name in tqdm(cfg.study.protocols, desc="study", unit="study", disable=not progress):
-        study_name = f"{cfg.run_id}/{name}"
-        if study_name in existing:
-            out.append(existing[study_name])
+        if study_name(cfg, name) in existing:
+            out.append(existing[study_name(cfg, name)])
             continue
         protocol, plan = by_name[name], plans[name]
         pool = None
@@ -145,9 +148,9 @@ def create_studies(
             raise HarnessError(f"cannot design the {name} study: {exc}") from None
         study = StudyRecord(
             study_id=0,
-            name=study_name,
+            name=study_name(cfg, name),
             protocol_name=protocol.name,
-            protocol={**protocol.to_dict(), STUDY_PLAN_KEY: plan.to_dict()},
+            protocol={**protocol.to_dict(), STUDY_PLAN_KEY: {**plan.to_dict(), DESIGN_KEY: design_settings(cfg)}},
             status="open",
             votes_per_item=plan.cell.votes_per_item,
             allow_tie=protocol.allow_tie,
@@ -167,6 +170,44 @@ def create_studies(
             provenance=run_dir.read_json("provenance.json"),
         )
     return out
+
+
+DESIGN_KEY = "design"
+"""Key, in a study's stored plan, of the `[study]` settings it was designed with (`design_settings`)."""
+
+
+def study_name(cfg: RunConfig, protocol: str) -> str:
+    """``<run id>/<protocol>``, or ``<run id>/<study.name>/<protocol>``."""
+    return "/".join(part for part in (cfg.run_id, cfg.study.name, protocol) if part)
+
+
+def design_settings(cfg: RunConfig) -> dict[str, Any]:
+    """The `[study]` settings that shape a study's design (all but the protocol list and the name), JSON-ready."""
+    settings = cfg.to_dict()["study"]
+    return {k: v for k, v in sorted(settings.items()) if k not in ("protocols", "name")}
+
+
+def check_same_design(study: StudyRecord, cfg: RunConfig) -> None:
+    """Refuse to reuse ``study`` for a config that asks for another design (the overrides would be ignored).
+
+    Studies stored before their settings were recorded are compared by votes per item only.
+
+    Raises:
+        HarnessError: naming the first setting that differs and the fix (``--name`` for a second study).
+    """
+    stored = (study.protocol.get(STUDY_PLAN_KEY) or {}).get(DESIGN_KEY)
+    wanted = design_settings(cfg)
+    if stored is None:
+        stored = {"votes_per_item": study.votes_per_item}
+        wanted = {"votes_per_item": cfg.study.votes_per_item or study.votes_per_item}
+    differ = [k for k in wanted if stored.get(k) != wanted[k]]
+    if differ:
+        key = differ[0]
+        raise HarnessError(
+            f"study {study.name!r} exists, designed with study.{key} = {json.dumps(stored.get(key))}, not "
+            f"{json.dumps(wanted[key])}; it is not changed. To add a second study of this run with these settings, "
+            f"give it a name: --set study.name=NAME (harness study create CONFIG --name NAME)"
+        )
 
 
 def _protocol(name: str, cfg: RunConfig) -> Protocol:

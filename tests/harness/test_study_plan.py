@@ -181,3 +181,29 @@ def test_plans_that_do_not_fit_the_run_are_one_line_errors_and_store_nothing(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert Repository.open().list_studies() == []  # the photorealism study fitted, yet was not stored alone
+
+
+def test_study_create_refuses_overrides_it_would_ignore_and_adds_a_named_study(
+    paper_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["study", "create", str(paper_run)]) == 0
+    repo = Repository.open()
+    first = {s.name: s.study_id for s in repo.list_studies()}
+    capsys.readouterr()
+    # the same config again reuses the studies; other settings are refused in one line instead of silently ignored
+    assert main(["study", "create", str(paper_run), "--set", "study.votes_per_item=1"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "study.votes_per_item = null, not 1" in err[0] and "--name NAME" in err[0]
+    assert {s.name: s.study_id for s in repo.list_studies()} == first  # nothing stored
+    # a named second study of the run, with its own settings
+    assert main(["study", "create", str(paper_run), "--name", "pilot", "--set", "study.votes_per_item=1",
+                 "--set", 'study.protocols=["photorealism"]', "--set", "study.half_width={photorealism=0.05}"]) == 0
+    cfg = load_config(paper_run)
+    named = [s for s in repo.list_studies() if s.name not in first]
+    assert [s.name for s in named] == [f"{cfg.run_id}/pilot/photorealism"] and named[0].votes_per_item == 1
+    from harness.analyze.vote_table import run_study_ids
+
+    assert run_study_ids(repo, cfg.run_id) == list(first.values())
+    assert run_study_ids(repo, cfg.run_id, "pilot") == [named[0].study_id]
+    assert main(["study", "create", str(paper_run), "--name", "a/b"]) == 2
+    assert "study.name" in capsys.readouterr().err
