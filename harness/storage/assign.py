@@ -13,7 +13,8 @@ SQLite and PostgreSQL, whatever the number of app processes:
 - one vote per assignment (unique ``votes.assignment_id``), written in the transaction that completes it; a second
   submission of the same assignment returns the first vote.
 
-Concurrency. On SQLite a write transaction runs alone (``BEGIN IMMEDIATE``). On PostgreSQL writers take row locks
+Concurrency. On SQLite a write transaction runs alone (``BEGIN IMMEDIATE``). On PostgreSQL the common case of a
+vote and of a claim each runs as one statement (`harness.storage.onestep`), with the same locks. Writers take row locks
 in one order, annotator → assignment → item, and never a study-wide one: a writer locks its annotator row (so two
 tabs of one annotator run one after the other), the assignment it answers, and the items whose counters it
 changes; the next item is claimed with ``FOR UPDATE SKIP LOCKED`` (`harness.storage.tour`), so writers on
@@ -37,7 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from harness.errors import HarnessError
-from harness.storage import rows, tour
+from harness.storage import onestep, rows, tour
 from harness.storage.prepared import Prepared
 from harness.storage.records import CHOICES, AssignmentRecord, AssignmentStatus, ItemRecord, StudyRecord, VoteRecord
 from harness.storage.schema import HELD_PENDING, OPEN_ITEM, annotators, assignments, items, studies, votes
@@ -185,6 +186,9 @@ def next_item(
         AssignmentError: unknown study or annotator, or an annotator of another study.
         StudyNotOpenError: the study is not open.
     """
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql and not sweep and (claimed := onestep.claim(conn, annotator_id, study_id, now)) is not None:
+        return claimed
     head = _ANNOTATOR_HEAD.rows(conn, {"b_annotator": annotator_id})
     if not head or head[0].owner != study_id:
         _require_open(_study(conn, study_id))  # the errors of the study come first
@@ -324,6 +328,9 @@ def record_vote(
     """
     if choice not in CHOICES:
         raise AssignmentError(f"choice {choice!r} is not one of {', '.join(CHOICES)}")
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql and (stored := onestep.vote(conn, assignment_id, choice, response_ms, annotator_id, now)) is not None:
+        return stored
     head = _VOTE_HEAD.first(conn, {"b_assignment": assignment_id})
     if head is None:
         raise AssignmentError(f"assignment {assignment_id} does not exist; reload the page to get the next item")

@@ -10,6 +10,8 @@ Invariants the database itself enforces:
   canonical JSON of the group (JSON columns are not comparable in SQL).
 - ``assignments``: unique ``(item_id, annotator_id)``: an annotator never gets the same item twice.
 - ``votes``: unique ``assignment_id``: a vote is never counted twice.
+- ``assignments``: at most one ``pending`` assignment per annotator (partial unique index): a second tab gets the
+  annotator's current item, never a second one.
 
 Maintained counters (kept exact by `harness.storage.assign`, in the transaction that changes an assignment; a test
 recounts them from the rows): ``items.n_active`` = the item's assignments that hold a slot (``completed``, and
@@ -151,6 +153,9 @@ OPEN_ITEM = "n_active < votes_target"
 HELD_PENDING = "status = 'pending' AND holds_slot"
 """Predicate of the partial index ``ix_assignments_held``: a pending assignment holding its item's slot."""
 
+PENDING = "status = 'pending'"
+"""Predicate of the partial unique index ``uq_assignments_pending``: at most one pending assignment per annotator."""
+
 
 class ItemRow(Base):
     __tablename__ = "items"
@@ -207,6 +212,13 @@ class AssignmentRow(Base):
             "created_at",
             sqlite_where=text(HELD_PENDING),
             postgresql_where=text(HELD_PENDING),
+        ),
+        Index(
+            "uq_assignments_pending",
+            "annotator_id",
+            unique=True,
+            sqlite_where=text(PENDING),
+            postgresql_where=text(PENDING),
         ),
     )
 

@@ -48,7 +48,7 @@ def tour_start(annotator_id: int, n_items: int) -> int:
     return int((annotator_id * GOLDEN) % 1.0 * n_items) if n_items else 0
 
 
-def _first_open(level: Any, *, after_cursor: bool, skip_locked: bool) -> Any:
+def _first_open(level: Any, cursor: Any, *, after_cursor: bool, skip_locked: bool) -> Any:
     """Scalar subquery: id of the first open item at ``level`` the annotator has not seen, from/before the cursor."""
     cand = items.alias("cand")
     seen = (  # a LIMIT keeps this a probe of uq_assignments_item_annotator per candidate: PostgreSQL would turn
@@ -59,7 +59,7 @@ def _first_open(level: Any, *, after_cursor: bool, skip_locked: bool) -> Any:
         .scalar_subquery()
     )
     rank = cand.c.tour_rank
-    side = rank >= bindparam("b_cursor") if after_cursor else rank < bindparam("b_cursor")
+    side = rank >= cursor if after_cursor else rank < cursor
     return (
         select(cand.c.item_id)
         .where(
@@ -79,19 +79,22 @@ def _lowest_level(*, above: bool = False) -> Any:
     return stmt.where(lvl.c.n_active > bindparam("b_above")) if above else stmt
 
 
-def claim_statement(*, lowest: bool, skip_locked: bool) -> Update:
+def claim_statement(*, lowest: bool, skip_locked: bool, cursor: Any = None) -> Update:
     """Take a slot of the annotator's next item at one level; returns the item's row, or no row when none is open.
 
-    Parameters: ``b_study``, ``b_annotator``, ``b_cursor`` and, unless ``lowest``, ``b_level``.
+    Parameters: ``b_study``, ``b_annotator``, ``b_cursor`` (unless ``cursor`` is given) and, unless ``lowest``,
+    ``b_level``.
 
     Args:
         lowest: choose at the study's lowest open level (the common case, one statement) instead of ``level``.
         skip_locked: PostgreSQL: pass over rows other transactions hold instead of waiting for them.
+        cursor: SQL expression of the annotator's cursor (default: the parameter ``b_cursor``).
     """
     level = _lowest_level().scalar_subquery() if lowest else bindparam("b_level")
+    cursor = bindparam("b_cursor", type_=items.c.tour_rank.type) if cursor is None else cursor
     chosen = func.coalesce(
-        _first_open(level, after_cursor=True, skip_locked=skip_locked),
-        _first_open(level, after_cursor=False, skip_locked=skip_locked),
+        _first_open(level, cursor, after_cursor=True, skip_locked=skip_locked),
+        _first_open(level, cursor, after_cursor=False, skip_locked=skip_locked),
     )
     return (
         update(items)

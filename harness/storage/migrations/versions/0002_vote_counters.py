@@ -9,7 +9,10 @@ from the existing rows, so a store carries its votes forward:
   skipped, broken and expired ones hold none;
 - ``n_active`` = holding assignments, ``n_done`` = completed ones (the item's votes);
 - ``tour_rank``: the items of each study in a shuffled order, ``0..n−1``, from (study seed, position);
-- ``tour_cursor``: the rank after the annotator's last assigned item, or their starting point.
+- ``tour_cursor``: the rank after the annotator's last assigned item, or their starting point;
+- ``uq_assignments_pending``: at most one pending assignment per annotator, which the code has always kept (a
+  pending assignment is shown again before a new one is made); should a store hold more, the later ones, never
+  shown, become ``expired``.
 
 Columns are added in place (``ALTER TABLE ... ADD COLUMN``), never by rebuilding a table: on SQLite a rebuild of
 ``items`` would drop the table under ``PRAGMA foreign_keys=ON`` and cascade the delete to its votes.
@@ -34,6 +37,7 @@ depends_on = None
 
 OPEN_ITEM = "n_active < votes_target"
 HELD_PENDING = "status = 'pending' AND holds_slot"
+PENDING = "status = 'pending'"
 GOLDEN = 0.6180339887498949
 
 
@@ -64,6 +68,8 @@ def upgrade() -> None:
     op.create_index("ix_items_open", "items", ["study_id", "n_active", "tour_rank"], **where)
     held = {"sqlite_where": sa.text(HELD_PENDING), "postgresql_where": sa.text(HELD_PENDING)}
     op.create_index("ix_assignments_held", "assignments", ["study_id", "created_at"], **held)
+    pending = {"sqlite_where": sa.text(PENDING), "postgresql_where": sa.text(PENDING)}
+    op.create_index("uq_assignments_pending", "assignments", ["annotator_id"], unique=True, **pending)
 
 
 def _backfill(connection: sa.Connection) -> None:
@@ -95,6 +101,18 @@ def _backfill(connection: sa.Connection) -> None:
                   assignments.c.status, assignments.c.created_at)
         .order_by(assignments.c.item_id, assignments.c.created_at.desc(), assignments.c.assignment_id.desc())
     ).all()
+    first_pending: dict[int, int] = {}
+    for row in sorted(rows, key=lambda r: r.assignment_id):  # at most one pending per annotator from now on:
+        if row.status == "pending":  # the first is the one the old code showed; later ones (never shown) expire
+            first_pending.setdefault(row.annotator_id, row.assignment_id)
+    extra = {r.assignment_id for r in rows if r.status == "pending" and first_pending[r.annotator_id] != r.assignment_id}
+    for start in range(0, len(extra), 500):
+        connection.execute(
+            sa.update(assignments)
+            .where(assignments.c.assignment_id.in_(sorted(extra)[start : start + 500]))
+            .values(status="expired", completed_at=assignments.c.created_at)
+        )
+    rows = [r for r in rows if r.assignment_id not in extra]
     done: dict[int, int] = defaultdict(int)
     for row in rows:
         done[row.item_id] += row.status == "completed"
@@ -141,6 +159,7 @@ def _backfill(connection: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("uq_assignments_pending", table_name="assignments")
     op.drop_index("ix_assignments_held", table_name="assignments")
     op.drop_index("ix_items_open", table_name="items")
     for table, column in (("assignments", "holds_slot"), ("annotators", "tour_cursor"), ("items", "tour_rank"),
