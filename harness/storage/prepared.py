@@ -70,7 +70,7 @@ class Prepared:
                     for k, c in enumerate(columns)
                     if (read := c.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
                 ),
-                row_type=namedtuple("Row", [c.key for c in columns], rename=True) if columns else None,  # type: ignore[misc]
+                row_type=namedtuple("Row", [c.key for c in columns], rename=True) if columns else None,
             )
             self._plans[dialect.name] = plan
         return plan

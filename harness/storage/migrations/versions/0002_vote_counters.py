@@ -64,13 +64,13 @@ def upgrade() -> None:
     )
     connection = op.get_bind()
     _backfill(connection)
-    where = {"sqlite_where": sa.text(OPEN_ITEM), "postgresql_where": sa.text(OPEN_ITEM)}
-    op.create_index("ix_items_open", "items", ["study_id", "n_active", "tour_rank"], **where)
-    held = {"sqlite_where": sa.text(HELD_PENDING), "postgresql_where": sa.text(HELD_PENDING)}
-    op.create_index("ix_assignments_held", "assignments", ["study_id", "created_at"], **held)
-    pending = {"sqlite_where": sa.text(PENDING), "postgresql_where": sa.text(PENDING)}
-    op.create_index("uq_assignments_pending", "assignments", ["annotator_id"], unique=True, **pending)
-
+    for name, table, columns, predicate, unique in (
+        ("ix_items_open", "items", ["study_id", "n_active", "tour_rank"], OPEN_ITEM, False),
+        ("ix_assignments_held", "assignments", ["study_id", "created_at"], HELD_PENDING, False),
+        ("uq_assignments_pending", "assignments", ["annotator_id"], PENDING, True),
+    ):
+        where = sa.text(predicate)
+        op.create_index(name, table, columns, unique=unique, sqlite_where=where, postgresql_where=where)
 
 def _backfill(connection: sa.Connection) -> None:
     items = sa.table(
@@ -81,7 +81,7 @@ def _backfill(connection: sa.Connection) -> None:
     annotators = sa.table("annotators", sa.column("annotator_id"), sa.column("study_id"), sa.column("tour_cursor"))
     assignments = sa.table(
         "assignments", sa.column("assignment_id"), sa.column("item_id"), sa.column("annotator_id"),
-        sa.column("status"), sa.column("created_at"), sa.column("holds_slot"),
+        sa.column("status"), sa.column("created_at"), sa.column("completed_at"), sa.column("holds_slot"),
     )
     seeds = dict(connection.execute(sa.select(studies.c.study_id, studies.c.seed)).all())
     per_study: dict[int, list[tuple[int, int]]] = defaultdict(list)
