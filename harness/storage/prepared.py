@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
@@ -26,14 +27,21 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 
 
+def _arguments(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The driver's positional arguments (``?`` in order) from a name -> value mapping."""
+    if len(names) == 1:
+        return lambda values: (values[names[0]],)
+    return itemgetter(*names) if names else (lambda values: ())
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A statement compiled for one dialect: SQL, parameter order/defaults/converters, result converters."""
 
     sql: str
-    positional: tuple[str, ...] | None
+    arguments: Callable[[Mapping[str, Any]], Any]
     defaults: Mapping[str, Any]
-    binders: Mapping[str, Callable[[Any], Any]]
+    binders: tuple[tuple[str, Callable[[Any], Any]], ...]
     readers: tuple[tuple[int, Callable[[Any], Any]], ...]
     row_type: Any
 
@@ -58,13 +66,13 @@ class Prepared:
             columns = list(getattr(self.statement, "exported_columns", ()))
             plan = _Plan(
                 sql=compiled.string,
-                positional=tuple(compiled.positiontup) if dialect.positional else None,
+                arguments=_arguments(tuple(compiled.positiontup)) if dialect.positional else dict,
                 defaults={name: b.value for name, b in binds.items() if not b.required},
-                binders={
-                    name: proc
+                binders=tuple(
+                    (name, proc)
                     for name, b in binds.items()
                     if (proc := b.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-                },
+                ),
                 readers=tuple(
                     (k, read)
                     for k, c in enumerate(columns)
@@ -76,11 +84,11 @@ class Prepared:
         return plan
 
     def _execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        plan = self._plan(conn.dialect)
+        plan = self._plans.get(conn.dialect.name) or self._plan(conn.dialect)
         values = {**plan.defaults, **params}
-        for name, binder in plan.binders.items():
+        for name, binder in plan.binders:
             values[name] = binder(values[name])
-        args: Any = tuple(values[name] for name in plan.positional) if plan.positional is not None else values
+        args = plan.arguments(values)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(plan.sql, args)

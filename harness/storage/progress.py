@@ -3,12 +3,14 @@
 ``remaining`` of an annotator = open items (``n_active < votes_target``, counted on the partial index
 ``ix_items_open``) minus the open items they have already been given. Items whose only holders are stale, not yet
 released, pending assignments count as taken until the next sweep releases them (`harness.storage.assign`).
-`annotator_progress` (the voting page's progress bar) touches one annotator's rows and the study's open-item index;
-`study_progress` (the admin page) reads the study once, whatever its number of annotators.
+`annotator_progress` (the voting page's progress bar) touches one annotator's rows plus the study's open-item count,
+which is O(open items) (`open_items`; the repository can reuse a recent one); `study_progress` (the admin page)
+reads the study once, whatever its number of annotators.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Row, case, func, select, text
@@ -18,8 +20,8 @@ from harness.storage.records import AnnotatorProgress, ItemProgress, StudyProgre
 from harness.storage.schema import OPEN_ITEM, annotators, assignments, items, votes
 
 
-def _open_items(conn: Connection, study_id: int) -> int:
-    """Items of the study with a free slot."""
+def open_items(conn: Connection, study_id: int) -> int:
+    """Items of the study with a free slot (a count over ``ix_items_open``: O(open items), ~4-9 ms at 20,000)."""
     stmt = select(func.count()).select_from(items).where(items.c.study_id == study_id, text(OPEN_ITEM))
     return int(conn.execute(stmt).scalar_one())
 
@@ -48,19 +50,27 @@ def _status_counts(conn: Connection, key: Any, where: Any) -> dict[int, dict[str
 
 
 def _attention_counts(conn: Connection, where: Any) -> dict[int, tuple[int, int]]:
-    """annotator id -> (attention-check votes, of which passed), over the votes matching ``where``."""
+    """annotator id -> (attention-check votes, of which passed), over the assignments matching ``where`` (reached
+    through the assignments' indexes: ``votes`` has none by annotator)."""
     passed = func.sum(case((votes.c.choice == items.c.expected, 1), else_=0))
     stmt = (
-        select(votes.c.annotator_id, func.count(), passed)
-        .join(items, items.c.item_id == votes.c.item_id)
-        .where(where, items.c.is_attention_check.is_(True))
-        .group_by(votes.c.annotator_id)
+        select(assignments.c.annotator_id, func.count(), passed)
+        .join(votes, votes.c.assignment_id == assignments.c.assignment_id)
+        .join(items, items.c.item_id == assignments.c.item_id)
+        .where(where, assignments.c.status == "completed", items.c.is_attention_check.is_(True))
+        .group_by(assignments.c.annotator_id)
     )
     return {int(a): (int(n), int(p or 0)) for a, n, p in conn.execute(stmt)}
 
 
-def annotator_progress(conn: Connection, annotator_id: int) -> AnnotatorProgress:
+def annotator_progress(
+    conn: Connection, annotator_id: int, open_count: Callable[[int], int] | None = None
+) -> AnnotatorProgress:
     """Counts of one annotator (see `AnnotatorProgress`).
+
+    Args:
+        open_count: study id -> its open items (default: `open_items` now); the repository passes a cached count
+            when the caller accepts one.
 
     Raises:
         AssignmentError: unknown annotator.
@@ -68,9 +78,11 @@ def annotator_progress(conn: Connection, annotator_id: int) -> AnnotatorProgress
     row = conn.execute(select(annotators).where(annotators.c.annotator_id == annotator_id)).first()
     if row is None:
         raise AssignmentError(f"annotator {annotator_id} does not exist; use your invite link")
-    counts = _status_counts(conn, assignments.c.annotator_id, assignments.c.annotator_id == annotator_id)
-    checks, passed = _attention_counts(conn, votes.c.annotator_id == annotator_id).get(annotator_id, (0, 0))
-    remaining = _open_items(conn, row.study_id) - _open_given(conn, row.study_id, annotator_id).get(annotator_id, 0)
+    mine = assignments.c.annotator_id == annotator_id
+    counts = _status_counts(conn, assignments.c.annotator_id, mine)
+    checks, passed = _attention_counts(conn, mine).get(annotator_id, (0, 0))
+    n_open = open_items(conn, row.study_id) if open_count is None else open_count(row.study_id)
+    remaining = n_open - _open_given(conn, row.study_id, annotator_id).get(annotator_id, 0)
     return _annotator_progress(row, counts.get(annotator_id, {}), remaining, checks, passed)
 
 
@@ -107,14 +119,14 @@ def study_progress(conn: Connection, study_id: int) -> StudyProgress:
         for r in conn.execute(select(items).where(items.c.study_id == study_id).order_by(items.c.position))
     )
     annotator_counts = _status_counts(conn, assignments.c.annotator_id, in_study)
-    attention = _attention_counts(conn, votes.c.study_id == study_id)
-    open_items = _open_items(conn, study_id)
+    attention = _attention_counts(conn, in_study)
+    n_open = open_items(conn, study_id)
     given = _open_given(conn, study_id)
     people = tuple(
         _annotator_progress(
             r,
             annotator_counts.get(r.annotator_id, {}),
-            open_items - given.get(r.annotator_id, 0),
+            n_open - given.get(r.annotator_id, 0),
             *attention.get(r.annotator_id, (0, 0)),
         )
         for r in conn.execute(

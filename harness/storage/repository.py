@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,6 +91,7 @@ class Repository:
         self.assignment_timeout = assignment_timeout
         self.clock = clock
         self._last_sweep: dict[int, datetime] = {}
+        self._open_counts: dict[int, tuple[int, float]] = {}
 
     @classmethod
     def open(
@@ -557,14 +559,29 @@ class Repository:
         with read_transaction(self.engine) as conn:
             return progress.study_progress(conn, study_id)
 
-    def annotator_progress(self, annotator_id: int) -> AnnotatorProgress:
+    def annotator_progress(self, annotator_id: int, *, max_age_s: float = 0.0) -> AnnotatorProgress:
         """One annotator's counts (for their progress bar: ``completed / (completed + pending + remaining)``).
+
+        Args:
+            max_age_s: accept a count of the study's open items up to this old (from this repository), for
+                ``remaining``; the annotator's own counts are always read now. ``0`` (default): exact. The count
+                is O(open items), 4-9 ms at 20,000 items, so a page that shows it on every click can pass ~1 s.
 
         Raises:
             AssignmentError: unknown annotator.
         """
+
+        def open_count(study_id: int) -> int:
+            now = time.monotonic()
+            cached = self._open_counts.get(study_id)
+            if cached is not None and now - cached[1] <= max_age_s:
+                return cached[0]
+            count = progress.open_items(conn, study_id)
+            self._open_counts[study_id] = (count, now)
+            return count
+
         with read_transaction(self.engine) as conn:
-            return progress.annotator_progress(conn, annotator_id)
+            return progress.annotator_progress(conn, annotator_id, open_count)
 
     # ------------------------------------------------------------------ helpers
 
