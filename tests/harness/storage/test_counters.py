@@ -223,3 +223,13 @@ def test_failing_answers_do_not_spoil_the_commit_they_share(store_url: str) -> N
     with Repository.open(store_url) as repo:
         assert sorted(v.assignment_id for v in repo.load_votes(study_id)) == sorted(held[0::2])
     assert counter_mismatches(store_url, study_id) == []
+
+
+def test_progress_can_reuse_a_recent_open_item_count(repo: Repository) -> None:
+    study_id = repo.create_study(make_study(votes_per_item=1), make_items(3))
+    a, b = (repo.create_annotator(study_id, name)[0].annotator_id for name in "ab")
+    assert repo.annotator_progress(b, max_age_s=3600).remaining == 3
+    repo.next_item_for(a, study_id)  # fills one item's only slot
+    assert repo.annotator_progress(b, max_age_s=3600).remaining == 3  # the study's count from a moment ago
+    assert repo.annotator_progress(b).remaining == 2  # exact (the default)
+    assert repo.annotator_progress(a, max_age_s=3600).pending == 1  # the annotator's own counts are always fresh
