@@ -210,6 +210,8 @@ def run_case(plan: Plan) -> dict[str, Any]:
         "p99_ms": round(float(np.percentile(latencies, 99)), 1) if len(latencies) else None,
         "votes_lost": lost,
         "votes_duplicated": duplicated,
+        "p90_ms": round(float(np.percentile(latencies, 90)), 1) if len(latencies) else None,
+        "max_ms": round(float(latencies.max()), 1) if len(latencies) else None,
         "votes_per_item": plan.votes_per_item,
         "timed_submissions": len(latencies),
         "acknowledged_submissions": len(acknowledged),

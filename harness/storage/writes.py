@@ -8,8 +8,9 @@ exception) once the transaction is committed, with the same meaning as::
 
 - **SQLite** allows one writer at a time and, with ``synchronous=FULL``, pays an fsync (~4 ms here) per commit,
   so one transaction per click caps a store at a few hundred clicks per second whatever the CPU. Writer threads of
-  a process therefore commit as a group: the first to arrive becomes the *leader*, runs the bodies queued for the
-  same database file (up to `MAX_BATCH`, its own among them), each inside a ``SAVEPOINT`` so that one body's
+  a process therefore commit as a group: the first to arrive becomes the *leader*, waits for the write lock, then
+  runs the bodies queued for the same database file by then (up to `MAX_BATCH`, its own among them, and those that
+  arrived while it waited), each inside a ``SAVEPOINT`` so that one body's
   exception rolls back that body alone, commits once, and hands every thread its own result. A body that fails
   gets its exception; if the commit itself fails, every body of the group gets that error and none of their
   writes is kept. Nothing is acknowledged before the commit that makes it durable. Bodies must only touch the
@@ -106,10 +107,9 @@ def _group_commit(engine: Engine, body: Callable[[Connection], T]) -> T:
                 queue.cond.wait()
                 continue
             queue.leading = True
-            batch, queue.waiting = queue.waiting[:MAX_BATCH], queue.waiting[MAX_BATCH:]
             queue.cond.release()
             try:
-                _run_batch(engine, batch)
+                _lead(engine, queue)
             finally:
                 queue.cond.acquire()
                 queue.leading = False
@@ -120,16 +120,26 @@ def _group_commit(engine: Engine, body: Callable[[Connection], T]) -> T:
     return ticket.result  # type: ignore[return-value]
 
 
-def _run_batch(engine: Engine, batch: list[_Ticket[object]]) -> None:
-    """One transaction for the whole batch; every ticket is done afterwards, with a result or an error."""
+def _take(queue: _CommitQueue) -> list[_Ticket[object]]:
+    with queue.cond:
+        batch, queue.waiting = queue.waiting[:MAX_BATCH], queue.waiting[MAX_BATCH:]
+    return batch
+
+
+def _lead(engine: Engine, queue: _CommitQueue) -> None:
+    """One transaction for the bodies queued once the write lock is held (those that arrived while the leader
+    waited for it included); every ticket taken is done afterwards, with a result or an error."""
+    batch: list[_Ticket[object]] = []
     try:
         with write_transaction(engine) as connection:
+            batch = _take(queue)
             if len(batch) == 1:
                 batch[0].result = batch[0].body(connection)
             else:
                 for ticket in batch:
                     _run_in_savepoint(connection, ticket)
-    except BaseException as exc:  # noqa: BLE001 - the commit (or the only body) failed: nothing was kept
+    except BaseException as exc:  # noqa: BLE001 - no transaction, or the commit (or the only body) failed
+        batch = batch or _take(queue)
         for ticket in batch:
             if ticket.error is None:
                 ticket.error, ticket.result = exc, None
