@@ -50,6 +50,9 @@ BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 5
 """How long a PostgreSQL connection attempt may take."""
 
+CHECKPOINT_EVERY = 16
+"""SQLite: a process runs a ``PASSIVE`` WAL checkpoint after every this many of its write transactions."""
+
 PING_AFTER_IDLE_S = 5.0
 """A pooled PostgreSQL connection idle for longer than this is pinged (``SELECT 1``) before use."""
 
@@ -71,6 +74,21 @@ class WriterGate:
         self.path = database.with_name(database.name + "-writers")
         self._file: Any = None
         self._pid = 0
+        self._commits = 0
+        self._finish = False
+
+    def checkpoint_due(self) -> bool:
+        """Count a commit; true every `CHECKPOINT_EVERY` commits of this process (see `write_transaction`)."""
+        with self.threads:
+            self._commits += 1
+            due = self._commits % CHECKPOINT_EVERY == 0
+            self._finish = self._finish or due
+            return due
+
+    def finish_due(self) -> bool:
+        """Whether a checkpoint ran outside the gate since the last call (call it holding the gate)."""
+        finish, self._finish = self._finish, False
+        return finish
 
     def _lock_file(self) -> Any:
         if self._pid != os.getpid():  # first use, or a forked child: its own open file, so its own lock
@@ -220,6 +238,7 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA wal_autocheckpoint = 0")  # see WriterGate.checkpoint
     finally:
         cursor.close()
 
@@ -265,12 +284,39 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     On SQLite it starts with ``BEGIN IMMEDIATE`` (the write lock, waited for up to `BUSY_TIMEOUT_MS`), so the whole
     transaction runs alone among writers; writers first pass the file's `WriterGate`, which hands the lock over
     without SQLite's polling delays.
+
+    WAL checkpoints (copying the log back into the database file, with its fsync) run mostly *outside* the gate:
+    SQLite's automatic checkpoint is off on these connections (it would run inside ``COMMIT``, while every writer of
+    every process waits). Every `CHECKPOINT_EVERY` commits a process runs a ``PASSIVE`` checkpoint after releasing
+    the gate (the bulk of the copying; it never blocks writers), and its next transaction, holding the gate, first
+    copies what was appended meanwhile, so that the log is then fully copied and its write starts the log over
+    (SQLite rewinds the WAL only then; without this step it grows without bound under continuous writes).
     """
-    queue = _SQLITE_WRITERS.get(str(engine.url.database)) if engine.dialect.name == "sqlite" else None
-    with translate_errors(engine), queue or nullcontext(), engine.connect() as connection:
-        connection.execution_options(**{_WRITE: True})
-        with connection.begin():
-            yield connection
+    gate = _SQLITE_WRITERS.get(str(engine.url.database)) if engine.dialect.name == "sqlite" else None
+    with translate_errors(engine):
+        with gate or nullcontext():
+            if gate is not None and gate.finish_due():
+                _checkpoint(engine)
+            with engine.connect() as connection:
+                connection.execution_options(**{_WRITE: True})
+                with connection.begin():
+                    yield connection
+        if gate is not None and gate.checkpoint_due():
+            _checkpoint(engine)
+
+
+def _checkpoint(engine: Engine) -> None:
+    """A ``PASSIVE`` WAL checkpoint on a pooled connection, outside any transaction (the driver connection is in
+    autocommit mode: `_sqlite_on_connect`)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
 
 
 @contextmanager
