@@ -50,6 +50,21 @@ SWEEP_BATCH = 500
 """Stale assignments released per sweep (the rest at the next one)."""
 
 
+class SweepSchedule:
+    """When a repository's next claim in a study should first release stale slots: at its first claim there, then
+    at most every `SWEEP_EVERY` of its clock (claims that find nothing always release first)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, datetime] = {}
+
+    def due(self, study_id: int, now: datetime) -> bool:
+        last = self._last.get(study_id)
+        if last is not None and abs(now - last) < SWEEP_EVERY:
+            return False
+        self._last[study_id] = now
+        return True
+
+
 class AssignmentError(HarnessError):
     """An answer that cannot be recorded: unknown, finished or expired assignment, wrong annotator, bad choice."""
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,8 +89,8 @@ class Repository:
         self.engine = engine
         self.assignment_timeout = assignment_timeout
         self.clock = clock
-        self._last_sweep: dict[int, datetime] = {}
-        self._open_counts: dict[int, tuple[int, float]] = {}
+        self._sweeps = assign.SweepSchedule()
+        self._open_counts = progress.OpenCounts()
 
     @classmethod
     def open(
@@ -151,14 +150,6 @@ class Repository:
 
     def _cutoff(self, now: datetime) -> datetime:
         return now - self.assignment_timeout
-
-    def _sweep_due(self, study_id: int, now: datetime) -> bool:
-        """Whether this repository's next claim in the study should first release stale slots (`assign.SWEEP_EVERY`)."""
-        last = self._last_sweep.get(study_id)
-        if last is not None and abs(now - last) < assign.SWEEP_EVERY:
-            return False
-        self._last_sweep[study_id] = now
-        return True
 
     # ------------------------------------------------------------------ runs and images
 
@@ -446,7 +437,7 @@ class Repository:
         return run_write(self.engine, lambda conn: self._next(conn, annotator_id, study_id, now))
 
     def _next(self, conn: Connection, annotator_id: int, study_id: int, now: datetime) -> NextItem:
-        sweep = self._sweep_due(study_id, now)
+        sweep = self._sweeps.due(study_id, now)
         return assign.next_item(conn, annotator_id, study_id, now, self._cutoff(now), sweep=sweep)
 
     def record_vote(
@@ -570,18 +561,9 @@ class Repository:
         Raises:
             AssignmentError: unknown annotator.
         """
-
-        def open_count(study_id: int) -> int:
-            now = time.monotonic()
-            cached = self._open_counts.get(study_id)
-            if cached is not None and now - cached[1] <= max_age_s:
-                return cached[0]
-            count = progress.open_items(conn, study_id)
-            self._open_counts[study_id] = (count, now)
-            return count
-
         with read_transaction(self.engine) as conn:
-            return progress.annotator_progress(conn, annotator_id, open_count)
+            counts = self._open_counts
+            return progress.annotator_progress(conn, annotator_id, lambda study: counts.get(conn, study, max_age_s))
 
     # ------------------------------------------------------------------ helpers
 
