@@ -7,8 +7,8 @@ looks at the images; an answer faster than the app's double-press guard would ri
 store must hold every one of those answers exactly once: one vote per shown assignment, each client's votes on
 distinct items, no item past its quota, the per-item counters equal to the votes.
 
-Sized for CI: 24 votes; 46 s on the shared 2-core development machine at load average 15 (12 s of it starting
-PostgreSQL and the two servers, most of the rest the first page load of eight tabs). The tabs share one browser
+Sized for CI: 24 votes; on the shared 2-core development machine 27 s at load average 4 and 46 s at 15 (most of
+it starting PostgreSQL and the two servers, and the first page load of eight tabs). The tabs share one browser
 context, so Streamlit's frontend is fetched once per server; each tab is still its own Streamlit session.
 """
 
