@@ -36,11 +36,15 @@ class PostgresServer:
     Args:
         durable: keep ``fsync``/``synchronous_commit`` on (benchmarks); tests turn them off for speed.
         max_connections: the server's connection limit (concurrency tests open many).
+        settings: further server settings (``-c name=value``), e.g. ``{"synchronous_commit": "off"}``.
     """
 
-    def __init__(self, *, durable: bool = False, max_connections: int = 300) -> None:
+    def __init__(
+        self, *, durable: bool = False, max_connections: int = 300, settings: dict[str, str] | None = None
+    ) -> None:
         self.durable = durable
         self.max_connections = max_connections
+        self.settings = dict(settings or {})
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="harness-pg-"))
         self.data = self.dir / "data"
@@ -88,6 +92,7 @@ class PostgresServer:
         ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        options += [f"-c {name}={value}" for name, value in self.settings.items()]
         start = self._run(
             str(bin_dir / "pg_ctl"),
             "-D",

@@ -1,55 +1,68 @@
-"""Handing items to annotators and recording their answers, safely under concurrency.
+"""Handing items to annotators and recording their answers, with per-item counters, safely under concurrency.
 
-Every function here runs inside the caller's write transaction (`harness.storage.engine.write_transaction`) and
-starts by locking the study (`lock_study`): on PostgreSQL a ``SELECT ... FOR NO KEY UPDATE`` of the study row
-(which does not block foreign-key checks of other inserts), on SQLite the transaction's ``BEGIN IMMEDIATE``.
-So the read-count-then-insert of `next_item` and the check-then-insert of `record_vote` run one at a time per
-study, and their invariants hold whatever the number of app processes:
+Every function here runs inside the caller's write transaction (`harness.storage.writes`). Nothing aggregates a
+study's assignments: each item carries ``n_active`` (assignments holding one of its ``votes_target`` slots: the
+completed ones and the pending ones with ``holds_slot``) and ``n_done`` (its votes), changed in the transaction
+that changes an assignment, and the next item is found by index seeks (`harness.storage.tour`). Invariants, on
+SQLite and PostgreSQL, whatever the number of app processes:
 
-- an item is never handed out beyond its quota: its *active* assignments (completed, plus pending ones younger than
-  the assignment timeout) stay ``<= votes_target``;
-- no item is skipped: the next item is always one with the fewest active assignments that is below quota and that
-  this annotator has never been assigned (unique ``(item_id, annotator_id)``);
-- one vote per assignment (unique ``votes.assignment_id``), written in the transaction that completes it.
+- an item never has more than ``votes_target`` active assignments (``n_active <= votes_target``), so it never
+  gets more votes than its quota;
+- the next item is one with the fewest active assignments that is below quota and that this annotator has never
+  been given (unique ``(item_id, annotator_id)``), in the annotator's own order;
+- one vote per assignment (unique ``votes.assignment_id``), written in the transaction that completes it; a second
+  submission of the same assignment returns the first vote.
 
-Pending assignments older than the timeout are reclaimable: they stop counting toward the quota, so their slot can
-go to another annotator. If the late annotator then answers and the slot is still free, the vote counts; if the
-slot was taken, the assignment becomes ``expired`` and the vote is refused (`AssignmentError`).
+Concurrency. On SQLite a write transaction runs alone (``BEGIN IMMEDIATE``). On PostgreSQL the common case of a
+vote and of a claim each runs as one statement (`harness.storage.onestep`), with the same locks. Writers take row locks
+in one order, annotator → assignment → item, and never a study-wide one: a writer locks its annotator row (so two
+tabs of one annotator run one after the other), the assignment it answers, and the items whose counters it
+changes; the next item is claimed with ``FOR UPDATE SKIP LOCKED`` (`harness.storage.tour`), so writers on
+different items do not wait for each other. Only when that finds nothing does a claim wait for locked items, so an
+annotator is never told "nothing left" while a slot is merely being written.
+
+Stale assignments. A pending assignment older than the timeout (``created_at < cutoff``) keeps its slot until it is
+*released* (`release_stale`: ``holds_slot`` false, ``n_active − 1``); then another annotator can take the slot.
+Releases happen when a claim finds nothing and at most every `SWEEP_EVERY` of a repository's clock otherwise. If
+the late annotator then answers (or asks again) and the item still has a free slot, the assignment takes it back
+and the vote counts; if the slot was taken, the assignment becomes ``expired`` and the vote is refused
+(`AssignmentError`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Row, and_, case, cast, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from harness.errors import HarnessError
-from harness.storage import rows
-from harness.storage.records import (
-    CHOICES,
-    AnnotatorProgress,
-    AssignmentRecord,
-    AssignmentStatus,
-    ItemProgress,
-    ItemRecord,
-    StudyProgress,
-    StudyRecord,
-    VoteRecord,
-)
-from harness.storage.schema import annotators, assignments, items, studies, votes
+from harness.storage import onestep, rows, tour
+from harness.storage.prepared import Prepared
+from harness.storage.records import CHOICES, AssignmentRecord, AssignmentStatus, ItemRecord, StudyRecord, VoteRecord
+from harness.storage.schema import HELD_PENDING, OPEN_ITEM, annotators, assignments, items, studies, votes
 
-_TOUR_MODULUS = 2147483647
-"""Among equally-filled items, annotator ``k`` takes them in the order of ``(position * m_k + o_k) mod p`` (p prime,
-``m_k`` and ``o_k`` derived from ``k``): a pseudo-random permutation of the positions per annotator, so annotators
-do not all see the items in the same order (computed in SQL, no extra query)."""
+SWEEP_EVERY = timedelta(seconds=10)
+"""How often (at most, per repository) a claim first releases the study's stale assignments."""
+
+SWEEP_BATCH = 500
+"""Stale assignments released per sweep (the rest at the next one)."""
 
 
-def _tour_key(annotator_id: int) -> Any:
-    multiplier = 1 + (annotator_id * 2654435761) % (_TOUR_MODULUS - 1)  # in [1, p-1]: one-to-one mod p
-    offset = (annotator_id * 1640531527) % _TOUR_MODULUS
-    position = cast(items.c.position, BigInteger)
-    return (position * literal(multiplier, BigInteger) + literal(offset, BigInteger)) % _TOUR_MODULUS
+class SweepSchedule:
+    """When a repository's next claim in a study should first release stale slots: at its first claim there, then
+    at most every `SWEEP_EVERY` of its clock (claims that find nothing always release first)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, datetime] = {}
+
+    def due(self, study_id: int, now: datetime) -> bool:
+        last = self._last.get(study_id)
+        if last is not None and abs(now - last) < SWEEP_EVERY:
+            return False
+        self._last[study_id] = now
+        return True
 
 
 class AssignmentError(HarnessError):
@@ -60,14 +73,150 @@ class StudyNotOpenError(AssignmentError):
     """The study is not open for votes (draft or closed)."""
 
 
-def lock_study(conn: Connection, study_id: int) -> StudyRecord:
-    """Lock the study against concurrent assignment changes (PostgreSQL row lock) and return it.
+# ------------------------------------------------------------------ statements (compiled once, see `prepared`)
+
+_CLAIM_LOWEST = Prepared(tour.claim_statement(lowest=True, skip_locked=True))
+_CLAIM_AND_ASSIGN = Prepared(tour.claim_and_assign_statement(tour.claim_statement(lowest=True, skip_locked=True)))
+_CLAIM_AT_LEVEL = Prepared(tour.claim_statement(lowest=False, skip_locked=True))
+_CLAIM_AT_LEVEL_WAITING = Prepared(tour.claim_statement(lowest=False, skip_locked=False))
+_NEXT_LEVEL = Prepared(tour.next_level_statement())
+
+_ANNOTATOR_HEAD = Prepared(
+    select(
+        annotators.c.study_id.label("owner"),
+        annotators.c.tour_cursor,
+        studies.c.status.label("study_status"),
+        studies.c.name.label("study_name"),
+        assignments.c.assignment_id,
+        assignments.c.item_id,
+        assignments.c.created_at,
+        assignments.c.holds_slot,
+    )
+    .select_from(
+        annotators.join(studies, studies.c.study_id == annotators.c.study_id).outerjoin(
+            assignments,
+            (assignments.c.annotator_id == annotators.c.annotator_id) & (assignments.c.status == "pending"),
+        )
+    )
+    .where(annotators.c.annotator_id == bindparam("b_annotator"))
+    .order_by(assignments.c.assignment_id)
+    .with_for_update(of=annotators, key_share=True)
+)
+"""The annotator (locked) and their study, with their pending assignments (normally none or one)."""
+
+_VOTE_HEAD = Prepared(
+    select(
+        assignments,
+        studies.c.status.label("study_status"),
+        studies.c.allow_tie,
+        studies.c.name.label("study_name"),
+        studies.c.protocol_name,
+    )
+    .join(studies, studies.c.study_id == assignments.c.study_id)
+    .join(annotators, annotators.c.annotator_id == assignments.c.annotator_id)
+    .where(assignments.c.assignment_id == bindparam("b_assignment"))
+    .with_for_update(of=[annotators, assignments], key_share=True)
+)
+"""An assignment with its study; the assignment and its annotator locked."""
+
+_COUNT_VOTE = Prepared(
+    update(items).where(items.c.item_id == bindparam("b_item")).values(n_done=items.c.n_done + 1).returning(*items.c)
+)
+_TAKE_SLOT_STMT = (
+    update(items)
+    .where(items.c.item_id == bindparam("b_item"), text(OPEN_ITEM))
+    .values(n_active=items.c.n_active + 1)
+    .returning(*items.c)
+)
+_TAKE_SLOT = Prepared(_TAKE_SLOT_STMT)
+_TAKE_SLOT_AND_COUNT = Prepared(_TAKE_SLOT_STMT.values(n_done=items.c.n_done + 1))
+_FREE_SLOTS = (
+    update(items).where(items.c.item_id == bindparam("b_item")).values(n_active=items.c.n_active - bindparam("b_n"))
+)
+_NEW_ASSIGNMENT = Prepared(
+    insert(assignments)
+    .values(
+        study_id=bindparam("b_study"),
+        item_id=bindparam("b_item"),
+        annotator_id=bindparam("b_annotator"),
+        status="pending",
+        created_at=bindparam("b_now", type_=assignments.c.created_at.type),
+        holds_slot=True,
+    )
+    .returning(assignments.c.assignment_id)
+)
+_VOTE_FIELDS = {c.name: bindparam(f"b_{c.name}", type_=c.type) for c in votes.c if c.name != "vote_id"}
+_NEW_VOTE = Prepared(insert(votes).values(_VOTE_FIELDS).returning(votes.c.vote_id))
+_FINISH = Prepared(
+    update(assignments)
+    .where(assignments.c.assignment_id == bindparam("b_assignment"))
+    .values(
+        status=bindparam("b_status"),
+        completed_at=bindparam("b_now", type_=assignments.c.completed_at.type),
+        holds_slot=bindparam("b_holds", type_=assignments.c.holds_slot.type),
+    )
+)
+_STORED = insert(votes).values(_VOTE_FIELDS).returning(votes.c.vote_id).cte("stored")
+_STORE_VOTE = Prepared(  # PostgreSQL: the vote and the completed assignment in one statement
+    update(assignments)
+    .where(assignments.c.assignment_id == bindparam("b_assignment"))
+    .values(status="completed", completed_at=bindparam("b_now", type_=assignments.c.completed_at.type), holds_slot=True)
+    .returning(select(_STORED.c.vote_id).scalar_subquery().label("vote_id"))
+    .add_cte(_STORED)
+)
+_MOVE_CURSOR = Prepared(
+    update(annotators)
+    .where(annotators.c.annotator_id == bindparam("b_annotator"))
+    .values(tour_cursor=bindparam("b_cursor"))
+)
+_STALE = Prepared(
+    select(assignments.c.assignment_id, assignments.c.item_id)
+    .where(
+        assignments.c.study_id == bindparam("b_study"),
+        text(HELD_PENDING),
+        assignments.c.created_at < bindparam("b_cutoff", type_=assignments.c.created_at.type),
+    )
+    .order_by(assignments.c.created_at)
+    .limit(SWEEP_BATCH)
+    .with_for_update(skip_locked=True)
+)
+
+
+# ------------------------------------------------------------------ handing out items
+
+
+def next_item(
+    conn: Connection, annotator_id: int, study_id: int, now: datetime, cutoff: datetime, *, sweep: bool = False
+) -> tuple[AssignmentRecord, ItemRecord] | None:
+    """The annotator's current assignment, or a new one for the least-filled open item; ``None`` when none is left.
+
+    A pending assignment of the annotator is returned again (a rerun or a second tab shows the same item); if it
+    is older than ``cutoff`` it is refreshed when it still holds its slot or can take a free one, and expired
+    otherwise.
+
+    Args:
+        sweep: release the study's stale assignments before claiming (see the module docstring).
 
     Raises:
-        AssignmentError: no such study.
+        AssignmentError: unknown study or annotator, or an annotator of another study.
+        StudyNotOpenError: the study is not open.
     """
-    stmt = select(studies).where(studies.c.study_id == study_id).with_for_update(key_share=True)
-    row = conn.execute(stmt).first()
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql and not sweep and (claimed := onestep.claim(conn, annotator_id, study_id, now)) is not None:
+        return claimed
+    head = _ANNOTATOR_HEAD.rows(conn, {"b_annotator": annotator_id})
+    if not head or head[0].owner != study_id:
+        _require_open(_study(conn, study_id))  # the errors of the study come first
+        raise AssignmentError(f"annotator {annotator_id} is not invited to study {study_id}; use your invite link")
+    _require_open(head[0])
+    for row in head:
+        if row.assignment_id is not None and (kept := _keep_pending(conn, row, now, cutoff)) is not None:
+            return kept
+    return _assign_new(conn, study_id, annotator_id, int(head[0].tour_cursor), now, cutoff, sweep)
+
+
+def _study(conn: Connection, study_id: int) -> StudyRecord:
+    row = conn.execute(select(studies).where(studies.c.study_id == study_id)).first()
     if row is None:
         raise AssignmentError(
             f"study {study_id} does not exist; check the study id (studies are listed on the admin page)"
@@ -75,136 +224,97 @@ def lock_study(conn: Connection, study_id: int) -> StudyRecord:
     return rows.study_record(row)
 
 
-def _lock_study_of(conn: Connection, assignment_id: int) -> StudyRecord:
-    """`lock_study` for the study of an assignment (one statement)."""
-    stmt = (
-        select(studies)
-        .join(assignments, assignments.c.study_id == studies.c.study_id)
-        .where(assignments.c.assignment_id == assignment_id)
-        .with_for_update(of=studies, key_share=True)
-    )
-    row = conn.execute(stmt).first()
-    if row is None:
-        raise AssignmentError(f"assignment {assignment_id} does not exist; reload the page to get the next item")
-    return rows.study_record(row)
+def _require_open(study: StudyRecord | Any) -> None:
+    status = study.status if isinstance(study, StudyRecord) else study.study_status
+    name = study.name if isinstance(study, StudyRecord) else study.study_name
+    if status != "open":
+        raise StudyNotOpenError(f"study {name!r} is {status}, not open for votes; ask the study's admin to open it")
 
 
-def _require_open(study: StudyRecord) -> None:
-    if study.status != "open":
-        raise StudyNotOpenError(
-            f"study {study.name!r} is {study.status}, not open for votes; ask the study's admin to open it"
-        )
-
-
-def _active(cutoff: datetime) -> Any:
-    """SQL condition: an assignment that counts toward its item's quota."""
-    return or_(
-        assignments.c.status == "completed",
-        and_(assignments.c.status == "pending", assignments.c.created_at >= cutoff),
-    )
-
-
-def _open_items(study_id: int, annotator_id: int, cutoff: datetime) -> tuple[Any, Any]:
-    """(select of the ids of items open to the annotator, their active-assignment count column)."""
-    active = (
-        select(assignments.c.item_id, func.count().label("n"))
-        .where(assignments.c.study_id == study_id, _active(cutoff))
-        .group_by(assignments.c.item_id)
-        .subquery()
-    )
-    n_active = func.coalesce(active.c.n, 0)
-    seen = exists().where(assignments.c.item_id == items.c.item_id, assignments.c.annotator_id == annotator_id)
-    stmt = (
-        select(items.c.item_id)
-        .outerjoin(active, active.c.item_id == items.c.item_id)
-        .where(items.c.study_id == study_id, n_active < items.c.votes_target, ~seen)
-    )
-    return stmt, n_active
-
-
-def remaining_for(conn: Connection, study_id: int, annotator_id: int, cutoff: datetime) -> int:
-    """Number of items the annotator could still be given (below quota, never assigned to them)."""
-    stmt, _ = _open_items(study_id, annotator_id, cutoff)
-    return int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
-
-
-def _slot_free(conn: Connection, item_id: int, votes_target: int, cutoff: datetime, exclude: int) -> bool:
-    """Whether the item has room for one more active assignment besides assignment ``exclude``."""
-    stmt = select(func.count()).where(
-        assignments.c.item_id == item_id, assignments.c.assignment_id != exclude, _active(cutoff)
-    )
-    return int(conn.execute(stmt).scalar_one()) < votes_target
-
-
-def _item(conn: Connection, item_id: int) -> ItemRecord:
-    return rows.item_record(conn.execute(select(items).where(items.c.item_id == item_id)).one())
-
-
-def _assignment_row(conn: Connection, assignment_id: int) -> Row[Any]:
-    row = conn.execute(select(assignments).where(assignments.c.assignment_id == assignment_id)).first()
-    if row is None:
-        raise AssignmentError(f"assignment {assignment_id} does not exist; reload the page to get the next item")
-    return row
-
-
-def next_item(
-    conn: Connection, annotator_id: int, study_id: int, now: datetime, cutoff: datetime
+def _keep_pending(
+    conn: Connection, row: Any, now: datetime, cutoff: datetime
 ) -> tuple[AssignmentRecord, ItemRecord] | None:
-    """The annotator's current assignment, or a new one for the least-voted open item; ``None`` when none is left.
-
-    A pending assignment of the annotator is returned again (a rerun or a second tab shows the same item); if it
-    is older than ``cutoff`` it is refreshed when its slot is still free, and expired otherwise.
-
-    Raises:
-        AssignmentError: unknown study or annotator, or an annotator of another study.
-        StudyNotOpenError: the study is not open.
-    """
-    study = lock_study(conn, study_id)
-    _require_open(study)
-    owner = conn.execute(select(annotators.c.study_id).where(annotators.c.annotator_id == annotator_id)).first()
-    if owner is None or owner.study_id != study_id:
-        raise AssignmentError(f"annotator {annotator_id} is not invited to study {study_id}; use your invite link")
-    pending = conn.execute(
-        select(assignments)
-        .where(assignments.c.annotator_id == annotator_id, assignments.c.status == "pending")
-        .order_by(assignments.c.assignment_id)
-    ).all()
-    for row in pending:
-        item = _item(conn, row.item_id)
-        if row.created_at >= cutoff:
-            return rows.assignment_record(row), item
-        fresh = _slot_free(conn, row.item_id, item.votes_target, cutoff, exclude=row.assignment_id)
-        values: dict[str, Any] = {"created_at": now} if fresh else {"status": "expired", "completed_at": now}
-        conn.execute(update(assignments).where(assignments.c.assignment_id == row.assignment_id).values(**values))
-        if fresh:
-            return rows.assignment_record(_assignment_row(conn, row.assignment_id)), item
-    return _assign_new(conn, study_id, annotator_id, now, cutoff)
+    """The annotator's pending assignment ``row`` if it may stay theirs (refreshed when stale), else expire it."""
+    assignment_id = int(row.assignment_id)
+    if row.created_at >= cutoff:
+        return _assignment(conn, assignment_id), _item(conn, int(row.item_id))
+    keep = update(assignments).where(assignments.c.assignment_id == assignment_id)
+    if row.holds_slot and conn.execute(keep.where(assignments.c.holds_slot).values(created_at=now)).rowcount == 1:
+        return _assignment(conn, assignment_id), _item(conn, int(row.item_id))
+    item = _TAKE_SLOT.first(conn, {"b_item": row.item_id})  # released: take a free slot if any
+    if item is None:
+        conn.execute(keep.values(status="expired", completed_at=now, holds_slot=False))
+        return None
+    conn.execute(keep.values(created_at=now, holds_slot=True))
+    return _assignment(conn, assignment_id), rows.item_record(item)
 
 
 def _assign_new(
-    conn: Connection, study_id: int, annotator_id: int, now: datetime, cutoff: datetime
+    conn: Connection, study_id: int, annotator_id: int, cursor: int, now: datetime, cutoff: datetime, sweep: bool
 ) -> tuple[AssignmentRecord, ItemRecord] | None:
-    stmt, n_active = _open_items(study_id, annotator_id, cutoff)
-    row = conn.execute(stmt.order_by(n_active, _tour_key(annotator_id), items.c.position).limit(1)).first()
-    if row is None:
+    params = {"b_study": study_id, "b_annotator": annotator_id, "b_cursor": cursor, "b_now": now}
+    if sweep:
+        release_stale(conn, study_id, cutoff)
+    if conn.dialect.name == "postgresql":  # claim, assignment and cursor in one statement (the common case)
+        if (row := _CLAIM_AND_ASSIGN.first(conn, params)) is not None:
+            return _new_assignment(row, int(row.assignment_id), annotator_id, now)
+        item = None
+    else:
+        item = _CLAIM_LOWEST.first(conn, params)
+    item = item or _claim(conn, params)
+    if item is None and not sweep and release_stale(conn, study_id, cutoff):
+        item = _claim(conn, params)
+    if item is None:
         return None
-    values = {
-        "study_id": study_id,
-        "item_id": row.item_id,
-        "annotator_id": annotator_id,
-        "status": "pending",
-        "created_at": now,
-        "completed_at": None,
-    }
-    assignment_id = conn.execute(insert(assignments).values(**values)).inserted_primary_key[0]  # type: ignore[index]
-    return AssignmentRecord(assignment_id=int(assignment_id), **values), _item(conn, row.item_id)
+    assignment_id = _NEW_ASSIGNMENT.rows(conn, {**params, "b_item": int(item.item_id)})[0][0]
+    _MOVE_CURSOR.run(conn, {"b_annotator": annotator_id, "b_cursor": int(item.tour_rank) + 1})
+    return _new_assignment(item, int(assignment_id), annotator_id, now)
 
 
-def _check_owner(row: Row[Any], annotator_id: int | None) -> None:
-    if annotator_id is not None and row.annotator_id != annotator_id:
-        raise AssignmentError(
-            f"assignment {row.assignment_id} belongs to another annotator; reload the page from your own invite link"
-        )
+def _new_assignment(
+    item: Any, assignment_id: int, annotator_id: int, now: datetime
+) -> tuple[AssignmentRecord, ItemRecord]:
+    record = AssignmentRecord(assignment_id, int(item.study_id), int(item.item_id), annotator_id, "pending", now, None)
+    return record, rows.item_record(item)
+
+
+def _claim(conn: Connection, params: dict[str, Any]) -> Any | None:
+    """The slow path of a claim: every open level from the lowest up, first passing over rows other writers hold,
+    then (PostgreSQL only) waiting for them, so that "nothing left" is only said when nothing is."""
+    passes = (_CLAIM_AT_LEVEL,) if conn.dialect.name == "sqlite" else (_CLAIM_AT_LEVEL, _CLAIM_AT_LEVEL_WAITING)
+    for claim in passes:
+        level = -1
+        while (level := _NEXT_LEVEL.rows(conn, {"b_study": params["b_study"], "b_above": level})[0][0]) is not None:
+            if (item := claim.first(conn, {**params, "b_level": level})) is not None:
+                return item
+    return None
+
+
+def release_stale(conn: Connection, study_id: int, cutoff: datetime) -> int:
+    """Release the slots of the study's pending assignments created before ``cutoff``; returns how many.
+
+    Rows other transactions hold (an answer being written, another sweep) are left for a later sweep.
+    """
+    stale = _STALE.rows(conn, {"b_study": study_id, "b_cutoff": cutoff})
+    if not stale:
+        return 0
+    held = sorted({r.item_id for r in stale})
+    lockable = select(items.c.item_id).where(items.c.item_id.in_(held)).order_by(items.c.item_id)
+    free = set(conn.execute(lockable.with_for_update(skip_locked=True)).scalars())
+    released = [r for r in stale if r.item_id in free]
+    if not released:
+        return 0
+    conn.execute(
+        update(assignments)
+        .where(assignments.c.assignment_id.in_([r.assignment_id for r in released]))
+        .values(holds_slot=False)
+    )
+    per_item = Counter(r.item_id for r in released)
+    conn.execute(_FREE_SLOTS, [{"b_item": i, "b_n": n} for i, n in sorted(per_item.items())])
+    return len(released)
+
+
+# ------------------------------------------------------------------ answers
 
 
 def existing_vote(conn: Connection, assignment_id: int) -> VoteRecord | None:
@@ -220,12 +330,11 @@ def record_vote(
     response_ms: int,
     annotator_id: int | None,
     now: datetime,
-    cutoff: datetime,
 ) -> VoteRecord | None:
     """Store the vote and complete its assignment; returns the existing vote when it was already recorded.
 
-    Returns ``None`` when the assignment had gone stale and its slot was taken: it is marked ``expired`` (commit,
-    then tell the annotator with `AssignmentError`).
+    Returns ``None`` when the assignment had been released (stale) and its item has no free slot any more: it is
+    marked ``expired`` (commit, then tell the annotator with `AssignmentError`).
 
     Raises:
         AssignmentError: unknown assignment, another annotator's, skipped/broken/expired, a bad choice, or a tie in
@@ -234,18 +343,23 @@ def record_vote(
     """
     if choice not in CHOICES:
         raise AssignmentError(f"choice {choice!r} is not one of {', '.join(CHOICES)}")
-    study = _lock_study_of(conn, assignment_id)
-    row = _assignment_row(conn, assignment_id)  # read under the lock
-    _check_owner(row, annotator_id)
-    if row.status == "completed":
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql and (stored := onestep.vote(conn, assignment_id, choice, response_ms, annotator_id, now)) is not None:
+        return stored
+    head = _VOTE_HEAD.first(conn, {"b_assignment": assignment_id})
+    if head is None:
+        raise AssignmentError(f"assignment {assignment_id} does not exist; reload the page to get the next item")
+    _check_owner(head, annotator_id)
+    if head.status == "completed":
         return existing_vote(conn, assignment_id)
-    if row.status != "pending":
-        raise AssignmentError(f"assignment {assignment_id} was {row.status}; reload the page to get the next item")
-    _require_open(study)
-    if choice == "tie" and not study.allow_tie:
-        raise AssignmentError(f"study {study.name!r} has no 'Not sure' option; choose left or right")
-    item = _item(conn, row.item_id)
-    if row.created_at < cutoff and not _slot_free(conn, item.item_id, item.votes_target, cutoff, assignment_id):
+    if head.status != "pending":
+        raise AssignmentError(f"assignment {assignment_id} was {head.status}; reload the page to get the next item")
+    _require_open(head)
+    if choice == "tie" and not head.allow_tie:
+        raise AssignmentError(f"study {head.study_name!r} has no 'Not sure' option; choose left or right")
+    count = _COUNT_VOTE if head.holds_slot else _TAKE_SLOT_AND_COUNT
+    item = count.first(conn, {"b_item": head.item_id})
+    if item is None:  # released, and the slot went to someone else
         _finish(conn, assignment_id, "expired", now)
         return None
     left_model, right_model = (item.system_a, item.system_b) if item.left == "a" else (item.system_b, item.system_a)
@@ -253,10 +367,10 @@ def record_vote(
     winner = "tie" if winner_model is None else ("model_a" if winner_model == item.system_a else "model_b")
     values = {
         "assignment_id": assignment_id,
-        "study_id": row.study_id,
-        "item_id": row.item_id,
-        "annotator_id": row.annotator_id,
-        "protocol": study.protocol_name,
+        "study_id": head.study_id,
+        "item_id": head.item_id,
+        "annotator_id": head.annotator_id,
+        "protocol": head.protocol_name,
         "choice": choice,
         "winner": winner,
         "model_a": item.system_a,
@@ -266,125 +380,60 @@ def record_vote(
         "response_ms": int(response_ms),
         "created_at": now,
     }
-    vote_id = conn.execute(insert(votes).values(**values)).inserted_primary_key[0]  # type: ignore[index]
-    _finish(conn, assignment_id, "completed", now)
-    return VoteRecord(vote_id=int(vote_id), **values)
+    return VoteRecord(vote_id=_store_vote(conn, values), **values)
+
+
+def _store_vote(conn: Connection, values: dict[str, Any]) -> int:
+    """Insert the vote and complete its assignment; returns the vote id (one statement on PostgreSQL)."""
+    params = {f"b_{k}": v for k, v in values.items()}
+    if conn.dialect.name == "postgresql":
+        return int(_STORE_VOTE.rows(conn, {**params, "b_assignment": values["assignment_id"], "b_now": values["created_at"]})[0][0])
+    vote_id = _NEW_VOTE.rows(conn, params)[0][0]
+    _finish(conn, values["assignment_id"], "completed", values["created_at"])
+    return int(vote_id)
+
+
+def _check_owner(row: Any, annotator_id: int | None) -> None:
+    if annotator_id is not None and row.annotator_id != annotator_id:
+        raise AssignmentError(
+            f"assignment {row.assignment_id} belongs to another annotator; reload the page from your own invite link"
+        )
 
 
 def _finish(conn: Connection, assignment_id: int, status: AssignmentStatus, now: datetime) -> None:
-    conn.execute(
-        update(assignments).where(assignments.c.assignment_id == assignment_id).values(status=status, completed_at=now)
-    )
+    values = {"b_assignment": assignment_id, "b_status": status, "b_now": now, "b_holds": status == "completed"}
+    _FINISH.run(conn, values)
 
 
 def close_assignment(
     conn: Connection, assignment_id: int, status: AssignmentStatus, annotator_id: int | None, now: datetime
 ) -> AssignmentRecord:
-    """Mark a pending assignment ``skipped`` or ``broken`` (idempotent: the same call twice is a no-op).
+    """Mark a pending assignment ``skipped`` or ``broken``, freeing its slot (idempotent: a second call is a no-op).
 
     Raises:
         AssignmentError: unknown assignment, another annotator's, or one already finished otherwise.
     """
-    _lock_study_of(conn, assignment_id)
-    row = _assignment_row(conn, assignment_id)
-    _check_owner(row, annotator_id)
-    if row.status == "pending":
+    head = _VOTE_HEAD.first(conn, {"b_assignment": assignment_id})
+    if head is None:
+        raise AssignmentError(f"assignment {assignment_id} does not exist; reload the page to get the next item")
+    _check_owner(head, annotator_id)
+    if head.status == "pending":
+        if head.holds_slot:
+            conn.execute(_FREE_SLOTS, {"b_item": head.item_id, "b_n": 1})
         _finish(conn, assignment_id, status, now)
-        row = _assignment_row(conn, assignment_id)
-    elif row.status != status:
-        raise AssignmentError(f"assignment {assignment_id} was already {row.status}; reload the page")
-    return rows.assignment_record(row)
+    elif head.status != status:
+        raise AssignmentError(f"assignment {assignment_id} was already {head.status}; reload the page")
+    return _assignment(conn, assignment_id)
 
 
-def _status_counts(conn: Connection, study_id: int, key: Any) -> dict[int, dict[str, int]]:
-    stmt = (
-        select(key, assignments.c.status, func.count())
-        .where(assignments.c.study_id == study_id)
-        .group_by(key, assignments.c.status)
-    )
-    counts: dict[int, dict[str, int]] = {}
-    for owner, status, n in conn.execute(stmt):
-        counts.setdefault(int(owner), {})[status] = int(n)
-    return counts
+# ------------------------------------------------------------------ rows
 
 
-def _attention_counts(conn: Connection, study_id: int) -> dict[int, tuple[int, int]]:
-    """annotator id -> (attention-check votes, of which passed)."""
-    passed = func.sum(case((votes.c.choice == items.c.expected, 1), else_=0))
-    stmt = (
-        select(votes.c.annotator_id, func.count(), passed)
-        .join(items, items.c.item_id == votes.c.item_id)
-        .where(votes.c.study_id == study_id, items.c.is_attention_check.is_(True))
-        .group_by(votes.c.annotator_id)
-    )
-    return {int(a): (int(n), int(p or 0)) for a, n, p in conn.execute(stmt)}
+def _item(conn: Connection, item_id: int) -> ItemRecord:
+    return rows.item_record(conn.execute(select(items).where(items.c.item_id == item_id)).one())
 
 
-def annotator_progress(conn: Connection, annotator_id: int, cutoff: datetime) -> AnnotatorProgress:
-    """Counts of one annotator (see `AnnotatorProgress`).
-
-    Raises:
-        AssignmentError: unknown annotator.
-    """
-    row = conn.execute(select(annotators).where(annotators.c.annotator_id == annotator_id)).first()
-    if row is None:
-        raise AssignmentError(f"annotator {annotator_id} does not exist; use your invite link")
-    counts = _status_counts(conn, row.study_id, assignments.c.annotator_id).get(annotator_id, {})
-    checks, passed = _attention_counts(conn, row.study_id).get(annotator_id, (0, 0))
-    return _annotator_progress(row, counts, remaining_for(conn, row.study_id, annotator_id, cutoff), checks, passed)
-
-
-def _annotator_progress(
-    row: Row[Any], counts: dict[str, int], remaining: int, checks: int, passed: int
-) -> AnnotatorProgress:
-    return AnnotatorProgress(
-        annotator_id=int(row.annotator_id),
-        name=row.name,
-        completed=counts.get("completed", 0),
-        skipped=counts.get("skipped", 0),
-        broken=counts.get("broken", 0),
-        pending=counts.get("pending", 0),
-        remaining=remaining,
-        attention_checks=checks,
-        attention_passed=passed,
-    )
-
-
-def study_progress(conn: Connection, study_id: int, cutoff: datetime) -> StudyProgress:
-    """Totals, per-annotator and per-item counts of a study (see `StudyProgress`)."""
-    item_counts = _status_counts(conn, study_id, assignments.c.item_id)
-    per_item = tuple(
-        ItemProgress(
-            item_id=int(r.item_id),
-            position=int(r.position),
-            votes_target=int(r.votes_target),
-            completed=item_counts.get(r.item_id, {}).get("completed", 0),
-            pending=item_counts.get(r.item_id, {}).get("pending", 0),
-            skipped=item_counts.get(r.item_id, {}).get("skipped", 0),
-            broken=item_counts.get(r.item_id, {}).get("broken", 0),
-        )
-        for r in conn.execute(select(items).where(items.c.study_id == study_id).order_by(items.c.position))
-    )
-    annotator_counts = _status_counts(conn, study_id, assignments.c.annotator_id)
-    attention = _attention_counts(conn, study_id)
-    people = tuple(
-        _annotator_progress(
-            r,
-            annotator_counts.get(r.annotator_id, {}),
-            remaining_for(conn, study_id, r.annotator_id, cutoff),
-            *attention.get(r.annotator_id, (0, 0)),
-        )
-        for r in conn.execute(
-            select(annotators).where(annotators.c.study_id == study_id).order_by(annotators.c.annotator_id)
-        )
-    )
-    return StudyProgress(
-        study_id=study_id,
-        items=len(per_item),
-        votes_target=sum(p.votes_target for p in per_item),
-        votes=sum(p.completed for p in per_item),
-        attention_checks=sum(c for c, _ in attention.values()),
-        attention_passed=sum(p for _, p in attention.values()),
-        annotators=people,
-        per_item=per_item,
+def _assignment(conn: Connection, assignment_id: int) -> AssignmentRecord:
+    return rows.assignment_record(
+        conn.execute(select(assignments).where(assignments.c.assignment_id == assignment_id)).one()
     )

@@ -6,17 +6,20 @@
   up front, so two writers never both read and then collide on the upgrade to a write (which SQLite would fail
   without waiting).
 - **PostgreSQL** (a team, several app processes): ``postgresql+psycopg://user:password@host:port/db``; writers
-  serialise per study with a row lock (see `harness.storage.assign`).
+  take row locks of the rows they change only (see `harness.storage.assign`).
+
+Writes should go through `harness.storage.writes.run_write` (group commit on SQLite, retried conflicts on
+PostgreSQL), which runs on `write_transaction`.
 
 Connection problems become `harness.errors.StorageError` with one line naming the URL (password masked) and the fix.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -27,6 +30,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    DisconnectionError,
     IntegrityError,
     NoSuchModuleError,
     ProgrammingError,
@@ -35,14 +39,86 @@ from sqlalchemy.exc import (
 
 from harness.errors import StorageError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
+
 BUSY_TIMEOUT_MS = 30_000
 """How long an SQLite writer waits for the write lock before giving up."""
 
 CONNECT_TIMEOUT_S = 5
 """How long a PostgreSQL connection attempt may take."""
 
+CHECKPOINT_EVERY = 16
+"""SQLite: a process runs a ``PASSIVE`` WAL checkpoint after every this many of its write transactions."""
+
+PING_AFTER_IDLE_S = 5.0
+"""A pooled PostgreSQL connection idle for longer than this is pinged (``SELECT 1``) before use."""
+
 _WRITE = "harness_write"
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+class WriterGate:
+    """The queue of the writers of one SQLite file, taken before ``BEGIN IMMEDIATE``.
+
+    Threads of this process queue on a `threading.Lock` (whatever `Engine` they use); processes then queue on an
+    exclusive ``flock`` of the sidecar file ``<store>-writers``. SQLite's own busy handler polls for its write lock
+    with sleeps that grow to 100 ms, so under contention a waiting process keeps losing the lock to the process that
+    just released it (p99 of seconds); a thread lock and ``flock`` wake a waiter as soon as the lock is free. Without
+    ``fcntl`` (Windows) or a writable directory, processes fall back to SQLite's busy handler.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self.threads = threading.Lock()
+        self.path = database.with_name(database.name + "-writers")
+        self._file: Any = None
+        self._pid = 0
+        self._commits = 0
+        self._finish = False
+
+    def checkpoint_due(self) -> bool:
+        """Count a commit; true every `CHECKPOINT_EVERY` commits of this process (see `write_transaction`)."""
+        with self.threads:
+            self._commits += 1
+            due = self._commits % CHECKPOINT_EVERY == 0
+            self._finish = self._finish or due
+            return due
+
+    def finish_due(self) -> bool:
+        """Whether a checkpoint ran outside the gate since the last call (call it holding the gate)."""
+        finish, self._finish = self._finish, False
+        return finish
+
+    def _lock_file(self) -> Any:
+        if self._pid != os.getpid():  # first use, or a forked child: its own open file, so its own lock
+            try:
+                self._file = open(self.path, "a+b")  # noqa: SIM115 - kept open for the life of the process
+            except OSError:
+                self._file = None
+            self._pid = os.getpid()
+        return self._file
+
+    def __enter__(self) -> None:
+        self.threads.acquire()
+        try:
+            if fcntl is not None and (file := self._lock_file()) is not None:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self.threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if fcntl is not None and self._file is not None and self._pid == os.getpid():
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self.threads.release()
+
+
+_SQLITE_WRITERS: dict[str, WriterGate] = {}
+"""The writer gate of each SQLite file this process opened."""
+_SQLITE_WRITERS_LOCK = threading.Lock()
 
 
 def mask_url(url: str | URL) -> str:
@@ -79,13 +155,15 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 40) -> Engi
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(
+            engine = create_engine(
                 parsed,
                 pool_size=pool_size,
                 max_overflow=max_overflow,
-                pool_pre_ping=True,
                 connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
             )
+            event.listen(engine, "checkin", _note_checkin)
+            event.listen(engine, "checkout", _ping_if_idle)
+            return engine
         except (NoSuchModuleError, ImportError) as exc:
             raise StorageError(
                 f"store URL {mask_url(parsed)}: driver not available ({exc}); use postgresql+psycopg:// "
@@ -95,6 +173,32 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 40) -> Engi
         f"store URL {mask_url(parsed)}: unsupported backend {backend!r}; use sqlite:///PATH or "
         "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
     )
+
+
+def _note_checkin(dbapi_connection: Any, connection_record: Any) -> None:
+    connection_record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
+    """Pessimistic disconnect handling without a round trip per transaction.
+
+    ``pool_pre_ping`` would send ``SELECT 1`` before every transaction (one round trip in ten of a vote). A
+    connection used within `PING_AFTER_IDLE_S` is handed out as is (a server that died since fails that transaction,
+    whose connection the pool then discards); an older one is pinged, and a dead one replaced (raising
+    `DisconnectionError` makes the pool retry with a fresh connection).
+    """
+    idle = time.monotonic() - connection_record.info.get("checked_in", 0.0)
+    if idle <= PING_AFTER_IDLE_S:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()
+    except Exception as exc:
+        raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
 def _sqlite_engine(url: URL, *, pool_size: int, max_overflow: int) -> Engine:
@@ -122,7 +226,8 @@ def _sqlite_engine(url: URL, *, pool_size: int, max_overflow: int) -> Engine:
     )
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
-    _SQLITE_WRITERS[engine] = threading.Lock()
+    with _SQLITE_WRITERS_LOCK:
+        _SQLITE_WRITERS.setdefault(str(path), WriterGate(path))
     return engine
 
 
@@ -133,6 +238,7 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA wal_autocheckpoint = 0")  # see WriterGate.checkpoint
     finally:
         cursor.close()
 
@@ -176,15 +282,41 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A write transaction, committed at exit and rolled back on any exception.
 
     On SQLite it starts with ``BEGIN IMMEDIATE`` (the write lock, waited for up to `BUSY_TIMEOUT_MS`), so the whole
-    transaction runs alone among writers. Writer threads of one process first queue on an in-process lock: SQLite's
-    busy handler polls with sleeps of up to 100 ms, which starves some writers under contention (seconds at p99),
-    while a lock hands over at once; other processes still meet the busy timeout.
+    transaction runs alone among writers; writers first pass the file's `WriterGate`, which hands the lock over
+    without SQLite's polling delays.
+
+    WAL checkpoints (copying the log back into the database file, with its fsync) run mostly *outside* the gate:
+    SQLite's automatic checkpoint is off on these connections (it would run inside ``COMMIT``, while every writer of
+    every process waits). Every `CHECKPOINT_EVERY` commits a process runs a ``PASSIVE`` checkpoint after releasing
+    the gate (the bulk of the copying; it never blocks writers), and its next transaction, holding the gate, first
+    copies what was appended meanwhile, so that the log is then fully copied and its write starts the log over
+    (SQLite rewinds the WAL only then; without this step it grows without bound under continuous writes).
     """
-    queue = _SQLITE_WRITERS.get(engine, nullcontext())
-    with translate_errors(engine), queue, engine.connect() as connection:
-        connection.execution_options(**{_WRITE: True})
-        with connection.begin():
-            yield connection
+    gate = _SQLITE_WRITERS.get(str(engine.url.database)) if engine.dialect.name == "sqlite" else None
+    with translate_errors(engine):
+        with gate or nullcontext():
+            if gate is not None and gate.finish_due():
+                _checkpoint(engine)
+            with engine.connect() as connection:
+                connection.execution_options(**{_WRITE: True})
+                with connection.begin():
+                    yield connection
+        if gate is not None and gate.checkpoint_due():
+            _checkpoint(engine)
+
+
+def _checkpoint(engine: Engine) -> None:
+    """A ``PASSIVE`` WAL checkpoint on a pooled connection, outside any transaction (the driver connection is in
+    autocommit mode: `_sqlite_on_connect`)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
 
 
 @contextmanager

@@ -293,6 +293,23 @@ class VoteRecord:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """An annotator's answer to an assignment, as `Repository.record_votes_and_next` takes them in a batch.
+
+    Attributes:
+        assignment_id: the assignment answered.
+        choice: ``left``, ``right`` or ``tie``, in screen space.
+        response_ms: milliseconds from showing the item to the answer.
+        annotator_id: who answers; when given it must own the assignment.
+    """
+
+    assignment_id: int
+    choice: str
+    response_ms: int
+    annotator_id: int | None = None
+
+
+@dataclass(frozen=True)
 class AnnotatorProgress:
     """What one annotator has done in a study.
 

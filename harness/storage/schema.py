@@ -10,6 +10,15 @@ Invariants the database itself enforces:
   canonical JSON of the group (JSON columns are not comparable in SQL).
 - ``assignments``: unique ``(item_id, annotator_id)``: an annotator never gets the same item twice.
 - ``votes``: unique ``assignment_id``: a vote is never counted twice.
+- ``assignments``: at most one ``pending`` assignment per annotator (partial unique index): a second tab gets the
+  annotator's current item, never a second one.
+
+Maintained counters (kept exact by `harness.storage.assign`, in the transaction that changes an assignment; a test
+recounts them from the rows): ``items.n_active`` = the item's assignments that hold a slot (``completed``, and
+``pending`` with ``holds_slot``), never above ``votes_target``; ``items.n_done`` = its ``completed`` assignments
+(= its votes). The partial index ``ix_items_open`` (open items by fill level, then by ``tour_rank``) makes handing
+out the next item an index seek whatever the size of the study, and ``ix_assignments_held`` finds pending
+assignments that have gone stale without scanning the study.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -137,9 +147,29 @@ class StudyRow(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
 
 
+OPEN_ITEM = "n_active < votes_target"
+"""Predicate of the partial index ``ix_items_open``: the item has a free slot (queries repeat it verbatim)."""
+
+HELD_PENDING = "status = 'pending' AND holds_slot"
+"""Predicate of the partial index ``ix_assignments_held``: a pending assignment holding its item's slot."""
+
+PENDING = "status = 'pending'"
+"""Predicate of the partial unique index ``uq_assignments_pending``: at most one pending assignment per annotator."""
+
+
 class ItemRow(Base):
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("study_id", "position", name="uq_items_study_position"),)
+    __table_args__ = (
+        UniqueConstraint("study_id", "position", name="uq_items_study_position"),
+        Index(
+            "ix_items_open",
+            "study_id",
+            "n_active",
+            "tour_rank",
+            sqlite_where=text(OPEN_ITEM),
+            postgresql_where=text(OPEN_ITEM),
+        ),
+    )
 
     item_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.study_id", ondelete="CASCADE"))
@@ -154,6 +184,9 @@ class ItemRow(Base):
     is_attention_check: Mapped[bool] = mapped_column(Boolean)
     expected: Mapped[str | None] = mapped_column(String(8), nullable=True)
     votes_target: Mapped[int] = mapped_column(Integer)
+    n_active: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    n_done: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    tour_rank: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class AnnotatorRow(Base):
@@ -164,6 +197,7 @@ class AnnotatorRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    tour_cursor: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class AssignmentRow(Base):
@@ -172,6 +206,20 @@ class AssignmentRow(Base):
         UniqueConstraint("item_id", "annotator_id", name="uq_assignments_item_annotator"),
         Index("ix_assignments_study_item", "study_id", "item_id", "status", "created_at"),
         Index("ix_assignments_annotator_status", "annotator_id", "status"),
+        Index(
+            "ix_assignments_held",
+            "study_id",
+            "created_at",
+            sqlite_where=text(HELD_PENDING),
+            postgresql_where=text(HELD_PENDING),
+        ),
+        Index(
+            "uq_assignments_pending",
+            "annotator_id",
+            unique=True,
+            sqlite_where=text(PENDING),
+            postgresql_where=text(PENDING),
+        ),
     )
 
     assignment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -181,6 +229,7 @@ class AssignmentRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    holds_slot: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
 
 class VoteRow(Base):

@@ -53,13 +53,15 @@ def build_store(
     attention: bool = True,
     prompts: tuple[str, ...] = (),
     render: Callable[[str, str, int], bytes] | None = None,
+    url: str | None = None,
 ) -> VotingStore:
-    """Create ``root/store.db`` with a run of images and one open study (``n_items`` + 1 attention check).
+    """Create ``root/store.db`` (or the store at ``url``) with a run of images under ``root`` and one open study
+    (``n_items`` + 1 attention check).
 
     ``render(system, prompt, k)`` makes the PNG bytes of image ``k`` of a side (default: random pixels carrying a
     text chunk naming the system); ``prompts`` are cycled as the items' captions.
     """
-    url = f"sqlite:///{root / 'store.db'}"
+    url = url or f"sqlite:///{root / 'store.db'}"
     rng = np.random.default_rng(0)
     proto = get_protocol(protocol)
     per_side = proto.images_per_side

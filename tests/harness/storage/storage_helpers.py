@@ -44,3 +44,38 @@ def make_items(n: int, *, attention_every: int = 0, votes_target: int = 0) -> li
             )
         )
     return out
+
+
+def counter_mismatches(url: str, study_id: int) -> list[str]:
+    """Differences between the maintained counters and a recount from the rows (empty when consistent).
+
+    ``items.n_active`` = completed + pending-holding-a-slot assignments and never above ``votes_target``;
+    ``items.n_done`` = completed assignments = votes; ``holds_slot`` only on pending or completed assignments, always
+    on completed ones.
+    """
+    import sqlalchemy as sa
+
+    from harness.storage.schema import assignments, items, votes
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            item_rows = conn.execute(sa.select(items).where(items.c.study_id == study_id)).all()
+            rows = conn.execute(sa.select(assignments).where(assignments.c.study_id == study_id)).all()
+            vote_items = conn.execute(sa.select(votes.c.item_id).where(votes.c.study_id == study_id)).scalars().all()
+    finally:
+        engine.dispose()
+    problems = []
+    for item in item_rows:
+        mine = [r for r in rows if r.item_id == item.item_id]
+        active = sum(r.status == "completed" or (r.status == "pending" and bool(r.holds_slot)) for r in mine)
+        done = sum(r.status == "completed" for r in mine)
+        if (item.n_active, item.n_done) != (active, done) or item.n_active > item.votes_target:
+            problems.append(f"item {item.item_id}: n_active {item.n_active}/{active}, n_done {item.n_done}/{done}, "
+                            f"target {item.votes_target}")
+        if done != vote_items.count(item.item_id):
+            problems.append(f"item {item.item_id}: {done} completed assignments, {vote_items.count(item.item_id)} votes")
+    for r in rows:
+        if bool(r.holds_slot) != (r.status == "completed") and r.status != "pending":
+            problems.append(f"assignment {r.assignment_id}: {r.status} with holds_slot={r.holds_slot}")
+    return problems

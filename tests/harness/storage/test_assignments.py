@@ -204,7 +204,7 @@ def test_remaining_counts_for_the_progress_bar(repo: Repository) -> None:
 
 
 def test_record_vote_and_next_in_one_transaction(repo: Repository, clock: FakeClock) -> None:
-    study_id = repo.create_study(make_study(votes_per_item=1), make_items(3))
+    study_id = repo.create_study(make_study(votes_per_item=1), make_items(2))  # a's next item: the only one left
     a, b = invite(repo, study_id, 2)
     assignment, item = repo.next_item_for(a, study_id)  # type: ignore[misc]
     vote, nxt = repo.record_vote_and_next(assignment.assignment_id, "left", 10, annotator_id=a)
