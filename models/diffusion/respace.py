@@ -154,7 +154,8 @@ def _level_to_step(levels: np.ndarray, log_s: np.ndarray) -> np.ndarray:
     """Fractional steps t of log-levels: linear interpolation in log s between the neighbouring trained steps."""
     low = np.clip(np.searchsorted(log_s, levels, side="right") - 1, 0, len(log_s) - 2)
     w = np.clip((log_s[low] - levels) / (log_s[low] - log_s[low + 1]), 0.0, 1.0)
-    return (1.0 - w) * low + w * (low + 1)
+    steps: np.ndarray = (1.0 - w) * low + w * (low + 1)
+    return steps
 
 
 def _ddim_stride_steps(num_timesteps: int, spec: str) -> set[int]:

@@ -232,7 +232,13 @@ def p_sample_loop_progressive(
 
     def step_fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         return p_sample(
-            diffusion, model_fn, x, t, generator=generator, cond=cond, clip_denoised=clip_denoised,
+            diffusion,
+            model_fn,
+            x,
+            t,
+            generator=generator,
+            cond=cond,
+            clip_denoised=clip_denoised,
             denoised_fn=denoised_fn,
         )
 
@@ -265,7 +271,14 @@ def ddim_sample_loop_progressive(
 
     def step_fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         return ddim_sample(
-            diffusion, model_fn, x, t, generator=generator, eta=eta, cond=cond, clip_denoised=clip_denoised,
+            diffusion,
+            model_fn,
+            x,
+            t,
+            generator=generator,
+            eta=eta,
+            cond=cond,
+            clip_denoised=clip_denoised,
             denoised_fn=denoised_fn,
         )
 

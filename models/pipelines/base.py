@@ -20,7 +20,6 @@ import numpy as np
 from models.diffusion import check_respacing, parse_sampler
 from models.pipelines.execution import check_precision
 
-
 STAGES: tuple[str, ...] = ("prior", "decoder", "upsampler")
 """The sampled stages, in order; each has a sampler (``<stage>_sampler`` or the shared ``sampler``) and steps."""
 

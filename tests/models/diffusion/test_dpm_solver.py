@@ -34,7 +34,9 @@ DETERMINISTIC = ("ddim", "dpm++2m", "dpm++3m", "heun")
 STOCHASTIC = ("ddpm", "dpm++2m-sde", "euler-a")
 
 
-def uniform_log_snr_diffusion(lam_max: float, lam_min: float, steps: int, mean_type: ModelMeanType) -> GaussianDiffusion:
+def uniform_log_snr_diffusion(
+    lam_max: float, lam_min: float, steps: int, mean_type: ModelMeanType
+) -> GaussianDiffusion:
     """A chain whose λ = log(α/σ) falls linearly from ``lam_max`` (step 0) to ``lam_min`` (step T − 1), so evenly
     respaced steps are evenly spaced in λ (the solvers' step h is then constant)."""
     lam = np.linspace(lam_max, lam_min, steps)
@@ -48,7 +50,9 @@ def exact_x0(x: Tensor, alpha_bar: Tensor | float) -> Tensor:
     return MU + ab.sqrt() * S**2 / (ab * S**2 + 1 - ab) * (x - ab.sqrt() * MU)
 
 
-def exact_model(diffusion: GaussianDiffusion, mean_type: ModelMeanType, var_channels: bool = False) -> Callable[..., Tensor]:
+def exact_model(
+    diffusion: GaussianDiffusion, mean_type: ModelMeanType, var_channels: bool = False
+) -> Callable[..., Tensor]:
     """The exact denoiser of the toy, output as ε, x_0 or v (plus constant variance channels if asked)."""
     alpha_bar = torch.tensor(diffusion.alphas_cumprod)
 
@@ -86,8 +90,14 @@ def test_error_falls_at_the_samplers_order_as_steps_double(sampler: str, order: 
     for n in intervals:
         diffusion = SpacedDiffusion.from_base(base, int(n) + 1)
         out = sample(
-            model_fn, x_start.shape, diffusion=diffusion, generator=None, sampler=sampler, noise=x_start,
-            clip_denoised=False, dtype=torch.float64,
+            model_fn,
+            x_start.shape,
+            diffusion=diffusion,
+            generator=None,
+            sampler=sampler,
+            noise=x_start,
+            clip_denoised=False,
+            dtype=torch.float64,
         )
         errors.append((out - exact).abs().max().item())
     slope = -np.polyfit(np.log(intervals), np.log(errors), 1)[0]
@@ -111,7 +121,10 @@ def test_one_multistep_update_has_local_error_of_order_plus_one(order: int) -> N
     steps = np.array([0.4, 0.2, 0.1, 0.05, 0.025])
     errors = []
     for h in steps:
-        history = [(node(-(order - 1 - i) * h), exact_x0(state(-(order - 1 - i) * h), node(-(order - 1 - i) * h).alpha ** 2)) for i in range(order)]
+        history = [
+            (node(-(order - 1 - i) * h), exact_x0(state(-(order - 1 - i) * h), node(-(order - 1 - i) * h).alpha ** 2))
+            for i in range(order)
+        ]
         out = dpm_solver_update(state(0.0), history, node(float(h)))
         errors.append((out - state(float(h))).abs().max().item())
     slope = np.polyfit(np.log(steps), np.log(errors), 1)[0]
@@ -129,8 +142,14 @@ def test_every_prediction_type_gives_the_same_sample(sampler: str) -> None:
             diffusion = SpacedDiffusion.from_base(base, 12)
             noise = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
             outputs[(mean_type, learned)] = sample(
-                exact_model(base, mean_type, var_channels=learned), noise.shape, diffusion=diffusion, generator=None,
-                sampler=sampler, noise=noise, clip_denoised=False, dtype=torch.float64,
+                exact_model(base, mean_type, var_channels=learned),
+                noise.shape,
+                diffusion=diffusion,
+                generator=None,
+                sampler=sampler,
+                noise=noise,
+                clip_denoised=False,
+                dtype=torch.float64,
             )
     reference = outputs[(ModelMeanType.EPSILON, False)]
     for key, out in outputs.items():
@@ -147,11 +166,19 @@ def test_first_order_dpm_solver_is_ddim() -> None:
 
     first = last_sample(
         dpm_solver_sample_loop_progressive(
-            diffusion, model_fn, noise.shape, order=1, generator=None, noise=noise, clip_denoised=True,
+            diffusion,
+            model_fn,
+            noise.shape,
+            order=1,
+            generator=None,
+            noise=noise,
+            clip_denoised=True,
             dtype=torch.float64,
         )
     )
-    ddim = sample(model_fn, noise.shape, diffusion=diffusion, generator=None, sampler="ddim", noise=noise, dtype=torch.float64)
+    ddim = sample(
+        model_fn, noise.shape, diffusion=diffusion, generator=None, sampler="ddim", noise=noise, dtype=torch.float64
+    )
     torch.testing.assert_close(first, ddim, rtol=0, atol=1e-12)
 
 
@@ -162,8 +189,13 @@ def test_stochastic_samplers_draw_the_data_distribution(sampler: str) -> None:
     diffusion = SpacedDiffusion.from_base(base, 250)
     n = 20_000
     x = sample(
-        exact_model(base, ModelMeanType.EPSILON), (n, 1), diffusion=diffusion,
-        generator=torch.Generator().manual_seed(0), sampler=sampler, clip_denoised=False, dtype=torch.float64,
+        exact_model(base, ModelMeanType.EPSILON),
+        (n, 1),
+        diffusion=diffusion,
+        generator=torch.Generator().manual_seed(0),
+        sampler=sampler,
+        clip_denoised=False,
+        dtype=torch.float64,
     )
     assert x.mean().item() == pytest.approx(MU, abs=4 * S / math.sqrt(n))
     assert x.std().item() == pytest.approx(S, rel=0.03)
@@ -175,8 +207,14 @@ def test_euler_ancestral_is_ddpm_with_the_posterior_variance() -> None:
     diffusion = SpacedDiffusion.from_base(base, 8)
     model_fn = exact_model(base, ModelMeanType.VELOCITY)
     runs = [
-        sample(model_fn, (3, 2), diffusion=diffusion, generator=[torch.Generator().manual_seed(k) for k in range(3)],
-               sampler=sampler, dtype=torch.float64)
+        sample(
+            model_fn,
+            (3, 2),
+            diffusion=diffusion,
+            generator=[torch.Generator().manual_seed(k) for k in range(3)],
+            sampler=sampler,
+            dtype=torch.float64,
+        )
         for sampler in ("euler-a", "ddpm")
     ]
     torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=1e-6)
@@ -203,8 +241,12 @@ def test_a_sample_is_bit_identical_whatever_its_batch(sampler: str) -> None:
 
     def run(rows: list[int]) -> Tensor:
         return sample(
-            model_fn, (len(rows), 3, 4, 4), diffusion=diffusion, sampler=sampler,
-            generator=[torch.Generator().manual_seed(100 + seeds[r]) for r in rows], cond={"label": labels[rows]},
+            model_fn,
+            (len(rows), 3, 4, 4),
+            diffusion=diffusion,
+            sampler=sampler,
+            generator=[torch.Generator().manual_seed(100 + seeds[r]) for r in rows],
+            cond={"label": labels[rows]},
         )
 
     full = run([0, 1, 2, 3, 4])
@@ -230,7 +272,9 @@ def test_guidance_passes_through_the_solver(sampler: str) -> None:
 
     def run(model_fn: Callable[..., Tensor]) -> Tensor:
         gens = [torch.Generator().manual_seed(k) for k in (4, 9)]
-        return sample(model_fn, (2, 3, 4, 4), diffusion=diffusion, sampler=sampler, generator=gens, cond={"label": labels})
+        return sample(
+            model_fn, (2, 3, 4, 4), diffusion=diffusion, sampler=sampler, generator=gens, cond={"label": labels}
+        )
 
     guided = run(classifier_free_guidance(net, scale))
     torch.testing.assert_close(guided, run(combined), rtol=0, atol=1e-6)
@@ -255,8 +299,14 @@ def test_truncated_start_begins_at_the_last_step_from_the_given_state(sampler: s
     ab = base.alphas_cumprod[last_step]
     start = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * torch.randn(2, 1, generator=torch.Generator().manual_seed(3))
     out = sample(
-        model_fn, (2, 1), diffusion=diffusion, sampler=sampler, generator=torch.Generator().manual_seed(4),
-        noise=start, clip_denoised=False, dtype=torch.float64,
+        model_fn,
+        (2, 1),
+        diffusion=diffusion,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(4),
+        noise=start,
+        clip_denoised=False,
+        dtype=torch.float64,
     )
     assert seen[0][0] == last_step and torch.equal(seen[0][1], start)
     assert max(t for t, _ in seen) == last_step and seen[-1][0] == 0

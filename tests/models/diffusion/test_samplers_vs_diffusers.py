@@ -52,7 +52,7 @@ class TinyDenoiser(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         freqs = torch.exp(-math.log(1000.0) * torch.arange(4, dtype=torch.float32) / 4)
-        angles = (t.to(x.dtype)[:, None] * freqs.to(x.dtype)[None])
+        angles = t.to(x.dtype)[:, None] * freqs.to(x.dtype)[None]
         emb = self.time(torch.cat([angles.sin(), angles.cos()], dim=1))
         return 2.0 * torch.tanh(0.5 * self.conv_out(nn.functional.silu(self.conv_in(x) + emb[:, :, None, None])))
 
@@ -107,8 +107,9 @@ def test_dpm_solver_2m_equals_diffusers(mean_type: str, var_type: str, respacing
     out_channels = 6 if var_type == "learned_range" else 3
     network = TinyDenoiser(3, out_channels, seed=len(respacing)).eval()
     noise = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    ours = sample(network, noise.shape, diffusion=diffusion, generator=None, sampler="dpm++2m", noise=noise,
-                  clip_denoised=False)
+    ours = sample(
+        network, noise.shape, diffusion=diffusion, generator=None, sampler="dpm++2m", noise=noise, clip_denoised=False
+    )
     scheduler = make_scheduler(config, list(reversed(diffusion.timestep_map)))
     theirs = diffusers_loop(scheduler, network, noise.clone(), 3)
     assert theirs.abs().max() > 0.1  # the comparison is not between two zeros
@@ -124,8 +125,15 @@ def test_dpm_solver_2m_sde_equals_diffusers_with_the_same_per_sample_generators(
     def generators() -> list[torch.Generator]:
         return [torch.Generator().manual_seed(50 + k) for k in range(3)]
 
-    ours = sample(network, noise.shape, diffusion=diffusion, generator=generators(), sampler="dpm++2m-sde",
-                  noise=noise, clip_denoised=False)
+    ours = sample(
+        network,
+        noise.shape,
+        diffusion=diffusion,
+        generator=generators(),
+        sampler="dpm++2m-sde",
+        noise=noise,
+        clip_denoised=False,
+    )
     scheduler = make_scheduler(config, list(reversed(diffusion.timestep_map)), algorithm_type="sde-dpmsolver++")
     theirs = diffusers_loop(scheduler, network, noise.clone(), 3, generators())
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
@@ -154,8 +162,9 @@ def test_karras_run_equals_diffusers_on_its_rounded_timesteps() -> None:
     assert list(reversed(diffusion.timestep_map)) == [int(t) for t in scheduler.timesteps]
     network = TinyDenoiser(3, 3, seed=3).eval()
     noise = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
-    ours = sample(network, noise.shape, diffusion=diffusion, generator=None, sampler="dpm++2m", noise=noise,
-                  clip_denoised=False)
+    ours = sample(
+        network, noise.shape, diffusion=diffusion, generator=None, sampler="dpm++2m", noise=noise, clip_denoised=False
+    )
     theirs = diffusers_loop(make_scheduler(config, list(reversed(diffusion.timestep_map))), network, noise.clone(), 3)
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
@@ -171,13 +180,25 @@ def test_diffusers_third_order_converges_at_order_two_and_ours_at_three() -> Non
     errors: dict[str, list[float]] = {"ours": [], "diffusers": []}
     for intervals in (64, 128):
         diffusion = SpacedDiffusion.from_base(base, intervals + 1)
-        ours = sample(model_fn, x_start.shape, diffusion=diffusion, generator=None, sampler="dpm++3m",
-                      noise=x_start, clip_denoised=False, dtype=torch.float64)
+        ours = sample(
+            model_fn,
+            x_start.shape,
+            diffusion=diffusion,
+            generator=None,
+            sampler="dpm++3m",
+            noise=x_start,
+            clip_denoised=False,
+            dtype=torch.float64,
+        )
         errors["ours"].append((ours - exact).abs().max().item())
         diffusers = _diffusers()
         scheduler = diffusers.DPMSolverMultistepScheduler(
-            num_train_timesteps=4097, trained_betas=base.betas, solver_order=3, prediction_type="sample",
-            algorithm_type="dpmsolver++", final_sigmas_type="zero",
+            num_train_timesteps=4097,
+            trained_betas=base.betas,
+            solver_order=3,
+            prediction_type="sample",
+            algorithm_type="dpmsolver++",
+            final_sigmas_type="zero",
         )
         scheduler.set_timesteps(timesteps=list(reversed(diffusion.timestep_map)))
         x = x_start.clone()
@@ -196,9 +217,11 @@ def test_loop_equals_itself_for_first_order_with_diffusers_order_one() -> None:
     diffusion = config.build(respacing="ddim10")
     network = TinyDenoiser(3, 3, seed=11).eval()
     noise = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
-    ours = sample(network, noise.shape, diffusion=diffusion, generator=None, sampler="ddim", noise=noise,
-                  clip_denoised=False)
-    theirs = diffusers_loop(make_scheduler(config, list(reversed(diffusion.timestep_map)), solver_order=1), network,
-                            noise.clone(), 3)
+    ours = sample(
+        network, noise.shape, diffusion=diffusion, generator=None, sampler="ddim", noise=noise, clip_denoised=False
+    )
+    theirs = diffusers_loop(
+        make_scheduler(config, list(reversed(diffusion.timestep_map)), solver_order=1), network, noise.clone(), 3
+    )
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
     assert np.isfinite(ours.numpy()).all()
