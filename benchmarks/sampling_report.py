@@ -1,0 +1,210 @@
+"""Tables and the quality-vs-cost plot of ``benchmarks/sampling.md`` from the JSON lines of
+``benchmarks/sampling_quality.py`` (the last record of each point counts, so resumed sweeps do not double count).
+
+Paired differences: each point stores per-image hits, and every setting saw the same captions, seeds and starting
+noise, so a setting is compared with the reference setting image by image: Δ = mean(h_i − r_i) with the 95%
+interval Δ ± 1.96·sd(h − r)/√n (normal approximation to the paired difference).
+
+Usage::
+
+    python benchmarks/sampling_report.py --results benchmarks/sampling_results.jsonl --plot benchmarks/sampling_quality.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KEY_FIELDS = ("stage", "model", "guidance", "start", "sampler", "steps", "config", "n")
+FAMILY_STYLE = {"ddim": "o-", "dpm++2m": "s-", "dpm++3m": "^-", "heun": "D-", "dpm++2m-sde": "v--", "euler-a": "x--"}
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """The last record of every point, in first-seen order."""
+    points: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            points[tuple(row.get(k) for k in KEY_FIELDS)] = row
+    return list(points.values())
+
+
+def paired(row: dict[str, Any], ref: dict[str, Any], metric: str = "all") -> tuple[float, float]:
+    """(Δ, half-width of the 95% interval) of ``metric`` hits, row minus reference, over their common images."""
+    a, b = np.asarray(row["hits"][metric], float), np.asarray(ref["hits"][metric], float)
+    n = min(len(a), len(b))
+    d = a[:n] - b[:n]
+    return float(d.mean()), float(1.96 * d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def spacing(steps: str) -> str:
+    return "".join(c for c in steps if c.isalpha()) or "uniform"
+
+
+def decoder_table(rows: list[dict[str, Any]], model: str, guidance: float, n: int) -> str:
+    mine = [
+        r for r in rows if r["stage"] == "decoder" and r["model"] == model and r["guidance"] == guidance and r["n"] == n
+    ]
+    ref = next((r for r in mine if r["sampler"] == "ddim" and r["steps"] == "50"), None)
+    lines = [
+        "| sampler | steps | NFE | colour | shape | size | all | Δall vs DDIM 50 (95% CI) | R-prec | FD | noise | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(mine, key=lambda r: (r["sampler"] != "ddim", r["sampler"], r["nfe"], r["steps"])):
+        delta = "–" if ref is None or r is ref else "{:+.1f} ± {:.1f}".format(*(100 * v for v in paired(r, ref)))
+        lines.append(
+            f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {pct(r['colour'])} | {pct(r['shape'])} | "
+            f"{pct(r['size'])} | {pct(r['all'])} | {delta} | {pct(r['r_precision'])} | {r['fd']:.3f} | "
+            f"{r['pixel_noise']:.2f} | {r.get('seconds_new', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def upsampler_table(rows: list[dict[str, Any]], n: int) -> str:
+    mine = [r for r in rows if r["stage"] == "upsampler" and r["n"] == n]
+    ref = next((r for r in mine if r["sampler"] == "ddim" and r["steps"] == "10"), None)
+    lines = [
+        "| sampler | steps | kept | NFE | all | Δall vs DDIM 10 | R-prec | FD (64 px) | noise | MSE to DDIM 100 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(mine, key=lambda r: (r["sampler"] != "ddim", r["sampler"], r["nfe"], r["steps"])):
+        delta = "–" if ref is None or r is ref else "{:+.1f} ± {:.1f}".format(*(100 * v for v in paired(r, ref)))
+        lines.append(
+            f"| {r['sampler']} | {r['steps']} | {r['kept']} | {r['nfe']} | {pct(r['all'])} | {delta} | "
+            f"{pct(r['r_precision'])} | {r['fd']:.3f} | {r['pixel_noise']:.2f} | {r['mse_to_ddim100']:.2e} |"
+        )
+    return "\n".join(lines)
+
+
+def prior_table(rows: list[dict[str, Any]]) -> str:
+    mine = [r for r in rows if r["stage"] == "prior"]
+    lines = [
+        "| sampler | steps | kept | NFE | cos to DDIM 250 (mean) | (min) | chosen z_i·z_t | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(mine, key=lambda r: (r["sampler"] != "ddim", r["sampler"], r["nfe"], r["steps"])):
+        lines.append(
+            f"| {r['sampler']} | {r['steps']} | {r['kept']} | {r['nfe']} | {r['cos_to_ddim250_mean']:.4f} | "
+            f"{r['cos_to_ddim250_min']:.4f} | {r['z_i_dot_z_t']:.4f} | {r['seconds']} |"
+        )
+    return "\n".join(lines)
+
+
+def final_table(rows: list[dict[str, Any]], reference: str) -> str:
+    mine = [r for r in rows if r["stage"] == "final"]
+    lines = [
+        f"| model | guidance | setting | n | colour | shape | size | all | Δall vs {reference} (95% CI) | R-prec | "
+        + "FD (64 px) | noise |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in mine:
+        ref = next(
+            (
+                x
+                for x in mine
+                if x["model"] == r["model"]
+                and x["guidance"] == r["guidance"]
+                and x["config"] == reference
+                and x["n"] == r["n"]
+            ),
+            None,
+        )
+        delta = "–" if ref is None or r is ref else "{:+.1f} ± {:.1f}".format(*(100 * v for v in paired(r, ref)))
+        lines.append(
+            f"| {r['model']} | {r['guidance']:g} | {r['config']} | {r['n']} | {pct(r['colour'])} | {pct(r['shape'])} | "
+            f"{pct(r['size'])} | {pct(r['all'])} | {delta} | {pct(r['r_precision'])} | {r['fd']:.3f} | "
+            f"{r['pixel_noise']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, models: Iterable[str], guidance: float, n: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(models)
+    fig, axes = plt.subplots(2, len(models) + 1, figsize=(4.2 * (len(models) + 1), 7.5), squeeze=False)
+    panels = [
+        (
+            m,
+            [
+                r
+                for r in rows
+                if r["stage"] == "decoder" and r["model"] == m and r["guidance"] == guidance and r["n"] == n
+            ],
+        )
+        for m in models
+    ]
+    panels.append(("upsampler (from 0.4)", [r for r in rows if r["stage"] == "upsampler" and r["n"] == n]))
+    for col, (title, mine) in enumerate(panels):
+        for row_index, (metric, label) in enumerate((("all", "oracle accuracy, all three (%)"), ("fd", "pixel FD"))):
+            ax = axes[row_index][col]
+            for (family, space), group in _series(mine).items():
+                style = FAMILY_STYLE.get(family, ".-")
+                xs = [r["nfe"] for r in group]
+                ys = [100 * r[metric] if metric == "all" else r[metric] for r in group]
+                ax.plot(xs, ys, style, label=f"{family}" + ("" if space == "uniform" else f" ({space})"), ms=4)
+            ref = next((r for r in mine if r["sampler"] == "ddim" and r["steps"] == "50"), None)
+            if ref is not None and metric == "all":
+                ax.axhspan(100 * ref["all"] - 2, 100 * ref["all"] + 2, color="grey", alpha=0.15, label="DDIM 50 ± 2 pp")
+            ax.set_xscale("log")
+            ax.set_xlabel("network evaluations per image (stage)")
+            ax.set_ylabel(label)
+            ax.set_title(title if row_index == 0 else "")
+            ax.grid(alpha=0.3)
+            if row_index == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle(f"Toy models: quality vs network evaluations (n = {n} captions, decoder guidance {guidance:g})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _series(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["sampler"], spacing(r["steps"])), []).append(r)
+    return {k: sorted(v, key=lambda r: r["nfe"]) for k, v in sorted(groups.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/sampling_results.jsonl"))
+    parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--models", nargs="+", default=["glide", "unclip-diffusion-prior", "unclip-ar-prior"])
+    parser.add_argument("--final-reference", default="ddim20")
+    args = parser.parse_args()
+    rows = load(args.results)
+    for model in args.models:
+        if any(r["stage"] == "decoder" and r["model"] == model for r in rows):
+            print(f"\n### Decoder stage: {model} (32 px, guidance {args.guidance:g}, n = {args.n})\n")
+            print(decoder_table(rows, model, args.guidance, args.n))
+    if any(r["stage"] == "upsampler" for r in rows):
+        print(f"\n### Upsampler (n = {args.n})\n")
+        print(upsampler_table(rows, args.n))
+    if any(r["stage"] == "prior" for r in rows):
+        print("\n### Diffusion prior\n")
+        print(prior_table(rows))
+    if any(r["stage"] == "final" for r in rows):
+        print("\n### Whole pipelines (64 px)\n")
+        print(final_table(rows, args.final_reference))
+    if args.plot is not None:
+        present = [m for m in args.models if any(r["stage"] == "decoder" and r["model"] == m for r in rows)]
+        plot(rows, args.plot, present, args.guidance, args.n)
+
+
+if __name__ == "__main__":
+    main()
