@@ -14,6 +14,12 @@ Step-count strings (:func:`space_timesteps`), as in guided-diffusion / GLIDE:
       GLIDE's upsampler uses ``"10,10,3,2,2"`` (27 steps; 10 in the least noisy fifth).
     * ``"ddimN"``: the fixed stride i with ``len(range(0, T, i)) == N`` (guided-diffusion's DDIM spacing:
       starts at 0, does **not** include T−1 in general).
+    * ``"trailingN"``: N steps t_k = round(T − k·T/N) − 1, k = 0..N−1 (Lin et al. 2024, "Common Diffusion Noise
+      Schedules and Sample Steps are Flawed", Table 2; diffusers' ``timestep_spacing="trailing"``): starts at T−1
+      and stops at ≈ T/N − 1, so the last network call is at a moderately noisy step and the sampler's final move
+      to the clean end returns its x̂_0; not the nearly noise-free step 0 (σ/α ≈ 0.006 on the cosine chain), where
+      a multistep solver's step from the previous node is long in log-SNR (h ≈ 4 at N = 5) and its extrapolation
+      amplifies the difference of the last two x̂_0 (measured in ``benchmarks/sampling.md``).
     * ``"fast27"``: ``"10,10,3,2,2"`` with step T−1 replaced by T−3, GLIDE's released upsampler setting
       ("to reduce DDIM artifacts from noisiest timesteps").
     * ``"karrasN"``: N noise levels spaced as Karras et al. 2022 (eq. 5, ρ = 7) in s = σ/α = √((1 − ᾱ)/ᾱ) between
@@ -41,7 +47,9 @@ from torch import Tensor
 
 from models.diffusion.gaussian import GaussianDiffusion, ModelFn, ModelMeanType, ModelVarType
 
-_SPACING_HELP = 'use an int N, "N", "ddimN", "karrasN", "logsnrN", "fast27" or segment counts like "10,10,3,2,2"'
+_SPACING_HELP = (
+    'use an int N, "N", "ddimN", "trailingN", "karrasN", "logsnrN", "fast27" or segment counts like "10,10,3,2,2"'
+)
 KARRAS_RHO = 7.0
 """ρ of the Karras spacing (Karras et al. 2022, the value diffusers and k-diffusion use)."""
 _LEVEL_SPACINGS = ("karras", "logsnr")
@@ -72,6 +80,8 @@ def space_timesteps(
         spec = section_counts.strip()
         if spec.startswith(_LEVEL_SPACINGS):
             return _level_steps(num_timesteps, spec, alphas_cumprod)
+        if spec.startswith("trailing"):
+            return _trailing_steps(num_timesteps, _count(spec, "trailing"))
         if spec == "fast27":
             steps = space_timesteps(num_timesteps, "10,10,3,2,2")
             steps.discard(num_timesteps - 1)
@@ -100,7 +110,7 @@ def check_respacing(spec: int | str | Sequence[int]) -> None:
         text = spec.strip()
         if text == "fast27":
             return
-        for prefix in ("ddim", *_LEVEL_SPACINGS):
+        for prefix in ("ddim", "trailing", *_LEVEL_SPACINGS):
             if text.startswith(prefix):
                 _count(text, prefix)
                 return
@@ -125,6 +135,14 @@ def _count(spec: str, prefix: str) -> int:
     if count < 1:
         raise ValueError(f"step counts must be positive integers, got {spec!r}; {_SPACING_HELP}")
     return count
+
+
+def _trailing_steps(num_timesteps: int, count: int) -> set[int]:
+    """Kept steps of ``"trailingN"``: round(T − k·T/N) − 1 for k = 0..N−1 (module docstring)."""
+    if count > num_timesteps:
+        raise ValueError(f"cannot take {count} steps from a chain of {num_timesteps}; lower the trailing count")
+    ks = np.arange(count)
+    return {int(t) for t in np.round(num_timesteps - ks * (num_timesteps / count)) - 1}
 
 
 def _level_steps(num_timesteps: int, spec: str, alphas_cumprod: np.ndarray | None) -> set[int]:

@@ -162,7 +162,7 @@ def test_level_spacings_need_the_chain_and_fit_in_it() -> None:
     with pytest.raises(ValueError, match=r"must have shape \(10,\)"):
         space_timesteps(10, "karras5", alphas_cumprod=alpha_bar[:5])
     assert space_timesteps(10, "karras1", alphas_cumprod=alpha_bar) == {9}
-    for good in ("20", 20, "ddim25", "karras8", "logsnr10", "fast27", "10,10,3,2,2", [3, 2]):
+    for good in ("20", 20, "ddim25", "trailing8", "karras8", "logsnr10", "fast27", "10,10,3,2,2", [3, 2]):
         check_respacing(good)
     for bad, message in (
         ("twenty", "bad timestep respacing"),
@@ -173,3 +173,13 @@ def test_level_spacings_need_the_chain_and_fit_in_it() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             check_respacing(bad)
+
+
+def test_trailing_spacing_ends_a_stride_before_step_zero() -> None:
+    from models.diffusion import space_timesteps
+
+    assert sorted(space_timesteps(1000, "trailing8")) == [124, 249, 374, 499, 624, 749, 874, 999]
+    assert sorted(space_timesteps(400, "trailing5")) == [79, 159, 239, 319, 399]  # a truncated chain (last step 399)
+    assert space_timesteps(10, "trailing10") == set(range(10))
+    with pytest.raises(ValueError, match="cannot take 11 steps"):
+        space_timesteps(10, "trailing11")

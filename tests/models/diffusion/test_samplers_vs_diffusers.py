@@ -116,6 +116,22 @@ def test_dpm_solver_2m_equals_diffusers(mean_type: str, var_type: str, respacing
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("count", [5, 8, 13])
+def test_trailing_spacing_is_diffusers_trailing_and_samples_alike(count: int) -> None:
+    """``"trailingN"`` keeps diffusers' ``timestep_spacing="trailing"`` steps, so here diffusers picks the timesteps."""
+    config = DiffusionConfig(mean_type="velocity", var_type="learned_range")
+    diffusion = config.build(respacing=f"trailing{count}")
+    scheduler = make_scheduler(config, timestep_spacing="trailing")
+    scheduler.set_timesteps(num_inference_steps=count)
+    assert list(reversed(diffusion.timestep_map)) == [int(t) for t in scheduler.timesteps]
+    network = TinyDenoiser(3, 6, seed=count).eval()
+    noise = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(count))
+    ours = sample(
+        network, noise.shape, diffusion=diffusion, generator=None, sampler="dpm++2m", noise=noise, clip_denoised=False
+    )
+    torch.testing.assert_close(ours, diffusers_loop(scheduler, network, noise.clone(), 3), rtol=1e-4, atol=1e-4)
+
+
 def test_dpm_solver_2m_sde_equals_diffusers_with_the_same_per_sample_generators() -> None:
     config = DiffusionConfig(mean_type="velocity", var_type="learned_range")
     diffusion = config.build(respacing="12")
