@@ -23,7 +23,8 @@ Stages:
   a 100-step DDIM upsample of the same input and noise;
 * ``prior``: the diffusion prior alone: its chosen z_i against a 250-step DDIM reference from the same noise
   (cosine), the chosen z_i·z_t and the share of identical candidate choices;
-* ``final``: whole pipelines at 64 px for named settings (``--configs``).
+* ``final``: whole pipelines at 64 px for named settings (``--configs``);
+* ``real``: other real renders of the captions at 32 and 64 px (the ceiling of every metric).
 
 Each point is appended to ``--out`` (JSON lines) as soon as it is measured, and its images are cached under
 ``--cache`` (per stage, model, setting and caption range), so an interrupted sweep resumes and ``--n 128`` after
@@ -348,7 +349,20 @@ def final_stage(args: argparse.Namespace, scorer: Scorer, cache: Cache) -> None:
             )
 
 
-STAGES = {"decoder": decoder_stage, "upsampler": upsampler_stage, "prior": prior_stage, "final": final_stage}
+def real_stage(args: argparse.Namespace, scorer: Scorer, cache: Cache) -> None:
+    """The ceiling: other real renders of the same captions (render seed 9000 + k), scored like the samples."""
+    for size in (32, 64):
+        images = np.stack([toyworld.render_caption(t, seed=9000 + k, size=size)[0] for k, t in enumerate(scorer.texts)])
+        log(args.out, {"stage": "real", "model": "real renders", "px": size, "n": args.n, **scorer(images)})
+
+
+STAGES = {
+    "real": real_stage,
+    "decoder": decoder_stage,
+    "upsampler": upsampler_stage,
+    "prior": prior_stage,
+    "final": final_stage,
+}
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-KEY_FIELDS = ("stage", "model", "guidance", "start", "sampler", "steps", "config", "n")
+KEY_FIELDS = ("stage", "model", "guidance", "start", "sampler", "steps", "config", "px", "n")
 FAMILY_STYLE = {"ddim": "o-", "dpm++2m": "s-", "dpm++3m": "^-", "heun": "D-", "dpm++2m-sde": "v--", "euler-a": "x--"}
 
 
@@ -188,6 +188,12 @@ def main() -> None:
     parser.add_argument("--final-reference", default="ddim20")
     args = parser.parse_args()
     rows = load(args.results)
+    for r in rows:
+        if r["stage"] == "real":
+            print(
+                f"real renders {r['px']} px (n = {r['n']}): all {pct(r['all'])}, R-prec {pct(r['r_precision'])}, "
+                f"FD {r['fd']:.3f}, noise {r['pixel_noise']:.2f}"
+            )
     for model in args.models:
         if any(r["stage"] == "decoder" and r["model"] == model for r in rows):
             print(f"\n### Decoder stage: {model} (32 px, guidance {args.guidance:g}, n = {args.n})\n")

@@ -39,7 +39,7 @@ class SamplingConfig:
         decoder_sampler: the base model's sampler (unCLIP decoder, GLIDE base); None = ``sampler``.
         upsampler_sampler: the upsampler's sampler; None = ``sampler``.
         prior_steps: kept steps of the diffusion prior: a respacing string (`models.diffusion.respace`:
-            ``"32"``, ``"ddim25"``, ``"karras10"``, ``"logsnr10"``, ``"10,10,3,2,2"``, ``"fast27"``).
+            ``"32"``, ``"ddim25"``, ``"trailing8"``, ``"karras10"``, ``"logsnr10"``, ``"10,10,3,2,2"``, ``"fast27"``).
         decoder_steps: kept steps of the base model (same forms).
         upsampler_steps: kept steps of the upsampler, spread over its (possibly truncated) chain.
         upsampler_start: fraction of the upsampler's chain run, in (0, 1]: 1 starts from pure noise (the paper);
