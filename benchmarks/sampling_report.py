@@ -51,21 +51,28 @@ def spacing(steps: str) -> str:
     return "".join(c for c in steps if c.isalpha()) or "uniform"
 
 
+def ci(row: dict[str, Any], ref: dict[str, Any] | None, metric: str = "all") -> str:
+    """ "Δ ± half-width" in points, or "–" for the reference itself."""
+    if ref is None or row is ref:
+        return "–"
+    delta, half = paired(row, ref, metric)
+    return f"{100 * delta:+.1f} ± {100 * half:.1f}"
+
+
 def decoder_table(rows: list[dict[str, Any]], model: str, guidance: float, n: int) -> str:
     mine = [
         r for r in rows if r["stage"] == "decoder" and r["model"] == model and r["guidance"] == guidance and r["n"] == n
     ]
     ref = next((r for r in mine if r["sampler"] == "ddim" and r["steps"] == "50"), None)
     lines = [
-        "| sampler | steps | NFE | colour | shape | size | all | Δall vs DDIM 50 (95% CI) | R-prec | FD | noise | s |",
+        "| sampler | steps | NFE | colour | shape | size | all | Δall vs DDIM 50 (95% CI) | R-prec | ΔR-prec | FD | noise |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(mine, key=lambda r: (r["sampler"] != "ddim", r["sampler"], r["nfe"], r["steps"])):
-        delta = "–" if ref is None or r is ref else "{:+.1f} ± {:.1f}".format(*(100 * v for v in paired(r, ref)))
         lines.append(
             f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {pct(r['colour'])} | {pct(r['shape'])} | "
-            f"{pct(r['size'])} | {pct(r['all'])} | {delta} | {pct(r['r_precision'])} | {r['fd']:.3f} | "
-            f"{r['pixel_noise']:.2f} | {r.get('seconds_new', '')} |"
+            f"{pct(r['size'])} | {pct(r['all'])} | {ci(r, ref)} | {pct(r['r_precision'])} | "
+            f"{ci(r, ref, 'r_precision')} | {r['fd']:.3f} | {r['pixel_noise']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -129,46 +136,63 @@ def final_table(rows: list[dict[str, Any]], reference: str) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: Path, models: Iterable[str], guidance: float, n: int) -> None:
+    """Columns: the decoder stage of each model, then the upsampler; rows: oracle accuracy, a second quality measure
+    (R-precision; for the upsampler the distance to its 100-step result) and pixel noise, against network
+    evaluations of the stage."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     models = list(models)
-    fig, axes = plt.subplots(2, len(models) + 1, figsize=(4.2 * (len(models) + 1), 7.5), squeeze=False)
+    fig, axes = plt.subplots(3, len(models) + 1, figsize=(4.2 * (len(models) + 1), 10.5), squeeze=False)
     panels = [
         (
-            m,
+            f"decoder: {m}",
             [
                 r
                 for r in rows
                 if r["stage"] == "decoder" and r["model"] == m and r["guidance"] == guidance and r["n"] == n
             ],
+            "r_precision",
         )
         for m in models
     ]
-    panels.append(("upsampler (from 0.4)", [r for r in rows if r["stage"] == "upsampler" and r["n"] == n]))
-    for col, (title, mine) in enumerate(panels):
-        for row_index, (metric, label) in enumerate((("all", "oracle accuracy, all three (%)"), ("fd", "pixel FD"))):
+    upsampler = [r for r in rows if r["stage"] == "upsampler" and r["n"] == n]
+    panels.append(("upsampler from t = 0.4·T (GLIDE DDIM 20 bases)", upsampler, "mse_to_ddim100"))
+    labels = {
+        "all": "oracle: all three right (%)",
+        "r_precision": "CLIP R-precision (%)",
+        "mse_to_ddim100": "MSE to the 100-step upsample",
+        "pixel_noise": "pixel noise (|x − median3x3|)",
+    }
+    for col, (title, mine, second) in enumerate(panels):
+        for row_index, metric in enumerate(("all", second, "pixel_noise")):
             ax = axes[row_index][col]
             for (family, space), group in _series(mine).items():
-                style = FAMILY_STYLE.get(family, ".-")
                 xs = [r["nfe"] for r in group]
-                ys = [100 * r[metric] if metric == "all" else r[metric] for r in group]
-                ax.plot(xs, ys, style, label=f"{family}" + ("" if space == "uniform" else f" ({space})"), ms=4)
+                ys = [100 * r[metric] if metric in ("all", "r_precision") else r[metric] for r in group]
+                label = family + ("" if space == "uniform" else f" ({space})")
+                ax.plot(xs, ys, FAMILY_STYLE.get(family, ".-"), label=label, ms=4)
             ref = next((r for r in mine if r["sampler"] == "ddim" and r["steps"] == "50"), None)
             if ref is not None and metric == "all":
                 ax.axhspan(100 * ref["all"] - 2, 100 * ref["all"] + 2, color="grey", alpha=0.15, label="DDIM 50 ± 2 pp")
+            if metric == "mse_to_ddim100":
+                ax.set_yscale("log")
             ax.set_xscale("log")
-            ax.set_xlabel("network evaluations per image (stage)")
-            ax.set_ylabel(label)
-            ax.set_title(title if row_index == 0 else "")
+            ax.set_xticks([t for t in (3, 5, 8, 10, 15, 20, 32, 50) if t <= max(r["nfe"] for r in mine)])
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel("network evaluations per image (this stage)")
+            ax.set_ylabel(labels[metric])
+            ax.set_title(title if row_index == 0 else "", fontsize=9)
             ax.grid(alpha=0.3)
             if row_index == 0:
-                ax.legend(fontsize=7)
-    fig.suptitle(f"Toy models: quality vs network evaluations (n = {n} captions, decoder guidance {guidance:g})")
+                ax.legend(fontsize=6)
+    fig.suptitle(f"Toy models: quality against network evaluations (n = {n} captions, decoder guidance {guidance:g})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 def _series(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
