@@ -77,8 +77,8 @@ def decoder_table(rows: list[dict[str, Any]], model: str, guidance: float, n: in
     return "\n".join(lines)
 
 
-def upsampler_table(rows: list[dict[str, Any]], n: int) -> str:
-    mine = [r for r in rows if r["stage"] == "upsampler" and r["n"] == n]
+def upsampler_table(rows: list[dict[str, Any]], n: int, start: float) -> str:
+    mine = [r for r in rows if r["stage"] == "upsampler" and r["n"] == n and r["start"] == start]
     ref = next((r for r in mine if r["sampler"] == "ddim" and r["steps"] == "10"), None)
     lines = [
         "| sampler | steps | kept | NFE | all | Δall vs DDIM 10 | R-prec | FD (64 px) | noise | MSE to DDIM 100 |",
@@ -159,7 +159,7 @@ def plot(rows: list[dict[str, Any]], path: Path, models: Iterable[str], guidance
         )
         for m in models
     ]
-    upsampler = [r for r in rows if r["stage"] == "upsampler" and r["n"] == n]
+    upsampler = [r for r in rows if r["stage"] == "upsampler" and r["n"] == n and r["start"] == 0.4]
     panels.append(("upsampler from t = 0.4·T (GLIDE DDIM 20 bases)", upsampler, "mse_to_ddim100"))
     labels = {
         "all": "oracle: all three right (%)",
@@ -222,9 +222,9 @@ def main() -> None:
         if any(r["stage"] == "decoder" and r["model"] == model for r in rows):
             print(f"\n### Decoder stage: {model} (32 px, guidance {args.guidance:g}, n = {args.n})\n")
             print(decoder_table(rows, model, args.guidance, args.n))
-    if any(r["stage"] == "upsampler" for r in rows):
-        print(f"\n### Upsampler (n = {args.n})\n")
-        print(upsampler_table(rows, args.n))
+    for start in sorted({r["start"] for r in rows if r["stage"] == "upsampler" and r["n"] == args.n}):
+        print(f"\n### Upsampler from t = {start:g}·(T − 1) (n = {args.n})\n")
+        print(upsampler_table(rows, args.n, start))
     if any(r["stage"] == "prior" for r in rows):
         print("\n### Diffusion prior\n")
         print(prior_table(rows))
