@@ -23,6 +23,16 @@ import numpy as np
 
 KEY_FIELDS = ("stage", "model", "guidance", "start", "sampler", "steps", "config", "px", "n")
 FAMILY_STYLE = {"ddim": "o-", "dpm++2m": "s-", "dpm++3m": "^-", "heun": "D-", "dpm++2m-sde": "v--", "euler-a": "x--"}
+SERIES_COLOUR = {
+    ("ddim", "uniform"): "tab:blue",
+    ("ddim", "trailing"): "tab:cyan",
+    ("ddim", "logsnr"): "tab:olive",
+    ("dpm++2m", "uniform"): "tab:red",
+    ("dpm++2m", "trailing"): "tab:green",
+    ("dpm++2m", "logsnr"): "tab:purple",
+    ("dpm++2m", "karras"): "tab:brown",
+    ("dpm++3m", "uniform"): "tab:pink",
+}
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -174,7 +184,8 @@ def plot(rows: list[dict[str, Any]], path: Path, models: Iterable[str], guidance
                 xs = [r["nfe"] for r in group]
                 ys = [100 * r[metric] if metric in ("all", "r_precision") else r[metric] for r in group]
                 label = family + ("" if space == "uniform" else f" ({space})")
-                ax.plot(xs, ys, FAMILY_STYLE.get(family, ".-"), label=label, ms=4)
+                colour = SERIES_COLOUR.get((family, space), "tab:gray")
+                ax.plot(xs, ys, FAMILY_STYLE.get(family, ".-"), color=colour, label=label, ms=4)
             ref = next((r for r in mine if r["sampler"] == "ddim" and r["steps"] == "50"), None)
             if ref is not None and metric == "all":
                 ax.axhspan(100 * ref["all"] - 2, 100 * ref["all"] + 2, color="grey", alpha=0.15, label="DDIM 50 ± 2 pp")
