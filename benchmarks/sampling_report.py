@@ -145,6 +145,49 @@ def final_table(rows: list[dict[str, Any]], reference: str) -> str:
     return "\n".join(lines)
 
 
+def speed_tables(path: Path) -> str:
+    """Images/s of the demo mix per setting (median of the alternating repeats) and ours against diffusers' loop."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    demo = [r for r in rows if r["mode"] == "demo"]
+    labels = list(dict.fromkeys(r["config"] for r in demo))
+    out = [
+        "| model | guidance | " + " | ".join(f"{c} images/s (runs, s)" for c in labels) + " | speed-up | load |",
+        "|---|---|" + "---|" * len(labels) + "---|---|",
+    ]
+    for key in dict.fromkeys((r["model"], r["guidance"]) for r in demo):
+        cells = {r["config"]: r for r in demo if (r["model"], r["guidance"]) == key}
+        first, last = cells[labels[0]], cells[labels[-1]]
+        out.append(
+            f"| {key[0]} | {key[1]:g} | "
+            + " | ".join(
+                f"{cells[c]['images_per_s']:.2f} ({', '.join(str(x) for x in cells[c]['seconds'])})" for c in labels
+            )
+            + f" | {last['images_per_s'] / first['images_per_s']:.2f}× | {first['load1']} |"
+        )
+    for r in (r for r in rows if r["mode"] == "demo-total"):
+        out.append(
+            f"| **all {r['images']} images** | | "
+            + " | ".join(f"**{r['images_per_s']:.2f}** ({r['seconds']} s)" if c == r["config"] else "" for c in labels)
+            + f" | {r['speedup_vs_first']:.2f}× | {r['load1']} |"
+        )
+    versus = [r for r in rows if r["mode"] == "diffusers"]
+    if versus:
+        out += [
+            "",
+            "| model | setting | ours images/s (runs, s) | diffusers loop images/s (runs, s) | ratio | "
+            + "max / mean pixel difference | load |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in versus:
+            out.append(
+                f"| {r['model']} | {r['config']} | {r['ours_images_per_s']:.2f} ({', '.join(map(str, r['ours_seconds']))}) "
+                f"| {r['diffusers_images_per_s']:.2f} ({', '.join(map(str, r['diffusers_seconds']))}) | "
+                f"{r['ours_images_per_s'] / r['diffusers_images_per_s']:.2f} | {r['max_pixel_diff']} / "
+                f"{r['mean_pixel_diff']} | {r['load1']} |"
+            )
+    return "\n".join(out)
+
+
 def plot(rows: list[dict[str, Any]], path: Path, models: Iterable[str], guidance: float, n: int) -> None:
     """Columns: the decoder stage of each model, then the upsampler; rows: oracle accuracy, a second quality measure
     (R-precision; for the upsampler the distance to its 100-step result) and pixel noise, against network
@@ -221,6 +264,7 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--models", nargs="+", default=["glide", "unclip-diffusion-prior", "unclip-ar-prior"])
     parser.add_argument("--final-reference", default="ddim20")
+    parser.add_argument("--speed", type=Path, default=None, help="JSON lines of benchmarks/sampling_speed.py")
     args = parser.parse_args()
     rows = load(args.results)
     for r in rows:
@@ -242,6 +286,9 @@ def main() -> None:
     if any(r["stage"] == "final" for r in rows):
         print("\n### Whole pipelines (64 px)\n")
         print(final_table(rows, args.final_reference))
+    if args.speed is not None:
+        print("\n### Speed\n")
+        print(speed_tables(args.speed))
     if args.plot is not None:
         present = [m for m in args.models if any(r["stage"] == "decoder" and r["model"] == m for r in rows)]
         plot(rows, args.plot, present, args.guidance, args.n)
