@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--steps", default="50")
     parser.add_argument("--prior-steps", default="64")
     parser.add_argument("--upsampler-steps", default="10")
+    parser.add_argument("--sampler", default="ddim", help="sampler of every stage (ddim: generation.md's numbers)")
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--prior-guidance", type=float, default=2.0)
     parser.add_argument("--no-upsample", action="store_true")
@@ -41,6 +42,7 @@ def main() -> None:
     config = SamplingConfig(
         prior_guidance_scale=args.prior_guidance,
         decoder_guidance_scale=args.guidance,
+        sampler=args.sampler,
         prior_steps=args.prior_steps,
         decoder_steps=args.steps,
         upsampler_steps=args.upsampler_steps,

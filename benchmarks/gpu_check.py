@@ -76,6 +76,7 @@ class CheckPlan:
     compile_modes: tuple[bool, ...]
     toy_batch: int
     mid_batch: int
+    sampler: str
     steps: str
     prior_steps: str
     upsampler_steps: str
@@ -190,6 +191,7 @@ def sampling_config(plan: CheckPlan, case: Case) -> SamplingConfig:
     return SamplingConfig(
         prior_guidance_scale=plan.prior_guidance,
         decoder_guidance_scale=plan.guidance,
+        sampler=plan.sampler,
         prior_steps=plan.prior_steps,
         decoder_steps=plan.steps,
         upsampler_steps=plan.upsampler_steps,
@@ -246,7 +248,7 @@ def run_case(
     """Measure one case within the budget; fp32 eager images become the pipeline's reference."""
     config = sampling_config(plan, case)
     prior_steps = {"glide": "-", "unclip-ar-prior": "AR"}.get(case.pipeline, plan.prior_steps)  # AR: K components
-    steps = f"{prior_steps}/{plan.steps}/{'-' if case.pipeline == MID else plan.upsampler_steps}"
+    steps = f"{plan.sampler} {prior_steps}/{plan.steps}/{'-' if case.pipeline == MID else plan.upsampler_steps}"
     guidance = f"{plan.prior_guidance if case.pipeline != 'glide' else '-'}/{plan.guidance}"
     row = CaseResult(case.pipeline, case.precision, case.compile, "ok", config.batch_size, steps, guidance)
     left = deadline - time.perf_counter()
@@ -365,6 +367,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> tuple[CheckPlan, Path | Non
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-on cases")
     parser.add_argument("--toy-batch", type=int, default=64)
     parser.add_argument("--mid-batch", type=int, default=16)
+    parser.add_argument("--sampler", default="ddim", help="sampler of every stage (models.diffusion.SAMPLER_NAMES)")
     parser.add_argument("--steps", default="50", help="decoder / GLIDE base respacing")
     parser.add_argument("--prior-steps", default="64")
     parser.add_argument("--upsampler-steps", default="10")
@@ -403,6 +406,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> tuple[CheckPlan, Path | Non
         compile_modes=(False,) if args.no_compile or not cuda else (False, True),
         toy_batch=args.toy_batch,
         mid_batch=args.mid_batch,
+        sampler=args.sampler,
         steps=args.steps,
         prior_steps=args.prior_steps,
         upsampler_steps=args.upsampler_steps,

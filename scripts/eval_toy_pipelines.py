@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--steps", default="25")
+    parser.add_argument("--sampler", default="ddim", help="sampler of every stage (ddim: the MODEL_CARD's numbers)")
     parser.add_argument("--prior-steps", default="32")
     parser.add_argument("--prior-scale", type=float, default=1.0)
     parser.add_argument("--models", nargs="+", default=["glide", "unclip-diffusion-prior", "unclip-ar-prior"])
@@ -124,6 +125,7 @@ def main() -> None:
         for scale in args.scales:
             config = SamplingConfig(
                 decoder_guidance_scale=scale,
+                sampler=args.sampler,
                 decoder_steps=args.steps,
                 prior_steps=args.prior_steps,
                 prior_guidance_scale=args.prior_scale,
@@ -171,6 +173,7 @@ def main() -> None:
 
             config = SamplingConfig(
                 decoder_guidance_scale=args.grid_scale,
+                sampler=args.sampler,
                 decoder_steps=args.steps,
                 prior_steps=args.prior_steps,
                 prior_guidance_scale=args.prior_scale,

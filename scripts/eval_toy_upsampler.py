@@ -35,7 +35,8 @@ def pixel_noise(images: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint_dir", type=Path)
-    parser.add_argument("--steps", default="10", help="DDIM respacing of the upsampler (default 10)")
+    parser.add_argument("--steps", default="10", help="respacing of the upsampler (default 10)")
+    parser.add_argument("--sampler", default="ddim", help="sampler (models.diffusion.SAMPLER_NAMES; default ddim)")
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument(
         "--start", type=float, default=1.0, help="fraction of the chain run (1 = from pure noise; see upsample_images)"
@@ -52,7 +53,7 @@ def main() -> None:
     truth = np.stack(high)
     x = torch.from_numpy(np.stack(low)).permute(0, 3, 1, 2).float() / 127.5 - 1
     generators = [torch.Generator().manual_seed(k) for k in range(len(x))]
-    out = upsample_images(stage, x, generators, respacing=args.steps, start=args.start)
+    out = upsample_images(stage, x, generators, respacing=args.steps, sampler=args.sampler, start=args.start)
     up = to_uint8(out).numpy()
     mse = float((((up.astype(np.float64) - truth) / 255.0) ** 2).mean())
     bilinear = torch.nn.functional.interpolate(x, size=truth.shape[1:3], mode="bilinear", align_corners=False)

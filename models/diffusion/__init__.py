@@ -1,4 +1,5 @@
-"""The diffusion process, apart from the networks: schedules, Gaussian diffusion, respacing, guidance, samplers.
+"""The diffusion process, apart from the networks: schedules, Gaussian diffusion, respacing, guidance, samplers
+(DDPM, DDIM, DPM-Solver++ 2M/3M/2M-SDE, Euler ancestral, Heun).
 
 Everything here takes the network as a callable ``model_fn(x_t, t, **cond) -> Tensor`` and never imports
 ``models.networks`` (DESIGN.md, dependency rule 2).
@@ -17,21 +18,26 @@ from models.diffusion.gaussian import (
     normal_kl,
 )
 from models.diffusion.guidance import ClassifierFreeGuidance, classifier_free_guidance, guided_combine
-from models.diffusion.respace import SpacedDiffusion, TimestepMappedModel, space_timesteps
+from models.diffusion.respace import SpacedDiffusion, TimestepMappedModel, check_respacing, space_timesteps
 from models.diffusion.samplers import (
+    SAMPLER_NAMES,
     Sampler,
     SampleStep,
     ddim_reverse_sample_loop,
     ddim_sample_loop,
     generator_for,
+    network_evaluations,
     p_sample_loop,
+    parse_sampler,
     randn,
     sample,
+    sample_progressive,
 )
 from models.diffusion.schedules import SCHEDULE_NAMES, betas_for_alpha_bar, get_named_beta_schedule
 from models.diffusion.slerp import slerp, text_diff_direction
 
 __all__ = [
+    "SAMPLER_NAMES",
     "SCHEDULE_NAMES",
     "ClassifierFreeGuidance",
     "DiffusionConfig",
@@ -45,6 +51,7 @@ __all__ = [
     "SpacedDiffusion",
     "TimestepMappedModel",
     "betas_for_alpha_bar",
+    "check_respacing",
     "classifier_free_guidance",
     "ddim_reverse_sample_loop",
     "ddim_sample_loop",
@@ -52,10 +59,13 @@ __all__ = [
     "generator_for",
     "get_named_beta_schedule",
     "guided_combine",
+    "network_evaluations",
     "normal_kl",
     "p_sample_loop",
+    "parse_sampler",
     "randn",
     "sample",
+    "sample_progressive",
     "slerp",
     "space_timesteps",
     "text_diff_direction",

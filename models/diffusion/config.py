@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from models.diffusion.gaussian import VLB_WEIGHT, GaussianDiffusion, ModelMeanType, ModelVarType
 from models.diffusion.respace import SpacedDiffusion, space_timesteps
 from models.diffusion.schedules import SCHEDULE_NAMES, get_named_beta_schedule
@@ -51,6 +53,7 @@ class DiffusionConfig:
         """The process; with ``respacing`` (see :func:`~models.diffusion.respace.space_timesteps`) a
         :class:`SpacedDiffusion` over the kept steps.
 
+        ``respacing`` may also be ``"karrasN"`` or ``"logsnrN"`` (noise-level spacings over the kept chain's ᾱ).
         ``last_step`` (with ``respacing``) truncates the chain: the steps are spread over original steps
         0..``last_step`` only, so sampling starts at ``last_step`` instead of T − 1 (the caller supplies
         x_{last_step}, e.g. ``q_sample`` of an estimate of x_0; see `models.pipelines.stages.upsample_images`).
@@ -67,8 +70,9 @@ class DiffusionConfig:
         length = self.num_timesteps if last_step is None else int(last_step) + 1
         if not 1 <= length <= self.num_timesteps:
             raise ValueError(f"last_step must lie in [0, {self.num_timesteps - 1}], got {last_step}")
+        alphas_cumprod = np.cumprod(1.0 - betas)[:length]
         return SpacedDiffusion(
-            space_timesteps(length, respacing),
+            space_timesteps(length, respacing, alphas_cumprod=alphas_cumprod),
             betas,
             mean_type,
             var_type,

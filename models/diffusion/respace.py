@@ -14,8 +14,26 @@ Step-count strings (:func:`space_timesteps`), as in guided-diffusion / GLIDE:
       GLIDE's upsampler uses ``"10,10,3,2,2"`` (27 steps; 10 in the least noisy fifth).
     * ``"ddimN"``: the fixed stride i with ``len(range(0, T, i)) == N`` (guided-diffusion's DDIM spacing:
       starts at 0, does **not** include T−1 in general).
+    * ``"trailingN"``: N steps t_k = round(T − k·T/N) − 1, k = 0..N−1 (Lin et al. 2024, "Common Diffusion Noise
+      Schedules and Sample Steps are Flawed", Table 2; diffusers' ``timestep_spacing="trailing"``): starts at T−1
+      and stops at ≈ T/N − 1, so the last network call is at a moderately noisy step and the sampler's final move
+      to the clean end returns its x̂_0; not the nearly noise-free step 0 (σ/α ≈ 0.006 on the cosine chain), where
+      a multistep solver's step from the previous node is long in log-SNR (h ≈ 4 at N = 5) and its extrapolation
+      amplifies the difference of the last two x̂_0 (measured in ``benchmarks/sampling.md``).
     * ``"fast27"``: ``"10,10,3,2,2"`` with step T−1 replaced by T−3, GLIDE's released upsampler setting
       ("to reduce DDIM artifacts from noisiest timesteps").
+    * ``"karrasN"``: N noise levels spaced as Karras et al. 2022 (eq. 5, ρ = 7) in s = σ/α = √((1 − ᾱ)/ᾱ) between
+      the chain's last and first steps, s_i = (s_max^{1/ρ} + i/(N−1) (s_min^{1/ρ} − s_max^{1/ρ}))^ρ: dense at low
+      noise. Needs the chain's ᾱ.
+    * ``"logsnrN"``: N levels uniform in log-SNR λ = log(α/σ) = −log s between the chain's ends (DPM-Solver's
+      "logSNR" spacing, Lu et al. 2022 §3.3). Needs the chain's ᾱ.
+
+    Karras and log-SNR levels are continuous; each is mapped to a trained step by diffusers' rule (linear
+    interpolation of t in log s between neighbouring steps, then rounding), so the kept steps equal the
+    ``timesteps`` of diffusers' ``DPMSolverMultistepScheduler(use_karras_sigmas=True)`` /
+    ``(use_lu_lambdas=True)`` for the same betas. **Choice:** the samplers then run on those discrete steps (their
+    exact ᾱ), where diffusers keeps the unrounded level in the update. Levels that round to the same step count once,
+    so a dense request on a short chain can keep fewer than N steps.
 """
 
 from __future__ import annotations
@@ -29,26 +47,41 @@ from torch import Tensor
 
 from models.diffusion.gaussian import GaussianDiffusion, ModelFn, ModelMeanType, ModelVarType
 
-_SPACING_HELP = 'use an int N, "N", "ddimN", "fast27" or segment counts like "10,10,3,2,2"'
+_SPACING_HELP = (
+    'use an int N, "N", "ddimN", "trailingN", "karrasN", "logsnrN", "fast27" or segment counts like "10,10,3,2,2"'
+)
+KARRAS_RHO = 7.0
+"""ρ of the Karras spacing (Karras et al. 2022, the value diffusers and k-diffusion use)."""
+_LEVEL_SPACINGS = ("karras", "logsnr")
 
 
-def space_timesteps(num_timesteps: int, section_counts: int | str | Sequence[int]) -> set[int]:
+def space_timesteps(
+    num_timesteps: int,
+    section_counts: int | str | Sequence[int],
+    *,
+    alphas_cumprod: np.ndarray | None = None,
+) -> set[int]:
     """The original steps to keep when sampling with fewer steps.
 
     Args:
         num_timesteps: T of the original chain.
-        section_counts: an int N, or a string ``"N"``, ``"a,b,c"``, ``"ddimN"`` or ``"fast27"``, or a sequence
-            of per-segment counts (see the module docstring).
+        section_counts: an int N, or a string ``"N"``, ``"a,b,c"``, ``"ddimN"``, ``"karrasN"``, ``"logsnrN"`` or
+            ``"fast27"``, or a sequence of per-segment counts (see the module docstring).
+        alphas_cumprod: ᾱ of the chain's T steps, shape (T,); needed by ``"karrasN"`` and ``"logsnrN"`` only.
 
     Returns:
         the kept step indices, a subset of range(T).
 
     Raises:
-        ValueError: a malformed string, a count < 1, a segment asked for more steps than it has, or a ddimN
-            with no exact integer stride.
+        ValueError: a malformed string, a count < 1, a segment asked for more steps than it has, a ddimN
+            with no exact integer stride, or a karras/logsnr spacing without ``alphas_cumprod``.
     """
     if isinstance(section_counts, str):
         spec = section_counts.strip()
+        if spec.startswith(_LEVEL_SPACINGS):
+            return _level_steps(num_timesteps, spec, alphas_cumprod)
+        if spec.startswith("trailing"):
+            return _trailing_steps(num_timesteps, _count(spec, "trailing"))
         if spec == "fast27":
             steps = space_timesteps(num_timesteps, "10,10,3,2,2")
             steps.discard(num_timesteps - 1)
@@ -65,6 +98,82 @@ def space_timesteps(num_timesteps: int, section_counts: int | str | Sequence[int
     else:
         counts = [int(c) for c in section_counts]
     return _segment_steps(num_timesteps, counts)
+
+
+def check_respacing(spec: int | str | Sequence[int]) -> None:
+    """Check a step-count spec's syntax without a chain (configs validate early; counts are checked on use).
+
+    Raises:
+        ValueError: a malformed spec, naming the forms that are accepted.
+    """
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text == "fast27":
+            return
+        for prefix in ("ddim", "trailing", *_LEVEL_SPACINGS):
+            if text.startswith(prefix):
+                _count(text, prefix)
+                return
+        try:
+            counts = [int(part) for part in text.split(",")]
+        except ValueError:
+            raise ValueError(f"bad timestep respacing {spec!r}; {_SPACING_HELP}") from None
+    elif isinstance(spec, (int, np.integer)):
+        counts = [int(spec)]
+    else:
+        counts = [int(c) for c in spec]
+    if not counts or any(c < 1 for c in counts):
+        raise ValueError(f"step counts must be positive integers, got {spec!r}; {_SPACING_HELP}")
+
+
+def _count(spec: str, prefix: str) -> int:
+    """N of ``"<prefix>N"`` (a positive integer)."""
+    try:
+        count = int(spec[len(prefix) :])
+    except ValueError:
+        raise ValueError(f"bad timestep respacing {spec!r}; {_SPACING_HELP}") from None
+    if count < 1:
+        raise ValueError(f"step counts must be positive integers, got {spec!r}; {_SPACING_HELP}")
+    return count
+
+
+def _trailing_steps(num_timesteps: int, count: int) -> set[int]:
+    """Kept steps of ``"trailingN"``: round(T − k·T/N) − 1 for k = 0..N−1 (module docstring)."""
+    if count > num_timesteps:
+        raise ValueError(f"cannot take {count} steps from a chain of {num_timesteps}; lower the trailing count")
+    ks = np.arange(count)
+    return {int(t) for t in np.round(num_timesteps - ks * (num_timesteps / count)) - 1}
+
+
+def _level_steps(num_timesteps: int, spec: str, alphas_cumprod: np.ndarray | None) -> set[int]:
+    """Kept steps of ``"karrasN"`` / ``"logsnrN"`` (module docstring)."""
+    kind = "karras" if spec.startswith("karras") else "logsnr"
+    count = _count(spec, kind)
+    if alphas_cumprod is None:
+        raise ValueError(f"the {kind!r} spacing {spec!r} needs the chain's alphas_cumprod (noise levels)")
+    alpha_bar = np.asarray(alphas_cumprod, dtype=np.float64)
+    if alpha_bar.shape != (num_timesteps,):
+        raise ValueError(f"alphas_cumprod must have shape ({num_timesteps},), got {alpha_bar.shape}")
+    if count > num_timesteps:
+        raise ValueError(f"cannot take {count} steps from a chain of {num_timesteps}; lower the count in {spec!r}")
+    if num_timesteps == 1:
+        return {0}
+    log_s = 0.5 * np.log((1.0 - alpha_bar) / alpha_bar)  # log of s = σ/α, increasing with t
+    ramp = np.linspace(0.0, 1.0, count)
+    if kind == "karras":
+        s_min, s_max = np.exp(log_s[0]) ** (1 / KARRAS_RHO), np.exp(log_s[-1]) ** (1 / KARRAS_RHO)
+        levels = np.log((s_max + ramp * (s_min - s_max)) ** KARRAS_RHO)
+    else:
+        levels = log_s[-1] + ramp * (log_s[0] - log_s[-1])
+    return {int(t) for t in np.round(_level_to_step(levels, log_s))}
+
+
+def _level_to_step(levels: np.ndarray, log_s: np.ndarray) -> np.ndarray:
+    """Fractional steps t of log-levels: linear interpolation in log s between the neighbouring trained steps."""
+    low = np.clip(np.searchsorted(log_s, levels, side="right") - 1, 0, len(log_s) - 2)
+    w = np.clip((log_s[low] - levels) / (log_s[low] - log_s[low + 1]), 0.0, 1.0)
+    steps: np.ndarray = (1.0 - w) * low + w * (low + 1)
+    return steps
 
 
 def _ddim_stride_steps(num_timesteps: int, spec: str) -> set[int]:
@@ -201,7 +310,7 @@ class SpacedDiffusion(GaussianDiffusion):
     ) -> SpacedDiffusion:
         """Respace an existing diffusion, e.g. ``SpacedDiffusion.from_base(decoder_diffusion, "fast27")``."""
         return cls(
-            space_timesteps(base.num_timesteps, section_counts),
+            space_timesteps(base.num_timesteps, section_counts, alphas_cumprod=base.alphas_cumprod),
             base.betas,
             base.model_mean_type,
             base.model_var_type,

@@ -11,12 +11,7 @@ implementation (guided-diffusion's ``p_sample_loop_progressive``). The network i
 * DDIM inversion (η = 0, run forwards): x_{t+1} = √ᾱ_{t+1} x̂_0 + √(1 − ᾱ_{t+1}) ε̂, giving the x_T of the
   unCLIP "bipartite latent" (z_i, x_T) for image variations (paper §3).
 
-Per-sample randomness: ``generator`` is either one ``torch.Generator`` (one draw for the whole batch, fast,
-batch-dependent) or a sequence of B generators, one per image (e.g. :func:`generator_for` of (prompt, seed)).
-With a sequence, each image's initial noise and every step's noise are drawn from its own generator in float32
-on the generator's device, so image i is bit-identical whatever batch it is generated in — provided the
-network's own output for a sample does not depend on its batch-mates (true for eval-mode networks up to the
-batch-size dependence of some CPU/GPU kernels, which the caller controls).
+Per-sample randomness: see :mod:`models.diffusion.loop` (one generator, or one per image).
 
 Choice: :func:`ddim_reverse_sample_loop` returns x at the *last kept step* (the state the samplers start
 from, ᾱ = ᾱ_{T−1}), not guided-diffusion's one-step-further x with ᾱ = 0, and its first step puts the clean
@@ -25,86 +20,100 @@ input at step 0 directly (x_0 := √ᾱ_0 x + √(1 − ᾱ_0) ε̂), so inversi
 
 from __future__ import annotations
 
+import difflib
 import enum
-import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from models.diffusion.dpm_solver import dpm_solver_sample_loop_progressive
 from models.diffusion.gaussian import GaussianDiffusion, ModelFn, extract
+from models.diffusion.karras_samplers import euler_ancestral_sample_loop_progressive, heun_sample_loop_progressive
+from models.diffusion.loop import (
+    GeneratorArg,
+    ProgressFn,
+    SampleStep,
+    generator_for,
+    initial_x,
+    last_sample,
+    randn,
+    step_tensor,
+)
 
-GeneratorArg = torch.Generator | Sequence[torch.Generator]
-ProgressFn = Callable[[int, int], None]
-"""Called as ``progress(steps_done, steps_total)`` after each network call."""
+__all__ = [
+    "SAMPLER_NAMES",
+    "GeneratorArg",
+    "ProgressFn",
+    "SampleStep",
+    "Sampler",
+    "ddim_reverse_sample_loop",
+    "ddim_reverse_sample_loop_progressive",
+    "ddim_sample",
+    "ddim_sample_loop",
+    "ddim_sample_loop_progressive",
+    "generator_for",
+    "network_evaluations",
+    "p_sample",
+    "p_sample_loop",
+    "p_sample_loop_progressive",
+    "parse_sampler",
+    "randn",
+    "sample",
+    "sample_progressive",
+]
 
 
 class Sampler(enum.Enum):
-    """The reverse-process sampler."""
+    """The reverse-process sampler (its value is the name used in configs)."""
 
     DDPM = "ddpm"
+    """Ancestral DDPM (Ho et al.): one call per step, noise every step."""
     DDIM = "ddim"
+    """DDIM (Song et al.), deterministic at η = 0 (= first-order DPM-Solver++)."""
+    DPMPP_2M = "dpm++2m"
+    """DPM-Solver++ 2M, multistep 2nd order ODE (:mod:`models.diffusion.dpm_solver`)."""
+    DPMPP_3M = "dpm++3m"
+    """DPM-Solver++ 3M, multistep 3rd order ODE."""
+    DPMPP_2M_SDE = "dpm++2m-sde"
+    """DPM-Solver++ 2M for the reverse SDE: noise every step."""
+    EULER_ANCESTRAL = "euler-a"
+    """Euler ancestral in the Karras σ (:mod:`models.diffusion.karras_samplers`): noise every step."""
+    HEUN = "heun"
+    """Heun 2nd order in the Karras σ: two calls per step (2K − 1 in all)."""
 
 
-class SampleStep(TypedDict):
-    """What the progressive loops yield after each step."""
+SAMPLER_NAMES: tuple[str, ...] = tuple(s.value for s in Sampler)
+"""Every sampler name :func:`sample` accepts."""
 
-    step: int
-    """0-based count of network calls so far (0 = first step)."""
-    t: int
-    """The (spaced) step index just processed."""
-    sample: Tensor
-    """The new state: x_{t−1} when sampling, x_{t+1} when inverting; shape of x."""
-    pred_x0: Tensor
-    """x̂_0 predicted at this step."""
+STOCHASTIC_SAMPLERS = frozenset({Sampler.DDPM, Sampler.DPMPP_2M_SDE, Sampler.EULER_ANCESTRAL})
+"""Samplers that draw fresh noise at every step (they need a generator even when the start is given)."""
 
 
-# ---------------------------------------------------------------------- randomness
-
-
-def generator_for(prompt: str, seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator seeded from (prompt, seed): sha256 of ``f"{seed}\\0{prompt}"``, first 63 bits.
-
-    Args:
-        prompt: the caption (or any per-image key).
-        seed: the user-facing seed.
-        device: where the generator lives (noise is drawn there, then moved).
-
-    Returns:
-        a freshly seeded ``torch.Generator``.
-    """
-    digest = hashlib.sha256(f"{int(seed)}\0{prompt}".encode()).digest()
-    generator = torch.Generator(device=device)
-    generator.manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-    return generator
-
-
-def randn(
-    shape: Sequence[int],
-    generator: GeneratorArg,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """Standard normal noise of ``shape`` (B, ...), per sample when given B generators.
-
-    Noise is drawn in float32 on each generator's device and then moved to ``device``/``dtype``, so values
-    do not depend on the target device or on the other samples in the batch.
+def parse_sampler(name: Sampler | str) -> Sampler:
+    """The :class:`Sampler` named ``name``.
 
     Raises:
-        ValueError: a sequence of generators whose length is not B.
+        ValueError: an unknown name; the message suggests the closest names and lists all of them.
     """
-    shape = tuple(int(s) for s in shape)
-    if isinstance(generator, torch.Generator):
-        noise = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
-    else:
-        generators = list(generator)
-        if len(generators) != shape[0]:
-            raise ValueError(f"got {len(generators)} generators for a batch of {shape[0]}; pass one per sample")
-        noise = torch.stack(
-            [torch.randn(shape[1:], generator=g, device=g.device, dtype=torch.float32) for g in generators]
-        )
-    return noise.to(device=device if device is not None else noise.device, dtype=dtype)
+    if isinstance(name, Sampler):
+        return name
+    try:
+        return Sampler(name)
+    except ValueError:
+        close = difflib.get_close_matches(str(name), SAMPLER_NAMES, n=3, cutoff=0.4)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ValueError(f"unknown sampler {name!r}; {hint}use one of: {', '.join(SAMPLER_NAMES)}") from None
+
+
+def network_evaluations(sampler: Sampler | str, steps: int) -> int:
+    """Network calls (each on the guided batch when guiding) of ``sampler`` over ``steps`` kept steps.
+
+    K for every sampler but Heun, which evaluates twice per step except the last (2K − 1).
+    """
+    kind = parse_sampler(sampler)
+    return 2 * steps - 1 if kind is Sampler.HEUN else steps
 
 
 # ---------------------------------------------------------------------- single steps
@@ -219,11 +228,17 @@ def p_sample_loop_progressive(
     Yields:
         :class:`SampleStep` after each step; the last ``sample`` is the result, in [−1, 1] for clipped images.
     """
-    x = _initial_x(shape, generator, noise, device, dtype)
+    x = initial_x(shape, generator, noise, device, dtype)
 
     def step_fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         return p_sample(
-            diffusion, model_fn, x, t, generator=generator, cond=cond, clip_denoised=clip_denoised,
+            diffusion,
+            model_fn,
+            x,
+            t,
+            generator=generator,
+            cond=cond,
+            clip_denoised=clip_denoised,
             denoised_fn=denoised_fn,
         )
 
@@ -252,11 +267,18 @@ def ddim_sample_loop_progressive(
     """
     if generator is None and noise is None:
         raise ValueError("pass a generator (or one per sample) or the starting noise")
-    x = _initial_x(shape, generator, noise, device, dtype)
+    x = initial_x(shape, generator, noise, device, dtype)
 
     def step_fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         return ddim_sample(
-            diffusion, model_fn, x, t, generator=generator, eta=eta, cond=cond, clip_denoised=clip_denoised,
+            diffusion,
+            model_fn,
+            x,
+            t,
+            generator=generator,
+            eta=eta,
+            cond=cond,
+            clip_denoised=clip_denoised,
             denoised_fn=denoised_fn,
         )
 
@@ -271,7 +293,7 @@ def _reverse_steps(
 ) -> Iterator[SampleStep]:
     """The loop every sampler shares: t = T−1 … 0, one ``step_fn(x_t, t) -> (x_{t−1}, x̂0)`` each, no gradients."""
     for step, index in enumerate(range(total - 1, -1, -1)):
-        t = torch.full((x.shape[0],), index, device=x.device, dtype=torch.long)
+        t = step_tensor(x, index)
         with torch.no_grad():
             x, pred_x0 = step_fn(x, t)
         if progress is not None:
@@ -323,17 +345,65 @@ def ddim_reverse_sample_loop_progressive(
 
 def p_sample_loop(diffusion: GaussianDiffusion, model_fn: ModelFn, shape: Sequence[int], **kwargs: Any) -> Tensor:
     """Final sample of :func:`p_sample_loop_progressive` (same arguments)."""
-    return _last(p_sample_loop_progressive(diffusion, model_fn, shape, **kwargs))
+    return last_sample(p_sample_loop_progressive(diffusion, model_fn, shape, **kwargs))
 
 
 def ddim_sample_loop(diffusion: GaussianDiffusion, model_fn: ModelFn, shape: Sequence[int], **kwargs: Any) -> Tensor:
     """Final sample of :func:`ddim_sample_loop_progressive` (same arguments)."""
-    return _last(ddim_sample_loop_progressive(diffusion, model_fn, shape, **kwargs))
+    return last_sample(ddim_sample_loop_progressive(diffusion, model_fn, shape, **kwargs))
 
 
 def ddim_reverse_sample_loop(diffusion: GaussianDiffusion, model_fn: ModelFn, x0: Tensor, **kwargs: Any) -> Tensor:
     """x_{T−1} from :func:`ddim_reverse_sample_loop_progressive` (same arguments)."""
-    return _last(ddim_reverse_sample_loop_progressive(diffusion, model_fn, x0, **kwargs))
+    return last_sample(ddim_reverse_sample_loop_progressive(diffusion, model_fn, x0, **kwargs))
+
+
+def sample_progressive(
+    model_fn: ModelFn,
+    shape: Sequence[int],
+    *,
+    diffusion: GaussianDiffusion,
+    generator: GeneratorArg | None,
+    sampler: Sampler | str = Sampler.DDPM,
+    eta: float = 0.0,
+    cond: Mapping[str, Any] | None = None,
+    noise: Tensor | None = None,
+    clip_denoised: bool = True,
+    denoised_fn: Callable[[Tensor], Tensor] | None = None,
+    progress: ProgressFn | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Iterator[SampleStep]:
+    """The progressive loop of any :class:`Sampler` (one :class:`SampleStep` per step); see :func:`sample`."""
+    kind = parse_sampler(sampler)
+    if eta != 0.0 and kind is not Sampler.DDIM:
+        raise ValueError(f"eta applies to DDIM only; use sampler='ddim' or leave eta at 0 for {kind.value!r}")
+    if generator is None and (noise is None or kind in STOCHASTIC_SAMPLERS):
+        raise ValueError(f"sampler {kind.value!r} draws noise; pass a generator (or one per sample)")
+    common: dict[str, Any] = {
+        "cond": cond,
+        "noise": noise,
+        "clip_denoised": clip_denoised,
+        "denoised_fn": denoised_fn,
+        "progress": progress,
+        "device": device,
+        "dtype": dtype,
+    }
+    if kind is Sampler.DDPM:
+        assert generator is not None
+        return p_sample_loop_progressive(diffusion, model_fn, shape, generator=generator, **common)
+    if kind is Sampler.DDIM:
+        return ddim_sample_loop_progressive(diffusion, model_fn, shape, generator=generator, eta=eta, **common)
+    if kind is Sampler.EULER_ANCESTRAL:
+        assert generator is not None
+        return euler_ancestral_sample_loop_progressive(diffusion, model_fn, shape, generator=generator, **common)
+    if kind is Sampler.HEUN:
+        return heun_sample_loop_progressive(diffusion, model_fn, shape, generator=generator, **common)
+    order = 3 if kind is Sampler.DPMPP_3M else 2
+    stochastic = kind is Sampler.DPMPP_2M_SDE
+    return dpm_solver_sample_loop_progressive(
+        diffusion, model_fn, shape, order=order, stochastic=stochastic, generator=generator, **common
+    )
 
 
 def sample(
@@ -352,58 +422,46 @@ def sample(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Draw samples with DDPM or DDIM (the step count is ``diffusion.num_timesteps``: respace to change it).
+    """Draw samples with any :class:`Sampler` over the kept steps of ``diffusion`` (respace it to change the step
+    count or spacing, e.g. ``DiffusionConfig.build(respacing="karras10")``; truncate it with ``last_step`` and
+    pass the start as ``noise``).
 
     Args:
-        sampler: ``"ddpm"`` or ``"ddim"`` (or :class:`Sampler`); ``eta`` applies to DDIM only.
-        (others as :func:`p_sample_loop_progressive` / :func:`ddim_sample_loop_progressive`)
+        model_fn: the network ``model_fn(x, t, **cond)`` (wrap with classifier-free guidance to guide).
+        shape: (B, ...) of the samples.
+        diffusion: the (respaced) process; its ``model_mean_type`` says what the network predicts.
+        generator: one generator, or B of them (per-sample determinism); None only for a deterministic sampler
+            (DDIM η = 0, DPM-Solver++ 2M/3M, Heun) started from ``noise``.
+        sampler: a name in :data:`SAMPLER_NAMES` (or :class:`Sampler`).
+        eta: DDIM η (DDIM only).
+        cond: keyword conditioning, fixed over the loop.
+        noise: the start x at the chain's last kept step (default: N(0, I) from ``generator``).
+        clip_denoised: clamp x̂_0 to [−1, 1] (pixels; False for embeddings).
+        denoised_fn: applied to x̂_0 before clipping.
+        progress: callback ``progress(done, total)`` after each step.
+        device, dtype: of the samples.
 
     Returns:
         samples of ``shape``.
 
     Raises:
-        ValueError: an unknown sampler name, or η ≠ 0 with DDPM.
+        ValueError: an unknown sampler name (with a did-you-mean), η ≠ 0 with a sampler other than DDIM, or
+            no generator where noise must be drawn.
     """
-    try:
-        kind = Sampler(sampler)
-    except ValueError:
-        raise ValueError(f"unknown sampler {sampler!r}; use one of: {', '.join(s.value for s in Sampler)}") from None
-    common: dict[str, Any] = {
-        "cond": cond,
-        "noise": noise,
-        "clip_denoised": clip_denoised,
-        "denoised_fn": denoised_fn,
-        "progress": progress,
-        "device": device,
-        "dtype": dtype,
-    }
-    if kind is Sampler.DDPM:
-        if eta != 0.0:
-            raise ValueError("eta applies to DDIM only; use sampler='ddim' or leave eta at 0")
-        if generator is None:
-            raise ValueError("DDPM sampling draws noise at every step; pass a generator (or one per sample)")
-        return p_sample_loop(diffusion, model_fn, shape, generator=generator, **common)
-    return ddim_sample_loop(diffusion, model_fn, shape, generator=generator, eta=eta, **common)
-
-
-def _initial_x(
-    shape: Sequence[int],
-    generator: GeneratorArg | None,
-    noise: Tensor | None,
-    device: torch.device | str,
-    dtype: torch.dtype,
-) -> Tensor:
-    if noise is not None:
-        if tuple(noise.shape) != tuple(shape):
-            raise ValueError(f"noise shape {tuple(noise.shape)} must equal the sample shape {tuple(shape)}")
-        return noise.to(device=device, dtype=dtype)
-    assert generator is not None
-    return randn(shape, generator, device, dtype)
-
-
-def _last(steps: Iterator[SampleStep]) -> Tensor:
-    final: Tensor | None = None
-    for step in steps:
-        final = step["sample"]
-    assert final is not None, "a diffusion has at least one step"
-    return final
+    return last_sample(
+        sample_progressive(
+            model_fn,
+            shape,
+            diffusion=diffusion,
+            generator=generator,
+            sampler=sampler,
+            eta=eta,
+            cond=cond,
+            noise=noise,
+            clip_denoised=clip_denoised,
+            denoised_fn=denoised_fn,
+            progress=progress,
+            device=device,
+            dtype=dtype,
+        )
+    )

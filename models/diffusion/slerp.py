@@ -74,7 +74,7 @@ def text_diff_direction(z_t: Tensor, z_t0: Tensor) -> Tensor:
         ValueError: the two embeddings are equal (no direction).
     """
     diff = z_t - z_t0
-    norm = diff.norm(dim=-1, keepdim=True)
+    norm = torch.linalg.vector_norm(diff, dim=-1, keepdim=True)
     if bool((norm == 0).any()):
         raise ValueError("the two text embeddings are identical, so they define no direction; use different captions")
-    return diff / norm
+    return torch.div(diff, norm)

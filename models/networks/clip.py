@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import open_clip
+import open_clip  # type: ignore[import-untyped]
 import torch
 import torch.nn.functional as F
 
@@ -49,7 +49,7 @@ def load_clip_config(name_or_path: str | os.PathLike[str] = TOY_CLIP_CONFIG) -> 
         path = CONFIG_DIR / f"{name_or_path}.json"
     if not path.is_file():
         raise ValueError(f"CLIP config not found: {path}; pass a models/configs name (e.g. clip_toy) or a JSON path")
-    cfg = json.loads(path.read_text(encoding="utf-8"))
+    cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
     if missing:
         raise ValueError(f"CLIP config {path} lacks {', '.join(missing)}; use open_clip's model-config format")
@@ -128,7 +128,8 @@ def load_clip(arch: ClipArch, path: str | os.PathLike[str]) -> torch.nn.Module:
             f"CLIP weights {weights} do not fit the architecture given ({_first_line(exc)}); pass the config they "
             "were trained with (a checkpoint's JSON names it under model_config)"
         ) from None
-    return model.eval().requires_grad_(False)
+    loaded: torch.nn.Module = model.eval().requires_grad_(False)
+    return loaded
 
 
 def _first_line(exc: BaseException) -> str:
@@ -140,7 +141,8 @@ def _first_line(exc: BaseException) -> str:
 
 def clip_image_size(model: torch.nn.Module) -> tuple[int, int]:
     """``(h, w)`` input size of a CLIP's image tower."""
-    size = model.visual.image_size
+    visual: Any = model.visual  # open_clip is untyped
+    size = visual.image_size
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
@@ -179,7 +181,8 @@ def encode_images(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Unit-norm image embeddings ``float32 (N, embed_dim)`` of ``uint8 (N, H, W, 3)`` images."""
     device = next(model.parameters()).device
     pixels = preprocess_uint8(images.to(device), clip_image_size(model))
-    return F.normalize(model.encode_image(pixels).float(), dim=-1)
+    clip: Any = model  # an open_clip CLIP (untyped)
+    return F.normalize(clip.encode_image(pixels).float(), dim=-1)
 
 
 @torch.no_grad()
@@ -187,4 +190,5 @@ def encode_texts(model: torch.nn.Module, texts: list[str]) -> torch.Tensor:
     """Unit-norm text embeddings ``float32 (N, embed_dim)`` (z_t of the paper) of captions."""
     device = next(model.parameters()).device
     tokens = tokenizer_for(model)(texts).to(device)
-    return F.normalize(model.encode_text(tokens).float(), dim=-1)
+    clip: Any = model  # an open_clip CLIP (untyped)
+    return F.normalize(clip.encode_text(tokens).float(), dim=-1)

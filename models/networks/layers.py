@@ -101,7 +101,8 @@ class Downsample(nn.Module):
             self.op = nn.AvgPool2d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        out: torch.Tensor = self.op(x)
+        return out
 
 
 class Upsample(nn.Module):
@@ -166,8 +167,9 @@ class ResBlock(nn.Module):
             h = self.out_norm(h) * (1 + scale) + shift
         else:
             h = self.out_norm(h + cond)
-        h = self.out_conv(self.dropout(F.silu(h)))
-        return self.skip(x) + h
+        out: torch.Tensor = self.out_conv(self.dropout(F.silu(h)))
+        skip: torch.Tensor = self.skip(x)
+        return skip + out
 
 
 class AttentionBlock(nn.Module):
@@ -203,7 +205,8 @@ class AttentionBlock(nn.Module):
             k, v = torch.cat([ck, k], dim=-1), torch.cat([cv, v], dim=-1)
         out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
         out = out.transpose(-1, -2).reshape(b, c, -1)
-        return x + self.proj_out(out).reshape(b, c, *spatial)
+        projected: torch.Tensor = self.proj_out(out)
+        return x + projected.reshape(b, c, *spatial)
 
 
 class TransformerBlock(nn.Module):
@@ -230,7 +233,8 @@ class TransformerBlock(nn.Module):
         q, k, v = self.c_qkv(self.ln_1(x)).reshape(b, s, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         x = x + self.c_proj(attn.transpose(1, 2).reshape(b, s, w))
-        return x + self.mlp(self.ln_2(x))
+        mlp: torch.Tensor = self.mlp(self.ln_2(x))
+        return x + mlp
 
 
 class Transformer(nn.Module):

@@ -126,7 +126,8 @@ class DiffusionPriorNetwork(nn.Module):
         x = torch.cat([prefix, tail], dim=1)
         ctx = self.config.text_context
         pos = torch.cat([self.positional_embedding[:length], self.positional_embedding[ctx:]], dim=0)
-        return self.transformer(x + pos.to(dtype))
+        states: torch.Tensor = self.transformer(x + pos.to(dtype))
+        return states
 
     def forward(
         self,
@@ -154,7 +155,8 @@ class DiffusionPriorNetwork(nn.Module):
         states = self.sequence_states(
             x_t, t, text_tokens=text_tokens, text_emb=text_emb, token_mask=token_mask, cond_mask=cond_mask
         )
-        return self.out_proj(self.final_ln(states[:, -1])).to(x_t.dtype)
+        out: torch.Tensor = self.out_proj(self.final_ln(states[:, -1]))
+        return out.to(x_t.dtype)
 
 
 class ARPriorNetwork(nn.Module):
@@ -221,4 +223,5 @@ class ARPriorNetwork(nn.Module):
         ctx = self.config.text_context
         pos = torch.cat([self.positional_embedding[:length], self.positional_embedding[ctx : ctx + 2 + n]], dim=0)
         states = self.transformer(x + pos.to(dtype))
-        return self.head(self.final_ln(states[:, -(n + 1) :]))
+        logits: torch.Tensor = self.head(self.final_ln(states[:, -(n + 1) :]))
+        return logits

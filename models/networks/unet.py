@@ -192,7 +192,8 @@ class UNet(nn.Module):
         h = self._run_layers(self.middle_block, h, emb, context)
         for layers in self.output_blocks:
             h = self._run_layers(layers, torch.cat([h, skips.pop()], dim=1), emb, context)
-        return self.out(h)
+        out: torch.Tensor = self.out(h)
+        return out
 
     def _condition(
         self,

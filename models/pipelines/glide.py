@@ -5,7 +5,8 @@ Every stage runs with the config's precision, memory format and compilation (`mo
 
 Stages: caption → word tokens (`WordTokenizer`) → base UNet sampled with classifier-free guidance (the
 unconditional half replaces the caption by the network's learned null text, ``cond_mask`` False; trained with
-20% of captions dropped) → optional upsampler (DDIM, few steps, no guidance).
+20% of captions dropped) → optional upsampler (few steps, no guidance). Each stage samples with its sampler and
+steps of the `SamplingConfig` (`SamplingConfig.stage_sampler`: "decoder" for the base, "upsampler").
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def text_unet_images(
         cond,
         generators,
         respacing=config.decoder_steps,
+        sampler=config.stage_sampler("decoder"),
         guidance_scale=config.decoder_guidance_scale,
-        sampler=config.sampler,
         eta=config.eta,
         noise=noise,
         chunk=config.batch_size,
@@ -93,6 +94,7 @@ class GlidePipeline:
                 images,
                 generators,
                 respacing=config.upsampler_steps,
+                sampler=config.stage_sampler("upsampler"),
                 start=config.upsampler_start,
                 chunk=config.batch_size,
                 execution=execution,

@@ -2,7 +2,10 @@
 
 A :class:`Stage` joins a network from ``models.networks`` and a :class:`~models.diffusion.DiffusionConfig` from
 ``models.diffusion`` (the only place the two packages meet, DESIGN.md rule 2). :func:`sample_stage` draws samples
-with classifier-free guidance, DDPM or DDIM, and respaced steps.
+with classifier-free guidance, any sampler of `models.diffusion.SAMPLER_NAMES` (DDPM, DDIM, DPM-Solver++, Euler
+ancestral, Heun) and respaced steps. The sampler and steps of each stage come from the pipeline's
+:class:`~models.pipelines.base.SamplingConfig`; these functions take them as required arguments (no second set of
+defaults; `upsample_images` without a sampler takes the config's upsampler default).
 
 How the networks run (autocast precision, channels-last, ``torch.compile``) is an
 :class:`~models.pipelines.execution.Execution` passed to :func:`sample_stage`; its defaults call the network as it
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.diffusion import ClassifierFreeGuidance, DiffusionConfig, randn, sample
+from models.pipelines.base import DEFAULT_SAMPLING
 from models.pipelines.execution import Execution, running
 
 SEED_KEY_SEPARATOR = "\0"
@@ -70,8 +74,8 @@ def sample_stage(
     generators: Sequence[torch.Generator],
     *,
     respacing: str,
+    sampler: str,
     guidance_scale: float = 1.0,
-    sampler: str = "ddim",
     eta: float = 0.0,
     noise: Tensor | None = None,
     chunk: int | None = None,
@@ -88,10 +92,10 @@ def sample_stage(
         shape: (B, ...) of the samples.
         cond: conditioning keywords; tensors with first dim B are split across chunks, others passed whole.
         generators: B per-sample generators.
-        respacing: step count string (``"50"``, ``"ddim25"``, ``"10,10,3,2,2"``...).
+        respacing: step count string (``"50"``, ``"ddim25"``, ``"karras10"``, ``"10,10,3,2,2"``...).
+        sampler: a sampler name (`models.diffusion.SAMPLER_NAMES`).
         guidance_scale: classifier-free guidance s (1 = conditional model, no unconditional pass).
-        sampler: ``"ddpm"`` or ``"ddim"``.
-        eta: DDIM η.
+        eta: DDIM η (DDIM only).
         noise: optional starting x_T (B, ...) (e.g. from DDIM inversion).
         chunk: rows per network call (None: B, i.e. one chunk).
         clip_denoised: clamp x̂_0 to [−1, 1] (images); False for CLIP embeddings.
@@ -198,13 +202,16 @@ def upsample_images(
     generators: Sequence[torch.Generator],
     *,
     respacing: str,
+    sampler: str | None = None,
     eta: float = 0.0,
     chunk: int | None = None,
     device: torch.device | str = "cpu",
     execution: Execution | None = None,
     start: float = 1.0,
 ) -> Tensor:
-    """Upsample (B, 3, h, w) images in [−1, 1] with an unconditional super-resolution stage (DDIM, no guidance).
+    """Upsample (B, 3, h, w) images in [−1, 1] with an unconditional super-resolution stage (no guidance), with
+    ``sampler`` (any of `models.diffusion.SAMPLER_NAMES`; None: the upsampler default of
+    :class:`~models.pipelines.base.SamplingConfig`; η for DDIM only) over ``respacing`` steps.
 
     ``execution`` (precision, channels-last, compile) as in :func:`sample_stage`; None: fp32 eager on ``device``.
 
@@ -212,7 +219,8 @@ def upsample_images(
     ``respacing`` steps over the whole chain. Below 1 the chain is truncated at t_s = round(start · (T − 1)):
     sampling starts from x_{t_s} = √ᾱ_{t_s} · up(low_res) + √(1 − ᾱ_{t_s}) · ε, ε ~ N(0, I) from each
     image's generator, up = bilinear upsampling (the mean an upsampler's x̂_0 starts from), and the
-    ``respacing`` steps are spread over 0..t_s (as in SDEdit, Meng et al. 2021). Why: an ε-prediction network
+    ``respacing`` steps are spread over 0..t_s (as in SDEdit, Meng et al. 2021), for every sampler (the solvers'
+    first node is t_s, whose ᾱ the start carries). Why: an ε-prediction network
     recovers x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, which multiplies its error by 1/√ᾱ_t → ∞ near t = T; with few
     DDIM steps those early x̂_0 are baked into the image as per-pixel speckle. Measured on the toy upsampler
     with `scripts/eval_toy_upsampler.py` (32 toy captions, true 32 px → 64 px, DDIM 10): pixel noise 4.81 from
@@ -242,6 +250,7 @@ def upsample_images(
         {"low_res": low_res},
         generators,
         respacing=respacing,
+        sampler=DEFAULT_SAMPLING.stage_sampler("upsampler") if sampler is None else sampler,
         eta=eta,
         noise=noise,
         chunk=chunk,

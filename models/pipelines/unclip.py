@@ -3,12 +3,14 @@
 Generation (§2): z_t = CLIP text embedding of the caption (unit norm); z_i ~ P(z_i | y) from the diffusion prior
 (2 candidates, keep the larger z_i·z_t) or the AR prior (dot token from the top half); the decoder (GLIDE UNet
 with z_i added to the timestep embedding and as 4 context tokens) samples 32×32 images with classifier-free
-guidance; the upsampler (DDIM, few steps) brings them to 64×64.
+guidance; the upsampler (few steps) brings them to 64×64. Each stage samples with its own sampler and steps of the
+`SamplingConfig` (`SamplingConfig.stage_sampler`).
 
 Manipulations (§3), on the bipartite latent (z_i, x_T):
 
 * **variations**: z_i = CLIP embedding of the image, x_T = DDIM inversion of the image by the decoder conditioned
-  on z_i; decode with DDIM η > 0 so each variation keeps the gist and varies the rest (Fig. 3);
+  on z_i; decode with DDIM η > 0 so each variation keeps the gist and varies the rest (Fig. 3); the manipulations
+  always decode with DDIM (the inverse of the inversion), whatever the config's decoder sampler;
 * **interpolations**: z_iθ = slerp(z_i1, z_i2, θ), θ from 0 to 1; x_T fixed (one draw for the whole strip) or
   slerped between the two inversions (Fig. 4);
 * **text diffs**: z_d = norm(z_t − z_t0) from a caption of the image (z_t0) to the target caption (z_t);
@@ -157,6 +159,7 @@ class UnclipPipeline:
                 images,
                 generators,
                 respacing=config.upsampler_steps,
+                sampler=config.stage_sampler("upsampler"),
                 start=config.upsampler_start,
                 chunk=config.batch_size,
                 execution=Execution.of(config, self.device),
@@ -189,7 +192,7 @@ class UnclipPipeline:
         """``n`` variations of one uint8 (S, S, 3) image (Fig. 3): (n, S', S', 3) uint8."""
         z_i = self.image_embeddings(image[None])
         x_t = self.invert(image[None], z_i, config)
-        settings = SamplingConfig(**{**config.to_dict(), "eta": eta, "sampler": "ddim"})
+        settings = SamplingConfig(**{**config.to_dict(), "eta": eta, "decoder_sampler": "ddim"})
         gens = [generator_for(f"variation {k}", seed) for k in range(n)]
         images = self._decode(
             [""] * n, z_i.expand(n, -1), gens, settings, noise=x_t.expand(n, -1, -1, -1), drop_text=True
@@ -220,7 +223,7 @@ class UnclipPipeline:
         else:
             x_t = self.invert(pair, z, config)
             noise = slerp(x_t[:1].expand(n, -1, -1, -1), x_t[1:].expand(n, -1, -1, -1), theta, start_dim=1)
-        settings = SamplingConfig(**{**config.to_dict(), "eta": 0.0, "sampler": "ddim"})
+        settings = SamplingConfig(**{**config.to_dict(), "eta": 0.0, "decoder_sampler": "ddim"})
         return to_uint8(self._decode([""] * n, z_theta, gens, settings, noise=noise, drop_text=True)).numpy()
 
     def text_diff(
@@ -243,7 +246,7 @@ class UnclipPipeline:
         z_theta = slerp(z_i.expand(n, -1), z_d.expand(n, -1), theta, start_dim=1)
         x_t = self.invert(image[None], z_i, config).expand(n, -1, -1, -1)
         gens = [generator_for("text diff", seed) for _ in range(n)]
-        settings = SamplingConfig(**{**config.to_dict(), "eta": 0.0, "sampler": "ddim"})
+        settings = SamplingConfig(**{**config.to_dict(), "eta": 0.0, "decoder_sampler": "ddim"})
         return to_uint8(self._decode([""] * n, z_theta, gens, settings, noise=x_t, drop_text=True)).numpy()
 
 

@@ -33,7 +33,8 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def write_config(path: Path, tiny_dir: Path, batch_size: int) -> Path:
     systems = "\n".join(
         f'[[systems]]\nid = "{m}"\ngenerator = "{m}"\n'
-        f'options = {{ checkpoint_dir = "{tiny_dir}", prior_steps = "3", upsampler_steps = "2", batch_size = 2 }}\n'
+        f'options = {{ checkpoint_dir = "{tiny_dir}", prior_steps = "3", upsampler_steps = "2", '
+        f"upsampler_start = 0.4, batch_size = 2 }}\n"
         for m in MODELS
     )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -123,3 +123,63 @@ def test_truncated_chain_spreads_the_steps_over_0_to_last_step() -> None:
             config.build(respacing="5", last_step=bad)
     with pytest.raises(ValueError, match="needs a respacing"):
         config.build(last_step=10)
+
+
+def test_karras_and_logsnr_spacings_follow_their_noise_levels() -> None:
+    """Levels s = σ/α: Karras (ρ = 7) is dense at low noise, log-SNR uniform in log s; both keep both chain ends and
+    map each level to the trained step whose log s is nearest by linear interpolation (checked independently)."""
+    from models.diffusion import DiffusionConfig, space_timesteps
+
+    alpha_bar = DiffusionConfig(schedule="linear").build().alphas_cumprod
+    log_s = 0.5 * np.log((1 - alpha_bar) / alpha_bar)
+    for spec in ("karras12", "logsnr12"):
+        kept = sorted(space_timesteps(1000, spec, alphas_cumprod=alpha_bar))
+        assert kept[0] == 0 and kept[-1] == 999 and len(kept) == 12
+        ramp = np.linspace(0, 1, 12)
+        if spec.startswith("karras"):
+            hi, lo = np.exp(log_s[-1]) ** (1 / 7), np.exp(log_s[0]) ** (1 / 7)
+            levels = 7 * np.log(hi + ramp * (lo - hi))
+        else:
+            levels = log_s[-1] + ramp * (log_s[0] - log_s[-1])
+        fractional = np.interp(levels, log_s, np.arange(1000))  # log s increases with t
+        assert kept == sorted({int(t) for t in np.round(fractional)})
+    karras = sorted(space_timesteps(1000, "karras12", alphas_cumprod=alpha_bar))
+    uniform = sorted(space_timesteps(1000, "12"))
+    assert karras[1] < uniform[1]  # Karras spends more steps near the data
+    # On the cosine chain the noise range is huge (s up to ~2e4 at T − 1): levels crowd there and some coincide.
+    cosine = DiffusionConfig().build().alphas_cumprod
+    assert len(space_timesteps(1000, "karras10", alphas_cumprod=cosine)) < 10
+
+
+def test_level_spacings_need_the_chain_and_fit_in_it() -> None:
+    from models.diffusion import check_respacing, space_timesteps
+
+    alpha_bar = np.linspace(0.99, 0.01, 10)
+    with pytest.raises(ValueError, match="needs the chain's alphas_cumprod"):
+        space_timesteps(10, "karras5")
+    with pytest.raises(ValueError, match="cannot take 11 steps from a chain of 10"):
+        space_timesteps(10, "logsnr11", alphas_cumprod=alpha_bar)
+    with pytest.raises(ValueError, match=r"must have shape \(10,\)"):
+        space_timesteps(10, "karras5", alphas_cumprod=alpha_bar[:5])
+    assert space_timesteps(10, "karras1", alphas_cumprod=alpha_bar) == {9}
+    for good in ("20", 20, "ddim25", "trailing8", "karras8", "logsnr10", "fast27", "10,10,3,2,2", [3, 2]):
+        check_respacing(good)
+    for bad, message in (
+        ("twenty", "bad timestep respacing"),
+        ("karrasx", "bad timestep respacing"),
+        ("0", "positive integers"),
+        ("logsnr0", "positive integers"),
+        ("", "bad timestep"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            check_respacing(bad)
+
+
+def test_trailing_spacing_ends_a_stride_before_step_zero() -> None:
+    from models.diffusion import space_timesteps
+
+    assert sorted(space_timesteps(1000, "trailing8")) == [124, 249, 374, 499, 624, 749, 874, 999]
+    assert sorted(space_timesteps(400, "trailing5")) == [79, 159, 239, 319, 399]  # a truncated chain (last step 399)
+    assert space_timesteps(10, "trailing10") == set(range(10))
+    with pytest.raises(ValueError, match="cannot take 11 steps"):
+        space_timesteps(10, "trailing11")

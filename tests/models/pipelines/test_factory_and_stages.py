@@ -141,7 +141,8 @@ def test_image_strip_layout() -> None:
     assert int(strip[0, 0, 0]) == 0 and int(strip[0, 7, 0]) == 1 and int(strip[0, 5, 0]) == 255
 
 
-def test_truncated_upsampler_start_begins_at_the_noised_bilinear_upsample(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++2m", "dpm++3m", "dpm++2m-sde", "heun", "euler-a"])
+def test_truncated_upsampler_start_begins_at_the_noised_bilinear_upsample(tmp_path: Path, sampler: str) -> None:
     import torch.nn.functional as F
 
     from models.pipelines.stages import network_image_size, upsample_images
@@ -155,7 +156,7 @@ def test_truncated_upsampler_start_begins_at_the_noised_bilinear_upsample(tmp_pa
 
     def run(start: float, rows: list[int]) -> torch.Tensor:
         gens = [torch.Generator().manual_seed(10 + r) for r in rows]
-        return upsample_images(upsampler, low[rows], gens, respacing="3", start=start, chunk=2)
+        return upsample_images(upsampler, low[rows], gens, respacing="3", sampler=sampler, start=start, chunk=2)
 
     # Starting near t = 0 leaves the bilinear upsample barely touched, whatever the (random) network; from
     # pure noise, the untrained network's image has nothing to do with it.

@@ -56,7 +56,7 @@ def test_guidance_scale_one_is_the_conditional_model(tiny_dir: Path) -> None:
         (3, 3, 8, 8),
         diffusion=pipeline.base.diffusion.build(respacing="4"),
         generator=[generator_for(p, s) for p, s in zip(PROMPTS[:3], SEEDS[:3], strict=True)],
-        sampler="ddim",
+        sampler=config.stage_sampler("decoder"),
         cond={"tokens": tokens, "token_mask": token_mask},
     )
     expected = ((reference.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
