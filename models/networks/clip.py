@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import open_clip  # type: ignore[import-untyped]
+import open_clip
 import torch
 import torch.nn.functional as F
 
