@@ -62,22 +62,46 @@ class SystemConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Sampling settings swept for every system.
+    """Sampling settings of every system: the sweep (seeds, guidance scales) and the sampler of each stage.
+
+    The sampler settings left out (None) take the pipeline's own defaults, which live in one place,
+    `models.pipelines.base.SamplingConfig` (chosen by measured quality: ``benchmarks/sampling.md``); a model
+    generator writes the values it used into each image's settings (`harness.generate.pipelines`). A value given here
+    is used as it is: a configured 0 stays 0. Sampler names and steps strings are checked, with a did-you-mean, when
+    the model generators are built, before any image is made (the run config itself is read without torch). ``sampler = "ddim"``, ``steps = "20"``, ``prior_steps = "32"``,
+    ``upsampler_steps = "10"`` reproduce the images made before the faster samplers (the old demo).
 
     Attributes:
         seeds_per_prompt: images per (system, prompt, setting); seed index ``k`` uses the same seed for every system,
             so items of a study can pair the same seed index.
         guidance_scales: decoder (or single-stage) classifier-free guidance scales to sweep.
-        prior_guidance_scale: guidance of unCLIP's prior stage.
-        steps: sampler steps (a respacing string such as ``"ddim50"`` is also accepted).
+        prior_guidance_scale: guidance of unCLIP's prior stage (the paper's 1 = unguided conditional prior).
+        sampler: the sampler of every stage (``"dpm++2m"``, ``"ddim"``, ``"ddpm"``, ``"dpm++3m"``, ``"dpm++2m-sde"``,
+            ``"euler-a"``, ``"heun"``: `models.diffusion.SAMPLER_NAMES`); ``prior_sampler``, ``decoder_sampler``,
+            ``upsampler_sampler`` override it for one stage.
+        steps: the decoder's (GLIDE's base model's) steps: a respacing string (``"20"``, ``"trailing8"``,
+            ``"logsnr4"``, ``"karras10"``, ``"ddim50"``: `models.diffusion.respace`).
+        prior_steps: the diffusion prior's steps; upsampler_steps: the upsampler's.
         batch_size: images per forward pass; never changes an image (per-sample seeds).
     """
 
     seeds_per_prompt: int = 4
     guidance_scales: tuple[float, ...] = (1.0,)
-    prior_guidance_scale: float = 4.0
-    steps: str = "50"
+    prior_guidance_scale: float | None = None
+    sampler: str | None = None
+    prior_sampler: str | None = None
+    decoder_sampler: str | None = None
+    upsampler_sampler: str | None = None
+    steps: str | None = None
+    prior_steps: str | None = None
+    upsampler_steps: str | None = None
     batch_size: int = 16
+
+    def stage_settings(self) -> dict[str, Any]:
+        """The sampler settings given (None left out): the keys of an image's settings besides its guidance scale."""
+        keys = ("prior_guidance_scale", "sampler", "prior_sampler", "decoder_sampler", "upsampler_sampler", "steps",
+                "prior_steps", "upsampler_steps")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 @dataclass(frozen=True)
@@ -425,7 +449,10 @@ def _coerce(tp: Any, value: Any, *, source: str, where: str) -> Any:
             raise ConfigError(f"config file {source}: '{where}' = {value!r} is not one of {options}")
         return value
     if origin in (typing.Union, types.UnionType):
-        return value
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        if value is None or len(inner) != 1:
+            return value
+        return _coerce(inner[0], value, source=source, where=where)  # an optional X: checked and converted as X
     if origin is not None and issubclass(origin, Mapping) or tp is Any:
         if origin is not None and not isinstance(value, Mapping):
             raise ConfigError(f"config file {source}: '{where}' must be a table")

@@ -2,8 +2,8 @@
 
 Replace the body with a call to your model. The harness calls ``sample(prompts, seeds, settings, **kwargs)`` with
 one seed per prompt (the image for a (prompt, seed) must not depend on the other prompts of the call), ``settings``
-holding ``guidance_scale``, ``prior_guidance_scale`` and ``steps`` when the system sets ``uses_guidance = true``
-(else ``{}``), and ``kwargs`` from the system's ``options.kwargs``. Return one image per prompt: (H, W, 3) uint8
+holding ``guidance_scale`` and the ``[sampling]`` sampler settings the run config gives (``steps``,
+``prior_guidance_scale``, ``sampler``, ...) when the system sets ``uses_guidance = true`` (else ``{}``), and ``kwargs`` from the system's ``options.kwargs``. Return one image per prompt: (H, W, 3) uint8
 arrays, float arrays in [0, 1], PIL images, or one (N, H, W, 3) array.
 """
 

@@ -97,6 +97,21 @@ def str_option(name: str, options: Mapping[str, Any], key: str, default: str | N
     return value
 
 
+@runtime_checkable
+class SettingsResolver(Protocol):
+    """A generator that fills in the defaults of the sampling settings it was given (the model pipelines): the
+    settings recorded with each image (and keying it in the run's manifest) are then the ones it was made with."""
+
+    def resolve_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The complete settings an image made with ``settings`` uses: only keys that change this generator's
+        images, defaults filled in.
+
+        Raises:
+            ConfigError: a setting this generator cannot use (unknown sampler, malformed steps).
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class SampleKey:
     """Which image of a run is asked for: the prompt's stable id and the seed index ``k``."""

@@ -25,7 +25,7 @@ from harness.config import RunConfig, SystemConfig
 from harness.distributed import DistContext
 from harness.errors import HarnessError
 from harness.faults import fault_point
-from harness.generate.registry import Generator, KeyedGenerator, SampleKey, build_generator
+from harness.generate.registry import Generator, KeyedGenerator, SampleKey, SettingsResolver, build_generator
 from harness.prompts import PromptRecord
 from harness.rundir import ManifestEntry, RunDir, derive_seed, work_key
 
@@ -46,14 +46,15 @@ class WorkUnit:
 
 
 def sampling_settings(cfg: RunConfig, generator: Generator) -> list[dict[str, Any]]:
-    """The settings a system is swept over: one per guidance scale, or one empty setting for unguided generators."""
+    """The settings a system is swept over: one per guidance scale (with the ``[sampling]`` sampler settings given),
+    resolved by generators that fill in their defaults (`SettingsResolver`); one empty setting for unguided
+    generators."""
     if not generator.uses_guidance:
         return [{}]
-    s = cfg.sampling
-    return [
-        {"guidance_scale": g, "prior_guidance_scale": s.prior_guidance_scale, "steps": s.steps}
-        for g in s.guidance_scales
-    ]
+    swept = [{"guidance_scale": g, **cfg.sampling.stage_settings()} for g in cfg.sampling.guidance_scales]
+    if isinstance(generator, SettingsResolver):
+        return [generator.resolve_settings(s) for s in swept]
+    return swept
 
 
 def plan_units(cfg: RunConfig, prompts: Sequence[PromptRecord], generators: dict[str, Generator]) -> list[WorkUnit]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -272,17 +272,35 @@ def build_document(
     return Document(f"unclip-harness report: {cfg.name}", tuple(sections))
 
 
+STAGE_NAMES = ("prior", "decoder", "upsampler")
+
+
+def sampling_text(settings: Mapping[str, Any]) -> str:
+    """An image's sampler settings in one line: ``prior dpm++2m 15 · decoder dpm++2m trailing8 · upsampler dpm++2m
+    logsnr4 · prior g 1`` (``—`` for unguided systems); stages it does not record are left out."""
+    parts = []
+    for stage in STAGE_NAMES:
+        sampler = settings.get(f"{stage}_sampler") or (settings.get("sampler") if stage == "decoder" else None)
+        steps = settings.get("steps" if stage == "decoder" else f"{stage}_steps")
+        if sampler is not None or steps is not None:
+            parts.append(" ".join(str(x) for x in (stage, sampler, steps) if x is not None))
+    if settings.get("prior_guidance_scale") is not None:
+        parts.append(f"prior g {float(settings['prior_guidance_scale']):g}")
+    return " · ".join(parts) or "—"
+
+
 def _overview(cfg: RunConfig, entries: Sequence[ManifestEntry], labeller: Labeller) -> Section:
     """The run: captions, seeds, guidance scales, and a row per system (name, generator, model, checkpoint)."""
     counts: dict[str, int] = defaultdict(int)
     for e in entries:
         counts[e.system_id] += 1
     models = {e.system_id: (e.model_id, e.checkpoint_sha256) for e in entries}
+    sampling = {e.system_id: sampling_text(e.settings) for e in entries}
     systems = Table(
-        ("system", "name in this report", "generator", "model id", "checkpoint sha256", "images"),
+        ("system", "name in this report", "generator", "model id", "checkpoint sha256", "sampling", "images"),
         rows(
             (s.id, labeller.model_name(s.id), s.generator, models.get(s.id, ("—", None))[0],
-             (models.get(s.id, ("", None))[1] or "—")[:16], counts[s.id])
+             (models.get(s.id, ("", None))[1] or "—")[:16], sampling.get(s.id, "—"), counts[s.id])
             for s in cfg.systems
         ),
     )
@@ -293,8 +311,8 @@ def _overview(cfg: RunConfig, entries: Sequence[ManifestEntry], labeller: Labell
                 f"Run `{cfg.run_id}`: {len({e.prompt_id for e in entries})} captions from `{cfg.prompts.source}`"
                 f" (split {cfg.prompts.split}), {cfg.sampling.seeds_per_prompt} seeds per caption, "
                 f"{len(entries)} images. Decoder guidance scales swept for the systems that take one: "
-                f"{', '.join(f'{g:g}' for g in cfg.sampling.guidance_scales)}; prior guidance scale "
-                f"{cfg.sampling.prior_guidance_scale:g} (unCLIP only); {cfg.sampling.steps} sampling steps."
+                f"{', '.join(f'{g:g}' for g in cfg.sampling.guidance_scales)}; each system's sampler and steps per stage "
+                "are in the table (as recorded with its images)."
             ),
         ),
         (systems,),

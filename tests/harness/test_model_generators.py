@@ -33,14 +33,14 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def write_config(path: Path, tiny_dir: Path, batch_size: int) -> Path:
     systems = "\n".join(
         f'[[systems]]\nid = "{m}"\ngenerator = "{m}"\n'
-        f'options = {{ checkpoint_dir = "{tiny_dir}", prior_steps = "3", upsampler_steps = "2", '
-        f"upsampler_start = 0.4, batch_size = 2 }}\n"
+        f'options = {{ checkpoint_dir = "{tiny_dir}", upsampler_start = 0.4, batch_size = 2 }}\n'
         for m in MODELS
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f'name = "tiny"\nseed = 0\nout_dir = "{path.parent}"\n[prompts]\nsource = "toyworld"\nsplit = "test"\nn = 2\n'
         f'{systems}[sampling]\nseeds_per_prompt = 2\nguidance_scales = [1.0, 2.0]\nsteps = "3"\n'
+        f'prior_steps = "3"\nupsampler_steps = "2"\n'
         f"batch_size = {batch_size}\n"
     )
     return path
@@ -88,3 +88,44 @@ def test_precision_options_reach_the_pipeline_and_fp16_off_cuda_is_a_config_erro
         build_generator("glide", {"checkpoint_dir": str(tiny_dir), "precision": "fp16"})
     with pytest.raises(ConfigError, match="unknown precision 'half'"):
         build_generator("glide", {"checkpoint_dir": str(tiny_dir), "precision": "half"})
+
+
+def test_sampling_settings_come_from_one_place_and_are_recorded_resolved(tiny_dir: Path, tmp_path: Path) -> None:
+    """[sampling] keys reach the pipeline; what is not given keeps the pipeline's default (models'
+    SamplingConfig, the one place), and each image's settings say what was used (GLIDE without prior keys)."""
+    from harness.config import load_config
+    from harness.generate.run import build_generators, sampling_settings
+    from models.pipelines.base import SamplingConfig
+
+    cfg = load_config(write_config(tmp_path / "c.toml", tiny_dir, 2))
+    gens = build_generators(cfg)
+    glide, prior = sampling_settings(cfg, gens["glide"])[0], sampling_settings(cfg, gens["unclip-diffusion-prior"])[0]
+    default = SamplingConfig()
+    assert glide == {"guidance_scale": 1.0, "decoder_sampler": default.sampler, "steps": "3",
+                     "upsampler_sampler": default.sampler, "upsampler_steps": "2"}
+    assert prior == {**glide, "prior_guidance_scale": default.prior_guidance_scale, "prior_sampler": default.sampler,
+                     "prior_steps": "3"}
+    ar = sampling_settings(cfg, gens["unclip-ar-prior"])[0]
+    assert "prior_steps" not in ar and "prior_sampler" not in ar and "prior_guidance_scale" in ar  # no AR steps
+    # a configured 0 stays 0; per-stage samplers override the shared one
+    zero = load_config(write_config(tmp_path / "z.toml", tiny_dir, 2),
+                       ["sampling.prior_guidance_scale=0.0", 'sampling.sampler="ddim"', 'sampling.upsampler_sampler="heun"'])
+    got = sampling_settings(zero, build_generators(zero)["unclip-diffusion-prior"])[0]
+    assert got["prior_guidance_scale"] == 0.0 and got["decoder_sampler"] == "ddim" and got["upsampler_sampler"] == "heun"
+    assert gens["unclip-diffusion-prior"].sampling_config(got).prior_guidance_scale == 0.0
+
+
+def test_bad_sampling_settings_are_one_line_config_errors(tiny_dir: Path, tmp_path: Path) -> None:
+    from harness.config import load_config
+    from harness.generate.run import build_generators, plan_units
+    from harness.prompts import load_prompts
+
+    cfg = load_config(write_config(tmp_path / "c.toml", tiny_dir, 2), ['sampling.sampler="dpm++2n"'])
+    with pytest.raises(ConfigError, match="did you mean 'dpm\\+\\+2m'") as info:
+        plan_units(cfg, load_prompts(cfg.prompts), build_generators(cfg))
+    assert "\n" not in str(info.value)
+    cfg = load_config(write_config(tmp_path / "c.toml", tiny_dir, 2), ['sampling.steps="fast"'])
+    with pytest.raises(ConfigError, match="steps"):
+        plan_units(cfg, load_prompts(cfg.prompts), build_generators(cfg))
+    with pytest.raises(ConfigError, match=r"now a \[sampling\] key"):
+        build_generator("glide", {"checkpoint_dir": str(tiny_dir), "prior_steps": "8"})

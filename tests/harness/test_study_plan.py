@@ -60,7 +60,7 @@ annotators = 32
 
 
 def sid(system: str, g: float) -> str:
-    return f"{system}@g={g} prior g=4.0 steps=20"  # `<system>@<settings>`, as stored studies have them
+    return f"{system}@g={g} steps=20"  # `<system>@<settings>`, as stored studies have them
 
 
 def generated(root: Path, systems: dict[str, float] = GUIDED) -> Path:
