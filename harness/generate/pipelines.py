@@ -102,8 +102,8 @@ class PipelineGenerator:
         """
         from models.pipelines.base import SamplingConfig
 
-        given = {RUN_KEYS[k]: v for k, v in settings.items() if k in RUN_KEYS and v is not None}
-        options = {"upsampler_start": self.upsampler_start, "eta": self.eta}
+        given: dict[str, Any] = {RUN_KEYS[k]: v for k, v in settings.items() if k in RUN_KEYS and v is not None}
+        options: dict[str, Any] = {"upsampler_start": self.upsampler_start, "eta": self.eta}
         try:
             return SamplingConfig(
                 **given,
