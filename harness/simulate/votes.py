@@ -4,12 +4,13 @@ Until humans vote, a run's report still needs win rates; they come from simulate
 everywhere: their names start with ``sim-`` (`harness.storage.records.SIMULATED_PREFIX`), reports say "simulated
 annotators", and ``<run dir>/simulated_votes.json`` records who they were and which judges they used.
 
-Each one is invited with `Repository.create_annotator`, asks for work with `Repository.next_item_for` and answers with
-`Repository.record_vote_and_next` (the voting page's call), so quotas, one-vote-per-item, side counterbalancing and
-attention checks are enforced by the same code as for people. The loop is round-robin: the next to vote is the
-annotator, among those with an item, who has cast the fewest votes in the study (lowest index on ties). That order
-is read back from the store, so a simulation killed between two votes resumes with the very votes it would have
-cast. It stops when no annotator gets an item any more: with at least as many annotators as the largest vote
+Each one is invited with `Repository.create_annotator`, asks for work with `Repository.next_item_for` and answers
+through `Repository.record_votes_and_next` (the voting page's `record_vote_and_next`, many in one transaction), so
+quotas, one-vote-per-item, side counterbalancing and attention checks are enforced by the same code as for people.
+The loop is round-robin: the next to vote is the annotator, among those with an item, who has cast the fewest votes
+in the study (lowest index on ties); votes are stored in batches that follow that order until an annotator would
+vote twice (`next_turns`), so batching changes nothing but the speed. The order is read back from the store, so a
+simulation killed between two batches resumes with the very votes it would have cast. It stops when no annotator gets an item any more: with at least as many annotators as the largest vote
 target, every quota is then met exactly.
 
 Decision model of a careful annotator on an item with left/right sides L, R (`harness.simulate.judges` scores):
@@ -48,7 +49,7 @@ from harness.prompts import PromptRecord
 from harness.rundir import RunDir
 from harness.score.inputs import image_loader
 from harness.simulate.judges import Judge, judge_for, stack
-from harness.storage.records import SIMULATED_PREFIX
+from harness.storage.records import SIMULATED_PREFIX, Answer
 
 if TYPE_CHECKING:
     from harness.storage.records import ItemRecord
@@ -220,21 +221,40 @@ def simulate_study(
     added = 0
     with tqdm(total=sum(targets), initial=len(votes), desc=f"votes {study.protocol_name}", unit="vote",
               disable=not progress) as bar:
-        while active := [k for k, work in current.items() if work is not None]:
-            k = min(active, key=lambda j: (cast[j], j))  # round-robin, resumable from the store (module docstring)
-            assignment, item = current[k]  # type: ignore[misc]
-            rng = vote_rng(cfg.seed, k, item.position, study.protocol_name)
-            choice, ms = decide(
-                scores.delta(item, scale), careless=k in careless, allow_tie=study.allow_tie, cfg=cfg, rng=rng
-            )
-            _, current[k] = repo.record_vote_and_next(
-                assignment.assignment_id, choice, ms, annotator_id=annotators[k].annotator_id
-            )
-            cast[k] += 1
-            added += 1
-            fault_point("vote")  # test hook (harness.faults): no-op unless HARNESS_FAULT_AFTER is set
-            bar.update(1)
+        while batch := next_turns(current, cast):
+            answers = []
+            for k in batch:
+                assignment, item = current[k]  # type: ignore[misc]
+                rng = vote_rng(cfg.seed, k, item.position, study.protocol_name)
+                choice, ms = decide(
+                    scores.delta(item, scale), careless=k in careless, allow_tie=study.allow_tie, cfg=cfg, rng=rng
+                )
+                answers.append(Answer(assignment.assignment_id, choice, ms, annotators[k].annotator_id))
+            for k, (_vote, following) in zip(batch, repo.record_votes_and_next(answers), strict=True):
+                current[k] = following
+                cast[k] += 1
+                added += 1
+                fault_point("vote")  # test hook (harness.faults): no-op unless HARNESS_FAULT_AFTER is set
+            bar.update(len(batch))
     return result(added)
+
+
+def next_turns(current: Mapping[int, object | None], cast: Mapping[int, int]) -> list[int]:
+    """The annotators that vote next, in order, as one batch (one store transaction).
+
+    The order is the one-vote-at-a-time rule: the annotator with the fewest votes cast (lowest index on ties)
+    votes next, then counts one more. A batch follows that order until an annotator would vote a second time (its
+    next item is known only once its vote is stored), so batched runs store the same votes as one-by-one runs.
+    """
+    counts = {k: cast[k] for k, work in current.items() if work is not None}
+    batch: list[int] = []
+    while counts:
+        k = min(counts, key=lambda j: (counts[j], j))
+        if k in batch:
+            break
+        batch.append(k)
+        counts[k] += 1
+    return batch
 
 
 def simulated_vote_count(repo: Repository, study_id: int) -> int:

@@ -195,7 +195,7 @@ def test_killed_run_resumes_to_identical_outputs_and_store(tmp_path: Path) -> No
     # 3. killed during the simulated votes
     third = harness_run(part, "vote:7")
     assert killed(third), (third.returncode, third.stderr[-2000:])
-    assert len(Repository.open(f"sqlite:///{part / STORE}").load_votes()) == 7
+    assert 7 <= len(Repository.open(f"sqlite:///{part / STORE}").load_votes()) < 7 + 4  # whole batches of <= 4
     assert not (run_dir / "report").exists()
     # 4. finished
     last = harness_run(part)

@@ -99,10 +99,11 @@ def test_interrupted_simulation_resumes_to_the_same_votes(
     monkeypatch.setattr("harness.simulate.votes.fault_point", stop)
     with pytest.raises(Interrupted):
         simulate_study(part, sid, judges, cfg, load=fake_loader(part, sid))
-    assert len(part.load_votes(sid)) == stop_after and calls == ["vote"] * stop_after
+    stored = len(part.load_votes(sid))  # votes are committed a batch at a time: the dying batch is whole
+    assert stop_after <= stored < stop_after + cfg.annotators and calls == ["vote"] * stop_after
     monkeypatch.undo()
     rest = simulate_study(part, sid, judges, cfg, load=fake_loader(part, sid))
-    assert rest.votes_added == 36 - stop_after
+    assert rest.votes_added == 36 - stored
     assert votes_of(part, sid) == votes_of(whole, sid)
 
 
@@ -207,3 +208,12 @@ def check_proxy_on_the_toy_study(repo: Repository, study_id: int, run_root: Path
     real = [run_root / e.path for e in entries if e.system_id == "reference"][:8]
     degraded = [run_root / e.path for e in entries if e.system_id == "degraded"][:8]
     assert score_images(proxy, real).mean() > score_images(proxy, degraded).mean()
+
+
+def test_batches_follow_the_one_vote_at_a_time_order() -> None:
+    from harness.simulate.votes import next_turns
+
+    work = {0: "item", 1: "item", 2: "item", 3: None}
+    assert next_turns(work, {0: 5, 1: 5, 2: 6, 3: 0}) == [0, 1]  # then 0 again (6, 0) < (6, 2): the batch ends
+    assert next_turns(work, {0: 6, 1: 6, 2: 6, 3: 0}) == [0, 1, 2]  # annotator 3 has no item
+    assert next_turns({0: None}, {0: 0}) == []
