@@ -330,11 +330,12 @@ def record_vote(
     response_ms: int,
     annotator_id: int | None,
     now: datetime,
-) -> VoteRecord | None:
-    """Store the vote and complete its assignment; returns the existing vote when it was already recorded.
+) -> tuple[VoteRecord | None, bool]:
+    """Store the vote and complete its assignment: ``(vote, True)``; ``(existing vote, False)`` when an earlier
+    call had recorded it already (a double click, a second tab), storing nothing.
 
-    Returns ``None`` when the assignment had been released (stale) and its item has no free slot any more: it is
-    marked ``expired`` (commit, then tell the annotator with `AssignmentError`).
+    Returns ``(None, False)`` when the assignment had been released (stale) and its item has no free slot any more:
+    it is marked ``expired`` (commit, then tell the annotator with `AssignmentError`).
 
     Raises:
         AssignmentError: unknown assignment, another annotator's, skipped/broken/expired, a bad choice, or a tie in
@@ -345,13 +346,13 @@ def record_vote(
         raise AssignmentError(f"choice {choice!r} is not one of {', '.join(CHOICES)}")
     postgresql = conn.dialect.name == "postgresql"
     if postgresql and (stored := onestep.vote(conn, assignment_id, choice, response_ms, annotator_id, now)) is not None:
-        return stored
+        return stored, True
     head = _VOTE_HEAD.first(conn, {"b_assignment": assignment_id})
     if head is None:
         raise AssignmentError(f"assignment {assignment_id} does not exist; reload the page to get the next item")
     _check_owner(head, annotator_id)
     if head.status == "completed":
-        return existing_vote(conn, assignment_id)
+        return existing_vote(conn, assignment_id), False
     if head.status != "pending":
         raise AssignmentError(f"assignment {assignment_id} was {head.status}; reload the page to get the next item")
     _require_open(head)
@@ -361,7 +362,7 @@ def record_vote(
     item = count.first(conn, {"b_item": head.item_id})
     if item is None:  # released, and the slot went to someone else
         _finish(conn, assignment_id, "expired", now)
-        return None
+        return None, False
     left_model, right_model = (item.system_a, item.system_b) if item.left == "a" else (item.system_b, item.system_a)
     winner_model = {"left": left_model, "right": right_model}.get(choice)
     winner = "tie" if winner_model is None else ("model_a" if winner_model == item.system_a else "model_b")
@@ -380,7 +381,7 @@ def record_vote(
         "response_ms": int(response_ms),
         "created_at": now,
     }
-    return VoteRecord(vote_id=_store_vote(conn, values), **values)
+    return VoteRecord(vote_id=_store_vote(conn, values), **values), True
 
 
 def _store_vote(conn: Connection, values: dict[str, Any]) -> int:

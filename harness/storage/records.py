@@ -12,9 +12,12 @@ exported as ``model_a`` / ``model_b``; ``left`` says which of them the annotator
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+
+from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from eval_protocols.human.pairing import DesignedItem
@@ -310,6 +313,22 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """What `Repository.submit` returns for one answer.
+
+    Attributes:
+        vote: the assignment's vote: the one just stored, or the one an earlier call stored.
+        counted: whether this call stored it; false for a repeat (a double press, a stale second tab), whose
+            answer is not counted (it may even differ from ``vote.choice``).
+        next: the annotator's next ``(assignment, item)``, or ``None`` when nothing is left for them.
+    """
+
+    vote: VoteRecord
+    counted: bool
+    next: tuple[AssignmentRecord, ItemRecord] | None
+
+
+@dataclass(frozen=True)
 class AnnotatorProgress:
     """What one annotator has done in a study.
 
@@ -382,3 +401,28 @@ class StudyProgress:
     attention_passed: int
     annotators: tuple[AnnotatorProgress, ...]
     per_item: tuple[ItemProgress, ...]
+
+
+def validate_study(study: StudyRecord, study_items: Sequence[ItemRecord]) -> None:
+    """Check a study and its items before they are stored (`Repository.create_study`).
+
+    Raises:
+        HarnessError: naming the first problem found and how to fix it.
+    """
+    if study.status not in STUDY_STATUSES:
+        raise HarnessError(f"study status {study.status!r} is not one of {', '.join(STUDY_STATUSES)}")
+    if study.votes_per_item < 1:
+        raise HarnessError(f"study {study.name!r}: votes_per_item is {study.votes_per_item}; give at least 1")
+    positions = [i.position for i in study_items]
+    if len(set(positions)) != len(positions):
+        raise HarnessError(f"study {study.name!r}: item positions repeat; number the items 0..n-1")
+    for item in study_items:
+        where = f"study {study.name!r}, item at position {item.position}"
+        if item.system_a == item.system_b and not item.is_attention_check:
+            raise HarnessError(f"{where} pairs system {item.system_a!r} with itself; pair two different systems")
+        if not item.images_a or not item.images_b:
+            raise HarnessError(f"{where} has no images on one side; give images_a and images_b")
+        if item.left not in ("a", "b"):
+            raise HarnessError(f"{where}: left is {item.left!r}; use 'a' or 'b'")
+        if item.expected not in (None, "left", "right") or (item.expected is not None) != item.is_attention_check:
+            raise HarnessError(f"{where}: an attention check needs expected 'left'/'right', other items None")

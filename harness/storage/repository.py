@@ -46,7 +46,9 @@ from harness.storage.records import (
     StudyProgress,
     StudyRecord,
     StudyStatus,
+    Submission,
     VoteRecord,
+    validate_study,
 )
 from harness.storage.schema import annotators, assignments, images, items, metric_results, runs, studies, votes
 from harness.storage.writes import run_write
@@ -54,7 +56,7 @@ from harness.storage.writes import run_write
 NextItem = tuple[AssignmentRecord, ItemRecord] | None
 """What `Repository.next_item_for` returns: the assignment and its item, or ``None`` when nothing is left."""
 
-__all__ = ["Answer", "AssignmentError", "HarnessError", "NextItem", "Repository", "StudyNotOpenError"]
+__all__ = ["Answer", "AssignmentError", "HarnessError", "NextItem", "Repository", "StudyNotOpenError", "Submission"]
 
 DEFAULT_ASSIGNMENT_TIMEOUT = timedelta(minutes=30)
 """A pending assignment older than this stops holding its item's slot (see `harness.storage.assign`)."""
@@ -309,7 +311,7 @@ class Repository:
             HarnessError: the name is taken, or an item is malformed (same system twice, no images, bad side,
                 an ``expected`` answer on a non-attention item, duplicate positions).
         """
-        _validate_study(study, study_items)
+        validate_study(study, study_items)
         with write_transaction(self.engine) as conn:
             if conn.execute(select(studies.c.study_id).where(studies.c.name == study.name)).first() is not None:
                 raise HarnessError(f"a study named {study.name!r} exists; choose another name")
@@ -460,7 +462,7 @@ class Repository:
             StudyNotOpenError: the study is not open.
         """
         now = self.clock()
-        vote = run_write(
+        vote, _ = run_write(
             self.engine, lambda conn: assign.record_vote(conn, assignment_id, choice, response_ms, annotator_id, now)
         )
         if vote is None:
@@ -472,14 +474,25 @@ class Repository:
     ) -> tuple[VoteRecord, NextItem]:
         """`record_vote`, then `next_item_for` the same annotator, in one transaction (one commit per click).
 
-        Same rules, errors and idempotence as the two calls made one after the other; what the voting page calls.
+        Same rules, errors and idempotence as the two calls made one after the other (`submit` also says whether
+        this call stored the vote).
+        """
+        done = self.submit(Answer(assignment_id, choice, response_ms, annotator_id))
+        return done.vote, done.next
+
+    def submit(self, answer: Answer) -> Submission:
+        """`record_vote_and_next` of one answer, saying whether *this* call stored it: ``counted`` is false when an
+        earlier call had (a double press, a second tab), and then nothing is stored. What the voting page calls.
+
+        Raises:
+            AssignmentError: as `record_vote` (also for an assignment that expired; its answer is not stored).
+            StudyNotOpenError: the study is not open.
         """
         now = self.clock()
-        answer = Answer(assignment_id, choice, response_ms, annotator_id)
-        vote, nxt = run_write(self.engine, lambda conn: self._answer(conn, answer, now))
+        vote, counted, nxt = run_write(self.engine, lambda conn: self._answer(conn, answer, now))
         if vote is None:
-            raise self._expired(assignment_id)
-        return vote, nxt
+            raise self._expired(answer.assignment_id)
+        return Submission(vote, counted, nxt)
 
     def record_votes_and_next(self, answers: Sequence[Answer]) -> list[tuple[VoteRecord | None, NextItem]]:
         """Many `record_vote_and_next` calls in one transaction, in order (simulated annotators, imports).
@@ -493,10 +506,11 @@ class Repository:
                 study); no answer of the batch is stored.
         """
         now = self.clock()
-        return run_write(self.engine, lambda conn: [self._answer(conn, a, now) for a in answers])
+        done = run_write(self.engine, lambda conn: [self._answer(conn, a, now) for a in answers])
+        return [(vote, nxt) for vote, _, nxt in done]
 
-    def _answer(self, conn: Connection, answer: Answer, now: datetime) -> tuple[VoteRecord | None, NextItem]:
-        vote = assign.record_vote(
+    def _answer(self, conn: Connection, answer: Answer, now: datetime) -> tuple[VoteRecord | None, bool, NextItem]:
+        vote, counted = assign.record_vote(
             conn, answer.assignment_id, answer.choice, answer.response_ms, answer.annotator_id, now
         )
         if vote is None:
@@ -504,8 +518,8 @@ class Repository:
                 select(assignments.c.annotator_id, assignments.c.study_id)
                 .where(assignments.c.assignment_id == answer.assignment_id)
             ).one()
-            return None, self._next(conn, owner.annotator_id, owner.study_id, now)
-        return vote, self._next(conn, vote.annotator_id, vote.study_id, now)
+            return None, False, self._next(conn, owner.annotator_id, owner.study_id, now)
+        return vote, counted, self._next(conn, vote.annotator_id, vote.study_id, now)
 
     def _expired(self, assignment_id: int) -> AssignmentError:
         return AssignmentError(
@@ -570,23 +584,3 @@ class Repository:
     def _insert(self, table: Any) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(table)
-
-
-def _validate_study(study: StudyRecord, study_items: Sequence[ItemRecord]) -> None:
-    if study.status not in STUDY_STATUSES:
-        raise HarnessError(f"study status {study.status!r} is not one of {', '.join(STUDY_STATUSES)}")
-    if study.votes_per_item < 1:
-        raise HarnessError(f"study {study.name!r}: votes_per_item is {study.votes_per_item}; give at least 1")
-    positions = [i.position for i in study_items]
-    if len(set(positions)) != len(positions):
-        raise HarnessError(f"study {study.name!r}: item positions repeat; number the items 0..n-1")
-    for item in study_items:
-        where = f"study {study.name!r}, item at position {item.position}"
-        if item.system_a == item.system_b and not item.is_attention_check:
-            raise HarnessError(f"{where} pairs system {item.system_a!r} with itself; pair two different systems")
-        if not item.images_a or not item.images_b:
-            raise HarnessError(f"{where} has no images on one side; give images_a and images_b")
-        if item.left not in ("a", "b"):
-            raise HarnessError(f"{where}: left is {item.left!r}; use 'a' or 'b'")
-        if item.expected not in (None, "left", "right") or (item.expected is not None) != item.is_attention_check:
-            raise HarnessError(f"{where}: an attention check needs expected 'left'/'right', other items None")

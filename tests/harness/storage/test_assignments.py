@@ -9,7 +9,7 @@ import pytest
 from conftest import FakeClock
 from storage_helpers import make_items, make_study
 
-from harness.storage.repository import AssignmentError, Repository, StudyNotOpenError
+from harness.storage.repository import Answer, AssignmentError, Repository, StudyNotOpenError
 
 
 def invite(repo: Repository, study_id: int, n: int) -> list[int]:
@@ -219,6 +219,19 @@ def test_record_vote_and_next_in_one_transaction(repo: Repository, clock: FakeCl
     with pytest.raises(AssignmentError, match="expired"):
         repo.record_vote_and_next(nxt[0].assignment_id, "left", 10, annotator_id=a)
     assert len(repo.load_votes(study_id)) == 2
+
+
+def test_submit_says_whether_the_answer_was_counted(repo: Repository) -> None:
+    study_id = repo.create_study(make_study(votes_per_item=1), make_items(3))
+    (a,) = invite(repo, study_id, 1)
+    assignment, _ = repo.next_item_for(a, study_id)  # type: ignore[misc]
+    first = repo.submit(Answer(assignment.assignment_id, "left", 900, a))
+    assert first.counted and first.vote.choice == "left" and first.next is not None
+    stale = repo.submit(Answer(assignment.assignment_id, "right", 400, a))  # a second tab answers it again
+    assert not stale.counted and stale.vote == first.vote and stale.next == first.next
+    assert [v.choice for v in repo.load_votes(study_id)] == ["left"]
+    second = repo.submit(Answer(first.next[0].assignment_id, "right", 700, a))  # type: ignore[index]
+    assert second.counted and second.vote.vote_id != first.vote.vote_id
 
 
 def test_annotators_tour_equally_filled_items_in_different_orders(repo: Repository) -> None:
