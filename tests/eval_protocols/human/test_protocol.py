@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,22 @@ def test_bundled_protocols_are_the_papers_three() -> None:
         assert protocol.name == name and protocol.question == question
         assert protocol.version >= 1 and protocol.allow_tie
         assert 1 <= len(protocol.examples) <= 2
+
+
+def test_title_is_the_question_and_the_shapes_are_the_toy_worlds() -> None:
+    from harness.data.toyworld.captions import parse_caption
+    from harness.data.toyworld.vocab import SHAPES
+
+    plural = {s + ("es" if s.endswith("s") else "s") for s in SHAPES}
+    for name in QUESTIONS:
+        protocol = get_protocol(name)
+        assert protocol.title == protocol.question  # the instructions' heading is the item's question
+        for listed in re.findall(r"shapes \(([^)]*)\)", protocol.instructions):
+            assert set(re.split(r",\s*|\s+or\s+", listed)) == plural, (name, listed)
+        for example in protocol.examples:
+            if example.caption is not None:
+                parse_caption(example.caption)  # a caption the toy world can draw
+    assert "shapes (" in get_protocol("photorealism").instructions
 
 
 def test_what_each_protocol_shows() -> None:
