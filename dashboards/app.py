@@ -1,7 +1,11 @@
-"""The voting app: ``streamlit run dashboards/app.py -- --db URL [--admin-secret S]`` (or `harness app`).
+"""The voting app: ``streamlit run dashboards/app.py -- --db URL [--admin-secret S] [--min-response-ms MS]``
+(or `harness app`).
 
 Configuration: the store URL from ``--db`` or ``HARNESS_DB_URL`` (default: the SQLite file under the data dir); the
-admin secret from ``--admin-secret`` or ``HARNESS_ADMIN_SECRET`` (no secret: admin and results pages stay closed).
+admin secret from ``--admin-secret`` or ``HARNESS_ADMIN_SECRET`` (no secret: admin and results pages stay closed);
+the shortest answer time counted, in ms, from ``--min-response-ms`` or ``HARNESS_MIN_RESPONSE_MS`` (default
+`dashboards.vote.DEFAULT_MIN_RESPONSE_MS`, 300: a second key press within 300 ms of the item it lands on is not
+stored; 0 stores every answer).
 
 Routing by query parameters (they survive reruns and are what invite links carry):
 
@@ -31,6 +35,7 @@ def _script_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--db", default=None)
     parser.add_argument("--admin-secret", default=None)
+    parser.add_argument("--min-response-ms", default=None)
     args, _ = parser.parse_known_args(sys.argv[1:])
     return args
 
@@ -39,6 +44,24 @@ def _script_args() -> argparse.Namespace:
 def open_repository(url: str | None) -> Repository:
     """The process-wide repository of a store URL (``None``: `HARNESS_DB_URL` or the default SQLite file)."""
     return Repository.open(url)
+
+
+def min_response_ms(value: str | None) -> int:
+    """The configured shortest counted answer time (``None``: the default).
+
+    Raises:
+        HarnessError: not a whole number of milliseconds >= 0.
+    """
+    if value is None or not value.strip():
+        return vote.DEFAULT_MIN_RESPONSE_MS
+    try:
+        ms = int(value)
+    except ValueError:
+        ms = -1
+    if ms < 0:
+        raise HarnessError(f"--min-response-ms / HARNESS_MIN_RESPONSE_MS {value!r} is not a whole number of "
+                           f"milliseconds >= 0; use e.g. {vote.DEFAULT_MIN_RESPONSE_MS}")
+    return ms
 
 
 def main() -> None:
@@ -52,7 +75,12 @@ def main() -> None:
         return
     params = st.query_params
     if "token" in params:
-        vote.render_vote_page(repo, params.get("token"))
+        try:
+            min_ms = min_response_ms(args.min_response_ms or os.environ.get("HARNESS_MIN_RESPONSE_MS"))
+        except HarnessError as exc:
+            st.error(str(exc))
+            return
+        vote.render_vote_page(repo, params.get("token"), min_response_ms=min_ms)
         return
     page = params.get("page", "admin" if "admin" in params else "")
     if page not in ("admin", "results"):

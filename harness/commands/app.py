@@ -4,7 +4,9 @@
 The store is opened (and migrated) once before Streamlit starts, so a bad ``--db`` fails here with one line. The
 store URL and the admin secret travel to the app in its environment (``HARNESS_DB_URL``, ``HARNESS_ADMIN_SECRET``),
 not on its command line where other users could read a password; without ``--admin-secret`` (or
-``$HARNESS_ADMIN_SECRET``) a random secret is generated and printed.
+``$HARNESS_ADMIN_SECRET``) a random secret is generated and printed. ``--min-response-ms`` travels the same way
+(``HARNESS_MIN_RESPONSE_MS``): the voting page does not store an answer given sooner than that after its item
+appeared (default 300 ms).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ def register(sub: Any) -> None:
                    help="base URL annotators reach the app at, for invite links (default: http://HOST:PORT as served)")
     p.add_argument("--admin-secret", default=None,
                    help="secret of the admin page (default: $HARNESS_ADMIN_SECRET, else a random one is printed)")
+    p.add_argument("--min-response-ms", type=int, default=None,
+                   help="answers sooner than this many ms after an item appeared are not stored, with a notice "
+                   "(a double key press; default: $HARNESS_MIN_RESPONSE_MS, else 300; 0 stores every answer)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"--port {args.port} is not a TCP port; use 1-65535, e.g. 8501")
     if not args.host.strip():
         raise HarnessError("--host is empty; use 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)")
+    if args.min_response_ms is not None and args.min_response_ms < 0:
+        raise HarnessError(f"--min-response-ms {args.min_response_ms} is negative; use 0 (store every answer) or more")
     from harness.storage.repository import Repository
 
     with Repository.open(args.db) as repo:  # fail fast on a bad URL; migrates a new store
@@ -80,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     print("invite links: from the admin page, or `harness study invite STUDY_ID --base-url " + base + "`")
     sys.stdout.flush()
     env = {**os.environ, "HARNESS_ADMIN_SECRET": secret, "HARNESS_DB_URL": db_url, "HARNESS_PUBLIC_URL": base}
+    if args.min_response_ms is not None:
+        env["HARNESS_MIN_RESPONSE_MS"] = str(args.min_response_ms)
     return exec_streamlit(streamlit_command(app_script(), args.host, args.port), env)
 
 

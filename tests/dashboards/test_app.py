@@ -1,4 +1,8 @@
-"""The voting app under Streamlit's AppTest, against a real SQLite store (HARNESS_DB_URL in a tmp dir)."""
+"""The voting app under Streamlit's AppTest, against a real SQLite store (HARNESS_DB_URL in a tmp dir).
+
+The page's response-time clock (`dashboards.vote.CLOCK`) is a fake one: by default it moves 1 s per reading, so every
+answer comes "1 s after the item appeared" and is counted; the double-press test steps it by hand.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from voting_store import SYSTEM_A, SYSTEM_B, VotingStore, page_text
+from voting_store import SYSTEM_A, SYSTEM_B, VotingStore, build_store, page_text
 
+from dashboards import vote
+from eval_protocols.human.protocol import get_protocol
 from eval_protocols.human.votes import validate_votes
 from harness.storage.repository import Repository
 
@@ -20,10 +26,32 @@ SECRET = "s3cret-admin-key"
 TIMEOUT = 60
 
 
+class FakeClock:
+    """Seconds; each reading adds ``step`` (1 s unless a test sets 0 and uses `advance`)."""
+
+    def __init__(self) -> None:
+        self.now, self.step = 1000.0, 1.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(vote, "CLOCK", fake)
+    return fake
+
+
 @pytest.fixture(autouse=True)
 def _env(store: VotingStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("HARNESS_DB_URL", store.url)
     monkeypatch.setenv("HARNESS_ADMIN_SECRET", SECRET)
+    monkeypatch.delenv("HARNESS_MIN_RESPONSE_MS", raising=False)
     yield
     st.cache_resource.clear()  # drop this test's Repository (one per URL)
 
@@ -54,12 +82,12 @@ def test_invite_instructions_vote_progress_finished(store: VotingStore, repo: Re
     annotator_id, token = _invite(repo, store)
     at = _app(token=token)
     assert not at.exception
-    assert at.title[0].value == "Which image looks more real?"  # instructions from the protocol snapshot
+    assert at.title[0].value == "Which image is more photorealistic?"  # instructions from the protocol snapshot
     assert any("Example 1" in m.value for m in at.markdown)
     at.button(key="start").click().run()
     for k in range(store.n_items):
         assert not at.exception
-        assert at.get("progress")[0].proto.text == f"{k} of {store.n_items} items done"
+        assert at.get("progress")[0].proto.text == f"Item {k + 1} of {store.n_items}"
         assert at.subheader[0].value == "Which image is more photorealistic?"
         images = [m.value for m in at.markdown if "<img" in m.value]
         assert len(images) == 2 and all('src="data:image/png;base64,' in v for v in images)
@@ -70,11 +98,11 @@ def test_invite_instructions_vote_progress_finished(store: VotingStore, repo: Re
     assert at.title[0].value == "Finished, thank you!"
     votes = repo.load_votes(store.study_id)
     assert {v.annotator_id for v in votes} == {annotator_id} and {v.choice for v in votes} == {"left"}
-    assert all(v.response_ms >= 0 for v in votes)
+    assert all(v.response_ms >= vote.DEFAULT_MIN_RESPONSE_MS for v in votes)
     assert len({v.item_id for v in votes}) == store.n_items
 
 
-def test_rerun_and_double_click_do_not_add_a_second_vote(store: VotingStore, repo: Repository) -> None:
+def test_stale_tab_is_told_its_answer_was_not_counted(store: VotingStore, repo: Repository) -> None:
     _, token = _invite(repo, store)
     tab1 = _app(token=token)
     tab1.button(key="start").click().run()
@@ -88,8 +116,10 @@ def test_rerun_and_double_click_do_not_add_a_second_vote(store: VotingStore, rep
     tab1.run()
     assert len(repo.load_votes(store.study_id)) == 1
     # the stale page in tab 2 answers the same rendered assignment again (a late double click): still one vote
+    assert not tab1.warning  # tab 1's own answer was counted: no notice
     tab2.button(key=shown.replace("-left", "-right")).click().run()
     assert not tab2.exception
+    assert [w.value for w in tab2.warning] == [vote.ALREADY_TEXT]  # tab 2 is told its answer was not counted
     votes = repo.load_votes(store.study_id)
     assert [v.choice for v in votes] == ["left"]
     assert f"vote-{votes[0].assignment_id}-left" == shown
@@ -97,6 +127,92 @@ def test_rerun_and_double_click_do_not_add_a_second_vote(store: VotingStore, rep
     next1 = {b.key for b in tab1.button if b.key and b.key.startswith("vote-")}
     next2 = {b.key for b in tab2.button if b.key and b.key.startswith("vote-")}
     assert next1 == next2 and not next1 & keys1
+
+
+def _vote_keys(at: AppTest) -> set[str]:
+    return {b.key for b in at.button if b.key and b.key.startswith("vote-")}
+
+
+def test_double_press_within_min_response_ms_is_not_stored(
+    store: VotingStore, repo: Repository, clock: FakeClock
+) -> None:
+    annotator_id, token = _invite(repo, store)
+    clock.step = 0.0
+    at = _app(token=token)
+    at.button(key="start").click().run()  # item 1 appears at clock.now
+    first = _vote_keys(at)
+    clock.advance(1.2)
+    at.button(key=next(k for k in first if k.endswith("-left"))).click().run()  # counted; item 2 appears
+    second = _vote_keys(at)
+    assert second and not second & first and len(repo.load_votes(store.study_id)) == 1
+    clock.advance(0.25)  # the second press of a double press, 250 ms after item 2 appeared
+    at.button(key=next(k for k in second if k.endswith("-left"))).click().run()
+    assert not at.exception
+    assert len(repo.load_votes(store.study_id)) == 1  # not stored ...
+    assert _vote_keys(at) == second  # ... and item 2 is still on screen, not consumed
+    assert at.get("progress")[0].proto.text == f"Item 2 of {store.n_items}"
+    assert [w.value for w in at.warning] == [vote.TOO_EARLY_TEXT.format(ms=250)]
+    assert repo.annotator_progress(annotator_id).pending == 1
+    clock.advance(0.4)  # a considered answer, 650 ms after item 2 appeared (its clock kept running)
+    at.button(key=next(k for k in second if k.endswith("-right"))).click().run()
+    votes = repo.load_votes(store.study_id)
+    assert [(v.choice, v.response_ms) for v in votes] == [("left", 1200), ("right", 650)]
+    assert not at.warning and at.get("progress")[0].proto.text == f"Item 3 of {store.n_items}"
+
+
+def test_min_response_ms_is_configurable(
+    store: VotingStore, repo: Repository, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = _invite(repo, store)
+    clock.step = 0.0
+    monkeypatch.setenv("HARNESS_MIN_RESPONSE_MS", "2000")
+    at = _app(token=token)
+    at.button(key="start").click().run()
+    key = next(k for k in _vote_keys(at) if k.endswith("-left"))
+    clock.advance(1.5)
+    at.button(key=key).click().run()
+    assert not repo.load_votes(store.study_id) and at.warning
+    clock.advance(0.6)
+    at.button(key=key).click().run()
+    assert [v.response_ms for v in repo.load_votes(store.study_id)] == [2100]
+    monkeypatch.setenv("HARNESS_MIN_RESPONSE_MS", "soon")
+    bad = _app(token=token)
+    assert any("HARNESS_MIN_RESPONSE_MS" in e.value for e in bad.error) and not _vote_keys(bad)
+
+
+def test_item_numbers_are_the_evaluators_own(store: VotingStore, repo: Repository) -> None:
+    bob, _ = repo.create_annotator(store.study_id, "bob")
+    for _ in range(2):  # bob answers two items first (one vote per item): store ids run ahead of alice's count
+        nxt = repo.next_item_for(bob.annotator_id, store.study_id)
+        assert nxt is not None
+        repo.record_vote(nxt[0].assignment_id, "left", 900, annotator_id=bob.annotator_id)
+    annotator_id, token = _invite(repo, store)
+    at = _app(token=token)
+    at.button(key="start").click().run()
+    left = store.n_items - 2
+    for k in range(1, left + 1):
+        aid = repo.next_item_for(annotator_id, store.study_id)[0].assignment_id  # type: ignore[index]
+        assert aid > k  # a store id, which would tell alice about bob's answers
+        assert at.get("progress")[0].proto.text == f"Item {k} of {left}"
+        assert f"Item {aid}" not in page_text(at) and str(aid) not in at.get("progress")[0].proto.text
+        at.button(key=f"vote-{aid}-left").click().run()
+    assert at.title[0].value == "Finished, thank you!"
+
+
+@pytest.mark.parametrize("protocol", ["photorealism", "caption_similarity", "diversity"])
+def test_instructions_title_is_the_items_question(
+    protocol: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = build_store(tmp_path / protocol, n_items=1, protocol=protocol)
+    monkeypatch.setenv("HARNESS_DB_URL", other.url)
+    with Repository.open(other.url) as repository:
+        _, token = repository.create_annotator(other.study_id, "carol")
+    at = _app(token=token)
+    heading = at.title[0].value
+    at.button(key="start").click().run()
+    assert not at.exception
+    assert at.subheader[0].value == heading == get_protocol(protocol).question
+    st.cache_resource.clear()
 
 
 def test_skip_and_report_broken_close_the_item(store: VotingStore, repo: Repository) -> None:

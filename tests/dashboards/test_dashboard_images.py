@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from dashboards.images import DISPLAY_PX, GRID_GAP_PX, compose, fit_square, stimulus_uri
+from dashboards.images import DISPLAY_PX, GRID_GAP_PX, compose, display_scale, fit_square, item_stimuli
 
 
 def _solid(value: int, size: int = 8) -> Image.Image:
@@ -54,7 +54,7 @@ def test_fit_square_keeps_pixels_and_pads() -> None:
     assert (arr[:10] == 255).all() and (arr[10:30] == 0).all()  # letterboxed in white
 
 
-def test_stimulus_uri_same_size_both_sides_and_no_metadata(tmp_path: Path) -> None:
+def test_item_stimuli_same_size_both_sides_and_no_metadata(tmp_path: Path) -> None:
     paths = []
     for name, size in (("a", 32), ("b", 64)):
         info = PngImagePlugin.PngInfo()
@@ -63,21 +63,35 @@ def test_stimulus_uri_same_size_both_sides_and_no_metadata(tmp_path: Path) -> No
         Image.new("RGB", (size, size), "red").save(path, pnginfo=info)
         assert Image.open(path).text  # the source carries a tell-tale chunk
         paths.append(str(path))
-    left, right = (_decode(stimulus_uri((p,), None)) for p in paths)
-    assert left.size == right.size == (DISPLAY_PX, DISPLAY_PX)
+    stimuli = item_stimuli((paths[0],), (paths[1],), None)
+    left, right = _decode(stimuli.left), _decode(stimuli.right)
+    assert left.size == right.size == (64, 64) == (stimuli.size, stimuli.size)  # the larger side's native size
+    assert stimuli.display_px == 512  # shown 8× by the browser, whole pixels
     assert left.mode == right.mode == "RGB"
     assert not getattr(left, "text", {}) and not right.info.get("model")
-    raw = base64.b64decode(stimulus_uri((paths[0],), None).split(",", 1)[1])
-    assert b"secret-model" not in raw and b"tEXt" not in raw
+    for uri in (stimuli.left, stimuli.right):
+        raw = base64.b64decode(uri.split(",", 1)[1])
+        assert b"secret-model" not in raw and b"tEXt" not in raw
+    assert item_stimuli((paths[0],), (paths[1],), None) is stimuli  # encoded once per item
 
 
-def test_stimulus_uri_grid(tmp_path: Path) -> None:
+def test_item_stimuli_grid_and_large_sources(tmp_path: Path) -> None:
     paths = []
     for k in range(16):
         path = tmp_path / f"{k}.png"
         _solid(k * 15, 16).save(path)
         paths.append(str(path))
-    grid = _decode(stimulus_uri(tuple(paths), (4, 4)))
-    assert grid.size == (DISPLAY_PX, DISPLAY_PX)
+    stimuli = item_stimuli(tuple(paths), tuple(reversed(paths)), (4, 4))
+    side = 4 * 16 + 3 * GRID_GAP_PX
+    assert _decode(stimuli.left).size == _decode(stimuli.right).size == (side, side)
+    assert stimuli.display_px == side * display_scale(side) and stimuli.display_px % side == 0
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1024, 1024), "blue").save(big)
+    large = item_stimuli((str(big),), (paths[0],), None)
+    assert _decode(large.left).size == _decode(large.right).size == (DISPLAY_PX, DISPLAY_PX)
     with pytest.raises(OSError):
-        stimulus_uri((str(tmp_path / "missing.png"),), None)
+        item_stimuli((str(tmp_path / "missing.png"),), (paths[0],), None)
+
+
+def test_display_scale_is_the_nearest_whole_factor() -> None:
+    assert [display_scale(s) for s in (64, 76, 128, 268, 512, 1024)] == [8, 7, 4, 2, 1, 1]

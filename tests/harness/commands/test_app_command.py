@@ -68,6 +68,12 @@ def test_public_url_is_the_base_of_links(tmp_path: Path, calls: list[dict[str, A
         app.run(_parse(["--db", url, "--public-url", "eval.example.org"]))
 
 
+def test_min_response_ms_travels_to_the_app(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    app.run(_parse(["--db", url, "--min-response-ms", "450"]))
+    assert calls[-1]["env"]["HARNESS_MIN_RESPONSE_MS"] == "450"
+
+
 def test_generates_a_random_secret(tmp_path: Path, calls: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     secrets = []
@@ -81,7 +87,8 @@ def test_generates_a_random_secret(tmp_path: Path, calls: list[dict[str, Any]], 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [(["--port", "0"], "is not a TCP port"), (["--port", "70000"], "is not a TCP port"),
-     (["--host", " "], "--host is empty"), (["--db", "mysql://u@h/db"], "mysql")],
+     (["--host", " "], "--host is empty"), (["--db", "mysql://u@h/db"], "mysql"),
+     (["--min-response-ms", "-5"], "--min-response-ms -5 is negative")],
 )
 def test_bad_input_raises_one_line(argv: list[str], message: str, calls: list[dict[str, Any]]) -> None:
     with pytest.raises(HarnessError) as info:
