@@ -21,6 +21,7 @@ One `Repository` per process and store URL (`st.cache_resource`; it is thread-sa
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -38,6 +39,20 @@ def _script_args() -> argparse.Namespace:
     parser.add_argument("--min-response-ms", default=None)
     args, _ = parser.parse_known_args(sys.argv[1:])
     return args
+
+
+@st.cache_resource(show_spinner=False)
+def freeze_startup_heap() -> bool:
+    """Once per process: collect, then `gc.freeze` everything allocated so far (Streamlit, SQLAlchemy, PIL, pandas,
+    the repository), so later garbage collections skip it.
+
+    Without it each answer triggered a full (generation-2) collection that walked those ~10⁶ objects for
+    100-220 ms in the middle of the rerun, most of the key → next item latency (benchmarks/app.md). Only objects
+    alive now are frozen; garbage made later is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    return True
 
 
 @st.cache_resource(show_spinner=False)
@@ -73,6 +88,7 @@ def main() -> None:
     except HarnessError as exc:
         st.error(f"The store cannot be opened: {exc}")
         return
+    freeze_startup_heap()
     params = st.query_params
     if "token" in params:
         try:

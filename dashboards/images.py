@@ -79,7 +79,7 @@ def fit_square(image: Image.Image, size: int = DISPLAY_PX) -> Image.Image:
 def png_data_uri(image: Image.Image) -> str:
     """``data:image/png;base64,...`` of a freshly encoded RGB PNG carrying no metadata chunks."""
     buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG", optimize=False)
+    image.convert("RGB").save(buf, format="PNG", compress_level=1)  # 4× faster to encode than 6, ~30 % larger
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

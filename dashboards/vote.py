@@ -222,12 +222,30 @@ def _stimuli(repo: Repository, protocol: Protocol, item: ItemRecord) -> Stimuli 
         return None
 
 
-def _image_html(uri: str, side: str, display_px: int, position: int) -> str:
-    return (
-        f'<img src="{uri}" alt="{side} image" data-item="{position}" draggable="false" '
-        f'style="width:{display_px}px;max-width:100%;height:auto;aspect-ratio:1/1;image-rendering:pixelated;'
-        'display:block;margin:auto;border-radius:4px;"/>'
-    )
+def item_html(protocol: Protocol, prompt: str, stimuli: Stimuli | None, k: int, n: int) -> str:
+    """The item as one HTML element (one delta per rerun, not seven): "Item k of n" with a progress bar, the
+    question, the caption (when the protocol shows one) and the two stimuli side by side, each tagged
+    ``data-item="k"`` (the evaluator's position; the benchmark waits for it)."""
+    done = 100.0 * (k - 1) / n
+    parts = [
+        ('<div style="display:flex;align-items:center;gap:.75rem;margin:0 0 .25rem 0">'
+        f'<span style="white-space:nowrap">Item {k} of {n}</span>'
+        f'<div role="progressbar" aria-label="Item {k} of {n}" aria-valuenow="{k - 1}" aria-valuemin="0" '
+        f'aria-valuemax="{n}" style="flex:1;height:.4rem;border-radius:.2rem;background:rgba(128,128,128,.25)">'
+        f'<div style="width:{done:.1f}%;height:100%;border-radius:.2rem;background:#ff4b4b"></div></div></div>'),
+        f'<h3 style="margin:.25rem 0 .5rem 0;padding:0">{html.escape(protocol.question)}</h3>',
+    ]
+    if protocol.shows_caption:
+        parts.append(f'<p style="font-size:1.35rem;margin:0 0 .5rem 0">Caption: <b>“{html.escape(prompt)}”</b></p>')
+    if stimuli is not None:
+        imgs = "".join(
+            f'<img src="{uri}" alt="{side} image" data-item="{k}" draggable="false" width="{stimuli.display_px}" '
+            f'height="{stimuli.display_px}" style="width:{stimuli.display_px}px;max-width:calc(50% - .75rem);'
+            'height:auto;aspect-ratio:1/1;image-rendering:pixelated;border-radius:4px"/>'
+            for side, uri in (("left", stimuli.left), ("right", stimuli.right))
+        )
+        parts.append(f'<div style="display:flex;justify-content:space-around;gap:1.5rem">{imgs}</div>')
+    return "".join(parts)
 
 
 @st.fragment
@@ -262,26 +280,17 @@ def render_item(
     if flash:
         (st.warning if flash[0] == "warning" else st.info)(flash[1])
     k, n = _position(repo, annotator.annotator_id)
-    st.progress((k - 1) / n, text=f"Item {k} of {n}")
-    st.subheader(protocol.question)
-    if protocol.shows_caption:
-        st.markdown(
-            f'<p style="font-size:1.35rem;margin:0 0 .5rem 0">Caption: <b>“{html.escape(item.prompt)}”</b></p>',
-            unsafe_allow_html=True,
-        )
     stimuli = _stimuli(repo, protocol, item)
+    st.html(item_html(protocol, item.prompt, stimuli, k, n))
     if stimuli is None:
         st.error("The images of this item could not be loaded. Please report it with the button below.")
     else:
-        left_col, right_col = st.columns(2, gap="medium")
-        left_col.markdown(_image_html(stimuli.left, "left", stimuli.display_px, k), unsafe_allow_html=True)
-        right_col.markdown(_image_html(stimuli.right, "right", stimuli.display_px, k), unsafe_allow_html=True)
         _answer_buttons(repo, protocol, annotator.annotator_id, aid, min_response_ms)
-    extra = st.columns([1, 1, 3])
-    extra[0].button("Skip this item", key=f"skip-{aid}", type="tertiary", on_click=_close,
-                    args=(repo, annotator.annotator_id, aid, False))
-    extra[1].button("Report a broken image", key=f"broken-{aid}", type="tertiary", on_click=_close,
-                    args=(repo, annotator.annotator_id, aid, True))
+    with st.container(horizontal=True):
+        st.button("Skip this item", key=f"skip-{aid}", type="tertiary", on_click=_close,
+                  args=(repo, annotator.annotator_id, aid, False))
+        st.button("Report a broken image", key=f"broken-{aid}", type="tertiary", on_click=_close,
+                  args=(repo, annotator.annotator_id, aid, True))
 
 
 def _answer_buttons(repo: Repository, protocol: Protocol, annotator_id: int, aid: int, min_response_ms: int) -> None:
@@ -289,14 +298,13 @@ def _answer_buttons(repo: Repository, protocol: Protocol, annotator_id: int, aid
     also shows the key, e.g. ``←``, on the button)."""
     by_key = {o.key: o for o in protocol.active_options}
     slots: tuple[OptionKey, ...] = ("left", "tie", "right")
-    cols = st.columns(len(slots))
-    for col, key in zip(cols, slots):
-        option = by_key.get(key)
-        if option is None:
-            continue
-        col.button(option.label, key=f"vote-{aid}-{key}", type="primary" if key != "tie" else "secondary",
-                   width="stretch", shortcut=option.shortcut, on_click=_answer,
-                   args=(repo, annotator_id, aid, key, min_response_ms))
+    with st.container(horizontal=True, gap="medium"):
+        for key in slots:
+            option = by_key.get(key)
+            if option is not None:
+                st.button(option.label, key=f"vote-{aid}-{key}", type="primary" if key != "tie" else "secondary",
+                          width="stretch", shortcut=option.shortcut, on_click=_answer,
+                          args=(repo, annotator_id, aid, key, min_response_ms))
 
 
 def render_finished(repo: Repository, annotator: AnnotatorRecord) -> None:

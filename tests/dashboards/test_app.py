@@ -7,6 +7,7 @@ answer comes "1 s after the item appeared" and is counted; the double-press test
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,16 @@ import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from voting_store import SYSTEM_A, SYSTEM_B, VotingStore, build_store, page_text
+from voting_store import (
+    SYSTEM_A,
+    SYSTEM_B,
+    VotingStore,
+    build_store,
+    item_html,
+    item_position,
+    item_question,
+    page_text,
+)
 
 from dashboards import vote
 from eval_protocols.human.protocol import get_protocol
@@ -87,9 +97,9 @@ def test_invite_instructions_vote_progress_finished(store: VotingStore, repo: Re
     at.button(key="start").click().run()
     for k in range(store.n_items):
         assert not at.exception
-        assert at.get("progress")[0].proto.text == f"Item {k + 1} of {store.n_items}"
-        assert at.subheader[0].value == "Which image is more photorealistic?"
-        images = [m.value for m in at.markdown if "<img" in m.value]
+        assert item_position(at) == f"Item {k + 1} of {store.n_items}"
+        assert item_question(at) == "Which image is more photorealistic?"
+        images = re.findall(r"<img [^>]*>", item_html(at))
         assert len(images) == 2 and all('src="data:image/png;base64,' in v for v in images)
         assert not any(s in page_text(at) for s in store.secrets)
         key = next(b.key for b in at.button if b.key and b.key.startswith("vote-") and b.key.endswith("-left"))
@@ -150,14 +160,14 @@ def test_double_press_within_min_response_ms_is_not_stored(
     assert not at.exception
     assert len(repo.load_votes(store.study_id)) == 1  # not stored ...
     assert _vote_keys(at) == second  # ... and item 2 is still on screen, not consumed
-    assert at.get("progress")[0].proto.text == f"Item 2 of {store.n_items}"
+    assert item_position(at) == f"Item 2 of {store.n_items}"
     assert [w.value for w in at.warning] == [vote.TOO_EARLY_TEXT.format(ms=250)]
     assert repo.annotator_progress(annotator_id).pending == 1
     clock.advance(0.4)  # a considered answer, 650 ms after item 2 appeared (its clock kept running)
     at.button(key=next(k for k in second if k.endswith("-right"))).click().run()
     votes = repo.load_votes(store.study_id)
     assert [(v.choice, v.response_ms) for v in votes] == [("left", 1200), ("right", 650)]
-    assert not at.warning and at.get("progress")[0].proto.text == f"Item 3 of {store.n_items}"
+    assert not at.warning and item_position(at) == f"Item 3 of {store.n_items}"
 
 
 def test_min_response_ms_is_configurable(
@@ -193,8 +203,8 @@ def test_item_numbers_are_the_evaluators_own(store: VotingStore, repo: Repositor
     for k in range(1, left + 1):
         aid = repo.next_item_for(annotator_id, store.study_id)[0].assignment_id  # type: ignore[index]
         assert aid > k  # a store id, which would tell alice about bob's answers
-        assert at.get("progress")[0].proto.text == f"Item {k} of {left}"
-        assert f"Item {aid}" not in page_text(at) and str(aid) not in at.get("progress")[0].proto.text
+        assert item_position(at) == f"Item {k} of {left}"
+        assert f"Item {aid}" not in page_text(at) and str(aid) not in str(item_position(at))
         at.button(key=f"vote-{aid}-left").click().run()
     assert at.title[0].value == "Finished, thank you!"
 
@@ -211,7 +221,7 @@ def test_instructions_title_is_the_items_question(
     heading = at.title[0].value
     at.button(key="start").click().run()
     assert not at.exception
-    assert at.subheader[0].value == heading == get_protocol(protocol).question
+    assert item_question(at) == heading == get_protocol(protocol).question
     st.cache_resource.clear()
 
 
@@ -234,7 +244,7 @@ def test_closed_study_shows_no_items(store: VotingStore, repo: Repository) -> No
     repo.set_study_status(store.study_id, "closed")
     at = _app(token=token)
     assert not at.exception
-    assert not [m for m in at.markdown if "<img" in m.value] and not at.button
+    assert "<img" not in item_html(at) and not at.button
 
 
 def test_admin_without_secret_is_refused(store: VotingStore) -> None:

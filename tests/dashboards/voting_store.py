@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -105,4 +107,22 @@ def page_text(at: object) -> str:
                  "code", "text"):
         parts += [str(e.value) for e in getattr(at, kind)]
     parts += [str(b.label) for b in at.button]  # type: ignore[attr-defined]
+    parts += [item_html(at)]
     return "\n".join(parts)
+
+
+def item_html(at: object) -> str:
+    """The HTML of the page's `st.html` elements (the voting page's item), joined."""
+    return "\n".join(str(e.proto.body) for e in at.get("html"))  # type: ignore[attr-defined]
+
+
+def item_position(at: object) -> str | None:
+    """The item page's "Item k of n", or ``None`` when no item is shown."""
+    found = re.search(r">(Item \d+ of \d+)<", item_html(at))
+    return found.group(1) if found else None
+
+
+def item_question(at: object) -> str | None:
+    """The question above the item's stimuli, or ``None`` when no item is shown."""
+    found = re.search(r"<h3[^>]*>([^<]*)</h3>", item_html(at))
+    return html.unescape(found.group(1)) if found else None
