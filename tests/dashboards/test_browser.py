@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 START_TIMEOUT_S = 45
 ADMIN_SECRET = "browser-test-secret"
+LOOK_MS = 400
+"""How long the tests' evaluator looks at an item before answering (more than the page's 300 ms minimum)."""
 
 
 def _require_browser() -> None:
@@ -126,7 +128,7 @@ def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore
 
             page.goto(f"{base}/?token={token}")
             page.get_by_role("button", name="Start").click()
-            expect(page.get_by_text(f"0 of {store.n_items} items done")).to_be_visible()
+            expect(page.get_by_text(f"Item 1 of {store.n_items}", exact=True)).to_be_visible()
             stimuli = page.locator("img[alt$=' image']")
             expect(stimuli).to_have_count(2)
             first_srcs = [stimuli.nth(k).get_attribute("src") or "" for k in range(2)]
@@ -139,8 +141,9 @@ def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore
                 shown = repo.next_item_for(annotator.annotator_id, store.study_id)
             assert shown is not None
             expect(page.locator(f".st-key-vote-{shown[0].assignment_id}-left button")).to_be_visible()
+            page.wait_for_timeout(LOOK_MS)  # an evaluator looks before answering (min_response_ms is 300)
             page.keyboard.press("ArrowLeft")  # keyboard vote
-            expect(page.get_by_text(f"1 of {store.n_items} items done")).to_be_visible()
+            expect(page.get_by_text(f"Item 2 of {store.n_items}", exact=True)).to_be_visible()
             expect(stimuli.first).not_to_have_attribute("src", first_srcs[0])  # the next item is shown
             expect(stimuli).to_have_count(2)
             _assert_blind(page.content(), page, store)
@@ -152,8 +155,9 @@ def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore
             # rightly, not count a second vote for it)
             button = page.locator(f".st-key-vote-{pending[0].assignment_id}-right button")
             expect(button).to_have_text(re.compile("Right image"))
+            page.wait_for_timeout(LOOK_MS)
             button.click()  # mouse vote
-            expect(page.get_by_text(f"2 of {store.n_items} items done")).to_be_visible()
+            expect(page.get_by_text(f"Item 3 of {store.n_items}", exact=True)).to_be_visible()
             _assert_blind(page.content(), page, store)
         finally:
             browser.close()
@@ -170,6 +174,87 @@ def test_vote_with_keyboard_and_mouse_in_chromium(served: tuple[str, VotingStore
                             ("model_a" if (v.choice == "left") == (shown_left == v.model_a) else "model_b"))
     leaks = [u for u in requested if any(s in u for s in store.secrets)]
     assert not leaks, leaks
+
+
+def _item_shown(page: Any, k: int) -> None:
+    """Wait until the evaluator's item k is fully shown: its two stimuli decoded and the rerun finished."""
+    page.wait_for_function(
+        """k => { const imgs = document.querySelectorAll(`img[data-item="${k}"]`);
+                  return imgs.length === 2 && [...imgs].every(i => i.complete && i.naturalWidth > 0)
+                         && !document.querySelector('[data-testid="stElementContainer"][data-stale="true"]'); }""",
+        arg=k, polling="raf")
+
+
+def test_double_press_stores_one_vote_and_keeps_the_next_item(served: tuple[str, VotingStore]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, store = served
+    with Repository.open(store.url) as repo:
+        annotator, token = repo.create_annotator(store.study_id, "double")
+    with sync_playwright() as pw:
+        browser = _launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(20_000)
+            page.goto(f"{base}/?token={token}")
+            page.get_by_role("button", name="Start").click()
+            _item_shown(page, 1)
+            page.wait_for_timeout(LOOK_MS)
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_timeout(250)  # the second press of a double press, 250 ms later
+            page.keyboard.press("ArrowLeft")
+            _item_shown(page, 2)
+            # whichever item the second press landed on (item 2 too soon, or item 1 again), it is not stored
+            # and says so
+            expect(page.get_by_text(re.compile("too soon to have looked at them|had already been answered"))
+                   ).to_be_visible()
+            page.wait_for_timeout(LOOK_MS)
+            with Repository.open(store.url) as repo:
+                assert len(repo.load_votes(store.study_id)) == 1
+                pending = repo.next_item_for(annotator.annotator_id, store.study_id)
+                assert pending is not None and repo.annotator_progress(annotator.annotator_id).completed == 1
+            expect(page.get_by_text(f"Item 2 of {store.n_items}", exact=True)).to_be_visible()  # not consumed
+            expect(page.locator(f".st-key-vote-{pending[0].assignment_id}-right button")).to_be_visible()
+            page.keyboard.press("ArrowRight")  # a considered answer to item 2 counts
+            _item_shown(page, 3)
+            expect(page.get_by_text(re.compile("too soon|already been answered"))).to_have_count(0)
+        finally:
+            browser.close()
+    with Repository.open(store.url) as repo:
+        votes = repo.load_votes(store.study_id)
+    assert [v.choice for v in votes] == ["left", "right"]
+    assert votes[1].assignment_id == pending[0].assignment_id and all(v.response_ms >= 300 for v in votes)
+
+
+def test_stale_tab_shows_that_its_answer_was_not_counted(served: tuple[str, VotingStore]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, store = served
+    with Repository.open(store.url) as repo:
+        _, token = repo.create_annotator(store.study_id, "two-tabs")
+    with sync_playwright() as pw:
+        browser = _launch(pw)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(20_000)
+            first, second = context.new_page(), context.new_page()
+            first.goto(f"{base}/?token={token}")
+            first.get_by_role("button", name="Start").click()
+            _item_shown(first, 1)
+            second.goto(f"{base}/?token={token}")  # a second tab on the same item
+            _item_shown(second, 1)
+            first.wait_for_timeout(LOOK_MS)
+            first.keyboard.press("ArrowLeft")  # answered in the first tab
+            _item_shown(first, 2)
+            second.bring_to_front()
+            second.keyboard.press("ArrowRight")  # the stale tab answers the same item
+            _item_shown(second, 2)
+            expect(second.get_by_text(re.compile("had already been answered .* not counted"))).to_be_visible()
+            expect(first.get_by_text(re.compile("already been answered"))).to_have_count(0)
+        finally:
+            browser.close()
+    with Repository.open(store.url) as repo:
+        assert [v.choice for v in repo.load_votes(store.study_id)] == ["left"]
 
 
 def _assert_blind(html: str, page: object, store: VotingStore) -> None:
