@@ -46,7 +46,7 @@ def freeze_startup_heap() -> bool:
     """Once per process: collect, then `gc.freeze` everything allocated so far (Streamlit, SQLAlchemy, PIL, pandas,
     the repository), so later garbage collections skip it.
 
-    Without it each answer triggered a full (generation-2) collection that walked those ~10⁶ objects for
+    Without it each answer triggered a full (generation-2) collection that walked all those objects for
     100-220 ms in the middle of the rerun, most of the key → next item latency (benchmarks/app.md). Only objects
     alive now are frozen; garbage made later is still collected.
     """
