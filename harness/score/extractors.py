@@ -2,7 +2,10 @@
 
 Names:
 
-* ``pixels`` / ``pixels-g<k>`` — weight-free area-pooled RGB (`eval_protocols.features.pixels`), for the toy world;
+* ``pixels`` / ``pixels-g<k>`` — weight-free area-pooled RGB and texture (`eval_protocols.features.pixels`), for
+  FD/KID on the toy world;
+* ``layout`` / ``layout-g<k>`` — weight-free colour layout, the mean RGB of each cell of a k × k grid (k = 4 by
+  default; `eval_protocols.features.pixels.LayoutExtractor`), for ``layout_diversity``;
 * ``inception`` — InceptionV3 pool3 for FID from a local weights file (``$HARNESS_INCEPTION_WEIGHTS``);
   ``inception:antialias-bilinear`` selects the other resize mode;
 * ``clip:<arch>:<checkpoint path>`` — open_clip image features of any architecture from a local checkpoint;
@@ -16,6 +19,7 @@ Metrics never build extractors: the harness does, here, and passes them in.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,8 +33,32 @@ if TYPE_CHECKING:
     from eval_protocols.features.oracle import ToyAttributeOracle
 
 EXTRACTOR_NAMES = (
-    "pixels", "pixels-g<k>", "inception", "inception:<resize mode>", "clip:<arch>:<checkpoint>", "clip:toy"
+    "pixels", "pixels-g<k>", "layout", "layout-g<k>", "inception", "inception:<resize mode>",
+    "clip:<arch>:<checkpoint>", "clip:toy",
 )
+
+
+def _grid(name: str, stem: str) -> int | None:
+    """``k`` of ``<stem>-g<k>`` (k >= 1), 4 for ``<stem>`` alone, None for another name."""
+    if name == stem:
+        return 4
+    suffix = name[len(stem) + 2 :] if name.startswith(f"{stem}-g") else ""
+    return int(suffix) if suffix.isdigit() and int(suffix) >= 1 else None
+
+
+def check_extractor_name(name: str) -> None:
+    """Check that ``name`` is one of the `EXTRACTOR_NAMES` forms, without building it (no weights are read).
+
+    Raises:
+        ConfigError: one line with the valid forms and, where one is close, a did-you-mean.
+    """
+    if _grid(name, "pixels") or _grid(name, "layout") or name == "clip:toy":
+        return
+    if name == "inception" or name.startswith("inception:") or (name.startswith("clip:") and name.count(":") >= 2):
+        return
+    close = difflib.get_close_matches(name, ("pixels", "layout", "inception", "clip:toy"), n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(f"unknown feature extractor {name!r}; {hint}use one of {', '.join(EXTRACTOR_NAMES)}")
 
 
 def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
@@ -39,13 +67,14 @@ def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
     Raises:
         ConfigError: unknown name. HarnessError: a weights file is missing (the message says where to get it).
     """
-    from eval_protocols.features.pixels import PixelExtractor
+    from eval_protocols.features.pixels import LayoutExtractor, PixelExtractor
 
+    check_extractor_name(name)
     try:
-        if name == "pixels":
-            return PixelExtractor()
-        if name.startswith("pixels-g") and name[8:].isdigit():
-            return PixelExtractor(grid=int(name[8:]))
+        if grid := _grid(name, "pixels"):
+            return PixelExtractor(grid=grid)
+        if grid := _grid(name, "layout"):
+            return LayoutExtractor(grid=grid)
         if name == "inception" or name.startswith("inception:"):
             from eval_protocols.features.inception import InceptionFeatures
 
@@ -60,7 +89,7 @@ def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
             return OpenClipFeatures(arch, checkpoint, device=device)
     except ValueError as exc:  # MissingWeightsError is a ValueError with the whole fix in its message
         raise HarnessError(str(exc)) from None
-    raise ConfigError(f"unknown feature extractor {name!r}; use one of {', '.join(EXTRACTOR_NAMES)}")
+    raise AssertionError(f"check_extractor_name passed {name!r} but no extractor matched")  # pragma: no cover
 
 
 class MissingToyCheckpointError(HarnessError):
