@@ -117,6 +117,11 @@ class MetricsConfig:
         clip_extractor: a CLIP (``clip:toy`` for the shipped toy CLIP, or ``clip:<arch>:<checkpoint>``) for the
             caption metrics ``clip_score`` and ``r_precision`` (which need it) and for ``cmmd``, ``diversity`` and
             ``vendi`` (which otherwise use ``extractor``); empty: none.
+        extractors: per-metric feature extractor, overriding the rule above
+            (``{ layout_diversity = "layout-g8" }``); each key is a metric of ``names``, each value an extractor
+            name (`harness.score.extractors.EXTRACTOR_NAMES`). A metric defined on one extractor
+            (`eval_protocols.metrics.registry.MetricSpec.extractor`: ``layout_diversity`` on ``layout``) uses it
+            when not listed here. Resolution: `harness.score.extractors.metric_extractor_name`.
     """
 
     names: tuple[str, ...] = ("fd",)
@@ -125,6 +130,7 @@ class MetricsConfig:
     reference_per_prompt: int = 4
     bootstrap: int = 200
     clip_extractor: str = ""
+    extractors: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         text_metrics = [n for n in self.names if n in metric_names(needs_text=True)]  # they read CLIP text features
@@ -133,6 +139,25 @@ class MetricsConfig:
                 f"metrics.names has {', '.join(text_metrics)}, which needs a CLIP: set metrics.clip_extractor "
                 '(e.g. "clip:toy", or "clip:ViT-B-32:/path/to/checkpoint")'
             )
+        from harness.score.extractors import check_extractor_name  # names only: nothing is built or read
+
+        for metric, name in self.extractors.items():
+            if metric not in self.names:
+                raise ConfigError(
+                    f"metrics.extractors names metric '{metric}', which is not in metrics.names"
+                    f"{did_you_mean(metric, self.names)}"
+                )
+            if metric in metric_names(needs_text=True):
+                raise ConfigError(
+                    f"metrics.extractors.{metric}: {metric} compares image and caption embeddings of "
+                    "metrics.clip_extractor; set that instead"
+                )
+            if not isinstance(name, str):
+                raise ConfigError(f"metrics.extractors.{metric} = {name!r} must be a string, e.g. \"layout\"")
+            try:
+                check_extractor_name(name)
+            except ConfigError as exc:
+                raise ConfigError(f"metrics.extractors.{metric}: {exc}") from None
 
 
 DEFAULT_VOTES_PER_ITEM = 3

@@ -30,6 +30,8 @@ from harness.paths import toy_checkpoint_dir
 
 if TYPE_CHECKING:
     from eval_protocols.features.clip import OpenClipFeatures
+    from eval_protocols.metrics.registry import MetricSpec
+    from harness.config import MetricsConfig
     from eval_protocols.features.oracle import ToyAttributeOracle
 
 EXTRACTOR_NAMES = (
@@ -90,6 +92,22 @@ def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
     except ValueError as exc:  # MissingWeightsError is a ValueError with the whole fix in its message
         raise HarnessError(str(exc)) from None
     raise AssertionError(f"check_extractor_name passed {name!r} but no extractor matched")  # pragma: no cover
+
+
+def metric_extractor_name(spec: MetricSpec, metrics: MetricsConfig) -> str:
+    """The extractor a run config gives metric ``spec``, first rule that applies:
+
+    1. ``metrics.extractors[<metric>]`` (an explicit choice);
+    2. ``metrics.clip_extractor`` for a metric that reads caption embeddings (`MetricSpec.needs_text`), or that is
+       defined on CLIP embeddings (`MetricSpec.clip_features`) when a CLIP is set;
+    3. the extractor the metric is defined on (`MetricSpec.extractor`: ``layout`` for ``layout_diversity``);
+    4. ``metrics.extractor``.
+    """
+    if spec.name in metrics.extractors:
+        return metrics.extractors[spec.name]
+    if metrics.clip_extractor and (spec.needs_text or spec.clip_features):
+        return metrics.clip_extractor
+    return spec.extractor or metrics.extractor
 
 
 class MissingToyCheckpointError(HarnessError):
