@@ -273,8 +273,9 @@ class RegressConfig:
     """The CI regression gate (`harness regress`, `harness.regress.gate`): what it gates and how much worse is too much.
 
     Attributes:
-        metrics: gated metrics, from ``fd``, ``kid`` (lower is better), ``clip_score``, ``diversity`` and ``proxy``
-            (higher is better; ``proxy`` needs ``proxy``).
+        metrics: gated metrics, from ``fd``, ``kid`` (lower is better), ``clip_score``, ``diversity``,
+            ``layout_diversity`` (on ``layout`` features, or ``metrics.extractors``'s) and ``proxy`` (higher is better;
+            ``proxy`` needs ``proxy``).
         clip: the CLIP of ``clip_score`` and ``diversity``: ``clip:toy`` (the shipped toy CLIP) or
             ``clip:<arch>:<checkpoint>``; empty: ``diversity`` on ``metrics.extractor`` features, no ``clip_score``.
         proxy: stem of a trained preference proxy (``harness proxy train --out STEM``); empty: none.
