@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from eval_protocols.human.comparisons import COMPARISON_MODES
 from eval_protocols.metrics.registry import metric_names
 from harness.errors import ConfigError, did_you_mean
+from harness.extractor_names import check_extractor_name
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class MetricsConfig:
             ``vendi`` (which otherwise use ``extractor``); empty: none.
         extractors: per-metric feature extractor, overriding the rule above
             (``{ layout_diversity = "layout-g8" }``); each key is a metric of ``names``, each value an extractor
-            name (`harness.score.extractors.EXTRACTOR_NAMES`). A metric defined on one extractor
+            name (`harness.extractor_names.EXTRACTOR_NAMES`). A metric defined on one extractor
             (`eval_protocols.metrics.registry.MetricSpec.extractor`: ``layout_diversity`` on ``layout``) uses it
             when not listed here. Resolution: `harness.score.extractors.metric_extractor_name`.
     """
@@ -139,8 +140,6 @@ class MetricsConfig:
                 f"metrics.names has {', '.join(text_metrics)}, which needs a CLIP: set metrics.clip_extractor "
                 '(e.g. "clip:toy", or "clip:ViT-B-32:/path/to/checkpoint")'
             )
-        from harness.score.extractors import check_extractor_name  # names only: nothing is built or read
-
         for metric, name in self.extractors.items():
             if metric not in self.names:
                 raise ConfigError(

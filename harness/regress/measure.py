@@ -176,7 +176,7 @@ def load_units(tools: GateTools, run_dir: RunDir, entries: Sequence[ManifestEntr
         utility = None if proxy_feats is None else tools.proxy.utility(np.asarray(proxy_feats, dtype=np.float64))
         units.append(UnitData(system_id, group, tuple(shas), np.array([e.prompt_id for e in rows]),
                               feats(tools.extractor), feats(tools.clip), text, utility,
-                              {m: feats(e) for m, e in tools.own.items()}))
+                              {m: extract_files(e, files, cache, image_sha256s=shas) for m, e in tools.own.items()}))
     return units
 
 

@@ -19,63 +19,34 @@ Metrics never build extractors: the harness does, here, and passes them in.
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eval_protocols.features.base import FeatureExtractor
-from harness.errors import ConfigError, HarnessError
+from harness.errors import HarnessError
+from harness.extractor_names import check_extractor_name, grid_of
 from harness.paths import toy_checkpoint_dir
 
 if TYPE_CHECKING:
     from eval_protocols.features.clip import OpenClipFeatures
+    from eval_protocols.features.oracle import ToyAttributeOracle
     from eval_protocols.metrics.registry import MetricSpec
     from harness.config import MetricsConfig
-    from eval_protocols.features.oracle import ToyAttributeOracle
-
-EXTRACTOR_NAMES = (
-    "pixels", "pixels-g<k>", "layout", "layout-g<k>", "inception", "inception:<resize mode>",
-    "clip:<arch>:<checkpoint>", "clip:toy",
-)
-
-
-def _grid(name: str, stem: str) -> int | None:
-    """``k`` of ``<stem>-g<k>`` (k >= 1), 4 for ``<stem>`` alone, None for another name."""
-    if name == stem:
-        return 4
-    suffix = name[len(stem) + 2 :] if name.startswith(f"{stem}-g") else ""
-    return int(suffix) if suffix.isdigit() and int(suffix) >= 1 else None
-
-
-def check_extractor_name(name: str) -> None:
-    """Check that ``name`` is one of the `EXTRACTOR_NAMES` forms, without building it (no weights are read).
-
-    Raises:
-        ConfigError: one line with the valid forms and, where one is close, a did-you-mean.
-    """
-    if _grid(name, "pixels") or _grid(name, "layout") or name == "clip:toy":
-        return
-    if name == "inception" or name.startswith("inception:") or (name.startswith("clip:") and name.count(":") >= 2):
-        return
-    close = difflib.get_close_matches(name, ("pixels", "layout", "inception", "clip:toy"), n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    raise ConfigError(f"unknown feature extractor {name!r}; {hint}use one of {', '.join(EXTRACTOR_NAMES)}")
-
 
 def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
     """The extractor called ``name`` (see the module docstring).
 
     Raises:
-        ConfigError: unknown name. HarnessError: a weights file is missing (the message says where to get it).
+        ConfigError: unknown name (`harness.extractor_names.check_extractor_name`). HarnessError: a weights file is missing (the message says where to get it).
     """
     from eval_protocols.features.pixels import LayoutExtractor, PixelExtractor
 
     check_extractor_name(name)
     try:
-        if grid := _grid(name, "pixels"):
+        if grid := grid_of(name, "pixels"):
             return PixelExtractor(grid=grid)
-        if grid := _grid(name, "layout"):
+        if grid := grid_of(name, "layout"):
             return LayoutExtractor(grid=grid)
         if name == "inception" or name.startswith("inception:"):
             from eval_protocols.features.inception import InceptionFeatures

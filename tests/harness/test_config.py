@@ -147,10 +147,11 @@ def test_votes_per_item_and_half_width_may_be_given_together() -> None:
 @pytest.mark.parametrize(
     ("extractors", "message"),
     [
-        ('{layout_diversty="layout"}', "metrics.extractors names metric 'layout_diversty', which is not in "
-                                       "metrics.names; did you mean 'layout_diversity'?"),
-        ('{layout_diversity="layuot"}', "metrics.extractors.layout_diversity: unknown feature extractor 'layuot'; "
-                                        "did you mean 'layout'?"),
+        ('{layout_diversty="layout"}',
+         "metrics.extractors names metric 'layout_diversty', which is not in metrics.names; did you mean "
+         + "'layout_diversity'?"),
+        ('{layout_diversity="layuot"}',
+         "metrics.extractors.layout_diversity: unknown feature extractor 'layuot'; did you mean 'layout'?"),
         ('{layout_diversity="layout-g0"}', "unknown feature extractor 'layout-g0'"),
         ('{layout_diversity=8}', "metrics.extractors.layout_diversity = 8 must be a string"),
         ('{clip_score="layout"}', "clip_score compares image and caption embeddings of metrics.clip_extractor"),
