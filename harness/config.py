@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from eval_protocols.human.comparisons import COMPARISON_MODES
 from eval_protocols.metrics.registry import metric_names
 from harness.errors import ConfigError, did_you_mean
+from harness.extractor_names import check_extractor_name
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,11 @@ class MetricsConfig:
         clip_extractor: a CLIP (``clip:toy`` for the shipped toy CLIP, or ``clip:<arch>:<checkpoint>``) for the
             caption metrics ``clip_score`` and ``r_precision`` (which need it) and for ``cmmd``, ``diversity`` and
             ``vendi`` (which otherwise use ``extractor``); empty: none.
+        extractors: per-metric feature extractor, overriding the rule above
+            (``{ layout_diversity = "layout-g8" }``); each key is a metric of ``names``, each value an extractor
+            name (`harness.extractor_names.EXTRACTOR_NAMES`). A metric defined on one extractor
+            (`eval_protocols.metrics.registry.MetricSpec.extractor`: ``layout_diversity`` on ``layout``) uses it
+            when not listed here. Resolution: `harness.score.extractors.metric_extractor_name`.
     """
 
     names: tuple[str, ...] = ("fd",)
@@ -125,6 +131,7 @@ class MetricsConfig:
     reference_per_prompt: int = 4
     bootstrap: int = 200
     clip_extractor: str = ""
+    extractors: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         text_metrics = [n for n in self.names if n in metric_names(needs_text=True)]  # they read CLIP text features
@@ -133,6 +140,23 @@ class MetricsConfig:
                 f"metrics.names has {', '.join(text_metrics)}, which needs a CLIP: set metrics.clip_extractor "
                 '(e.g. "clip:toy", or "clip:ViT-B-32:/path/to/checkpoint")'
             )
+        for metric, name in self.extractors.items():
+            if metric not in self.names:
+                raise ConfigError(
+                    f"metrics.extractors names metric '{metric}', which is not in metrics.names"
+                    f"{did_you_mean(metric, self.names)}"
+                )
+            if metric in metric_names(needs_text=True):
+                raise ConfigError(
+                    f"metrics.extractors.{metric}: {metric} compares image and caption embeddings of "
+                    "metrics.clip_extractor; set that instead"
+                )
+            if not isinstance(name, str):
+                raise ConfigError(f"metrics.extractors.{metric} = {name!r} must be a string, e.g. \"layout\"")
+            try:
+                check_extractor_name(name)
+            except ConfigError as exc:
+                raise ConfigError(f"metrics.extractors.{metric}: {exc}") from None
 
 
 DEFAULT_VOTES_PER_ITEM = 3
@@ -248,8 +272,9 @@ class RegressConfig:
     """The CI regression gate (`harness regress`, `harness.regress.gate`): what it gates and how much worse is too much.
 
     Attributes:
-        metrics: gated metrics, from ``fd``, ``kid`` (lower is better), ``clip_score``, ``diversity`` and ``proxy``
-            (higher is better; ``proxy`` needs ``proxy``).
+        metrics: gated metrics, from ``fd``, ``kid`` (lower is better), ``clip_score``, ``diversity``,
+            ``layout_diversity`` (on ``layout`` features, or ``metrics.extractors``'s) and ``proxy`` (higher is better;
+            ``proxy`` needs ``proxy``).
         clip: the CLIP of ``clip_score`` and ``diversity``: ``clip:toy`` (the shipped toy CLIP) or
             ``clip:<arch>:<checkpoint>``; empty: ``diversity`` on ``metrics.extractor`` features, no ``clip_score``.
         proxy: stem of a trained preference proxy (``harness proxy train --out STEM``); empty: none.

@@ -5,7 +5,8 @@ several values: ``prdc`` gives precision, recall, density and coverage). `Metric
 a metric may read; `MetricSpec.requires` names the fields it needs, checked before the call.
 
 The spec is the one source of a metric's facts: its direction (``higher_is_better``), whether it reads the captions
-(``needs_text``), whether it is defined on CLIP image embeddings (``clip_features``), whether it compares against a
+(``needs_text``), whether it is defined on CLIP image embeddings (``clip_features``) or on the features of one named
+extractor (``extractor``, e.g. ``"layout"`` for ``layout_diversity``), whether it compares against a
 reference set (``needs_reference``) and whether the CI regression gate can compare two runs on it (``replicates``).
 Query them with `metric_names` and `gate_metrics`.
 
@@ -76,6 +77,10 @@ class MetricSpec:
         clip_features: defined on CLIP image embeddings (CLIP score, R-precision, CMMD, diversity, Vendi): a caller
             with a CLIP extractor gives it that CLIP's features (another extractor's otherwise, unless it
             `needs_text`, when only a CLIP will do: its text and image towers share one space).
+        extractor: the feature extractor the metric is defined on, by the harness's extractor name (``"layout"``:
+            `eval_protocols.features.pixels.LayoutExtractor`); a caller builds it for this metric unless told to use
+            another (``metrics.extractors`` in a run config). Empty: the caller's general extractor (or its CLIP,
+            see ``clip_features``).
         replicates: the metric's bootstrap rule for comparing two runs (`ReplicatesFn`; the CI regression gate):
             point value and replicates on resamples drawn within prompts; None when it has none (the gate cannot
             use it).
@@ -88,6 +93,7 @@ class MetricSpec:
     description: str
     clip_features: bool = False
     replicates: ReplicatesFn | None = None
+    extractor: str = ""
 
     @property
     def needs_text(self) -> bool:
@@ -133,6 +139,7 @@ def register_metric(
     description: str = "",
     clip_features: bool = False,
     replicates: ReplicatesFn | None = None,
+    extractor: str = "",
 ) -> Callable[[F], F]:
     """Decorator registering ``fn(inputs, **options) -> list[MetricResult]`` under ``name`` (facts: `MetricSpec`).
 
@@ -147,7 +154,8 @@ def register_metric(
         if name in _REGISTRY:
             raise ValueError(f"metric '{name}' is already registered by {_REGISTRY[name].fn.__module__}")
         doc = description or (fn.__doc__ or "").strip().split("\n")[0]
-        _REGISTRY[name] = MetricSpec(name, fn, higher_is_better, tuple(requires), doc, clip_features, replicates)
+        _REGISTRY[name] = MetricSpec(name, fn, higher_is_better, tuple(requires), doc, clip_features, replicates,
+                                     extractor)
         return fn
 
     return decorate
@@ -183,7 +191,7 @@ def metric_names(
 
     Built-in examples: ``metric_names(needs_text=True)`` -> ``("clip_score", "r_precision")``;
     ``metric_names(clip_features=True, needs_text=False)`` -> ``("cmmd", "diversity", "vendi")``;
-    ``metric_names(gate=True)`` -> ``("clip_score", "diversity", "fd", "kid", "proxy")``.
+    ``metric_names(gate=True)`` -> ``("clip_score", "diversity", "fd", "kid", "layout_diversity", "proxy")``.
     """
     wanted = {"needs_text": needs_text, "clip_features": clip_features, "needs_reference": needs_reference,
               "gate": gate, "higher_is_better": higher_is_better}
@@ -197,6 +205,7 @@ def metric_names(
 def gate_metrics() -> dict[str, bool]:
     """The metrics the CI regression gate can compare two runs on, with their ``higher_is_better``, sorted by name.
 
-    Built-in: ``{"clip_score": True, "diversity": True, "fd": False, "kid": False, "proxy": True}``.
+    Built-in: ``{"clip_score": True, "diversity": True, "fd": False, "kid": False, "layout_diversity": True,
+    "proxy": True}``.
     """
     return {name: _REGISTRY[name].higher_is_better for name in metric_names(gate=True)}

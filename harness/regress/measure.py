@@ -16,6 +16,12 @@ eval_protocols' one bootstrap (`eval_protocols.bootstrap.stratified_indices`,
   distance of 0), and the replicate spread is scaled to the within-prompt jackknife standard error
   (Efron–Stein: not below the true one in expectation), since the bootstrap of a pairwise statistic from a few
   images per prompt runs narrow.
+* ``layout_diversity``: the same on colour-layout features (``layout``) with the RMS distance
+  ``‖x − y‖₂ / √D`` (`eval_protocols.metrics.diversity`).
+
+A metric defined on its own extractor (`eval_protocols.metrics.registry.MetricSpec.extractor`), or given one by
+``[metrics] extractors``, is measured on that extractor's features, as `harness score` does; the reference metrics
+(``fd``, ``kid``) always use ``metrics.extractor``.
 
 Resampling is seeded by ``[regress] seed`` and the unit's image hashes: identical images give identical numbers,
 other images (another run seed, another checkpoint) an independent resampling.
@@ -26,8 +32,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +64,7 @@ class GateTools:
     proxy: Any = None  # PreferenceProxy
     proxy_features: Any = None  # the extractor the proxy was trained on
     proxy_id: str = ""
+    own: Mapping[str, Any] = field(default_factory=dict)  # metric -> the extractor it is measured on (see module doc)
 
     @classmethod
     def build(cls, cfg: RunConfig) -> GateTools:
@@ -65,17 +72,27 @@ class GateTools:
         from harness.score.extractors import build_extractor
 
         metrics = check_gate_metrics(cfg.regress)
-        wants_clip = bool({"clip_score", "diversity"} & set(metrics)) and bool(cfg.regress.clip)
-        needs_extractor = bool({"fd", "kid"} & set(metrics)) or ("diversity" in metrics and not wants_clip)
+        own: dict[str, Any] = {}
+        for metric in metrics:
+            name = cfg.metrics.extractors.get(metric) or get_metric(metric).extractor
+            if name and get_metric(metric).needs_reference:
+                raise ConfigError(f"metrics.extractors.{metric}: the regression gate measures {metric} on "
+                                  "metrics.extractor features (its reference too); drop the entry or change that")
+            if name:
+                own[metric] = build_extractor(name)
+        rest = set(metrics) - set(own)
+        wants_clip = bool({"clip_score", "diversity"} & rest) and bool(cfg.regress.clip)
+        needs_extractor = bool({"fd", "kid"} & rest) or ("diversity" in rest and not wants_clip)
         extractor = build_extractor(cfg.metrics.extractor) if needs_extractor else None
         clip = _build_clip(cfg.regress.clip) if wants_clip else None
         proxy, features, proxy_id = _build_proxy(cfg.regress.proxy) if cfg.regress.proxy else (None, None, "")
-        return cls(metrics, extractor, clip, proxy, features, proxy_id)
+        return cls(metrics, extractor, clip, proxy, features, proxy_id, own)
 
     def feature_ids(self) -> dict[str, str]:
-        """Ids of the extractors in use (``""`` for none)."""
-        return {"extractor": getattr(self.extractor, "extractor_id", ""),
-                "clip": getattr(self.clip, "extractor_id", ""), "proxy": self.proxy_id}
+        """Ids of the extractors in use (``""`` for none; ``own:<metric>`` for a metric's own extractor)."""
+        ids = {"extractor": getattr(self.extractor, "extractor_id", ""),
+               "clip": getattr(self.clip, "extractor_id", ""), "proxy": self.proxy_id}
+        return ids | {f"own:{m}": e.extractor_id for m, e in sorted(self.own.items())}
 
 
 def _build_clip(name: str) -> Any:
@@ -116,6 +133,7 @@ class UnitData:
     clip: np.ndarray | None  # (N, Dc) CLIP image embeddings
     text: np.ndarray | None  # (N, Dc) CLIP text embedding of each image's caption
     utility: np.ndarray | None  # (N,) proxy utility f(x)
+    own: Mapping[str, np.ndarray] = field(default_factory=dict)  # metric -> (N, D) features of its own extractor
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,7 +175,8 @@ def load_units(tools: GateTools, run_dir: RunDir, entries: Sequence[ManifestEntr
         proxy_feats = feats(tools.proxy_features)
         utility = None if proxy_feats is None else tools.proxy.utility(np.asarray(proxy_feats, dtype=np.float64))
         units.append(UnitData(system_id, group, tuple(shas), np.array([e.prompt_id for e in rows]),
-                              feats(tools.extractor), feats(tools.clip), text, utility))
+                              feats(tools.extractor), feats(tools.clip), text, utility,
+                              {m: extract_files(e, files, cache, image_sha256s=shas) for m, e in tools.own.items()}))
     return units
 
 
@@ -221,9 +240,10 @@ def measure_unit(unit: UnitData, ref: ReferenceData, metrics: Sequence[str], rc:
 def metric_inputs(metric: str, unit: UnitData, ref: ReferenceData) -> MetricInputs:
     """What metric ``metric`` reads of a unit: CLIP image embeddings for the CLIP metrics (``clip_score``, and
     ``diversity`` when a CLIP is configured), else ``metrics.extractor`` features; the reference for fd/kid; the
-    captions' text embeddings; the proxy's utilities."""
+    captions' text embeddings; the proxy's utilities. A metric with its own extractor reads that one's features."""
     clip_metric = get_metric(metric).clip_features or get_metric(metric).needs_text
     samples = unit.clip if clip_metric and unit.clip is not None else unit.features
+    samples = unit.own.get(metric, samples)
     return MetricInputs(samples=samples, groups=unit.prompt_ids, reference=ref.features, reference_stats=ref.stats,
                         sample_text=unit.text, utility=unit.utility)
 

@@ -30,10 +30,13 @@ if TYPE_CHECKING:
 
 METRIC_TITLES: dict[str, str] = {
     "fd": "FD", "fid": "FID", "kid": "KID", "cmmd": "CMMD", "clip_score": "CLIP score",
-    "r_precision": "CLIP R-precision", "diversity": "Diversity", "vendi": "Vendi score",
+    "r_precision": "CLIP R-precision", "diversity": "Diversity (CLIP)", "layout_diversity": "Diversity (colour layout)",
+    "vendi": "Vendi score",
 }
 """Metric name → its name on an axis or in a table."""
-METRIC_ORDER: tuple[str, ...] = ("fid", "fd", "clip_score", "diversity", "vendi", "r_precision", "kid", "cmmd")
+METRIC_ORDER: tuple[str, ...] = (
+    "fid", "fd", "clip_score", "layout_diversity", "diversity", "vendi", "r_precision", "kid", "cmmd"
+)
 """Order of the panels: the paper's Fig. 9 metrics first."""
 _COLOURS: tuple[str, ...] = ("#d62728", "#9467bd", "#1f77b4", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 REFERENCE_COLOUR = "#222222"

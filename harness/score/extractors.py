@@ -2,7 +2,10 @@
 
 Names:
 
-* ``pixels`` / ``pixels-g<k>`` — weight-free area-pooled RGB (`eval_protocols.features.pixels`), for the toy world;
+* ``pixels`` / ``pixels-g<k>`` — weight-free area-pooled RGB and texture (`eval_protocols.features.pixels`), for
+  FD/KID on the toy world;
+* ``layout`` / ``layout-g<k>`` — weight-free colour layout, the mean RGB of each cell of a k × k grid (k = 4 by
+  default; `eval_protocols.features.pixels.LayoutExtractor`), for ``layout_diversity``;
 * ``inception`` — InceptionV3 pool3 for FID from a local weights file (``$HARNESS_INCEPTION_WEIGHTS``);
   ``inception:antialias-bilinear`` selects the other resize mode;
 * ``clip:<arch>:<checkpoint path>`` — open_clip image features of any architecture from a local checkpoint;
@@ -21,31 +24,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eval_protocols.features.base import FeatureExtractor
-from harness.errors import ConfigError, HarnessError
+from harness.errors import HarnessError
+from harness.extractor_names import check_extractor_name, grid_of
 from harness.paths import toy_checkpoint_dir
 
 if TYPE_CHECKING:
     from eval_protocols.features.clip import OpenClipFeatures
     from eval_protocols.features.oracle import ToyAttributeOracle
-
-EXTRACTOR_NAMES = (
-    "pixels", "pixels-g<k>", "inception", "inception:<resize mode>", "clip:<arch>:<checkpoint>", "clip:toy"
-)
-
+    from eval_protocols.metrics.registry import MetricSpec
+    from harness.config import MetricsConfig
 
 def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
     """The extractor called ``name`` (see the module docstring).
 
     Raises:
-        ConfigError: unknown name. HarnessError: a weights file is missing (the message says where to get it).
+        ConfigError: unknown name (`harness.extractor_names.check_extractor_name`). HarnessError: a weights file is missing (the message says where to get it).
     """
-    from eval_protocols.features.pixels import PixelExtractor
+    from eval_protocols.features.pixels import LayoutExtractor, PixelExtractor
 
+    check_extractor_name(name)
     try:
-        if name == "pixels":
-            return PixelExtractor()
-        if name.startswith("pixels-g") and name[8:].isdigit():
-            return PixelExtractor(grid=int(name[8:]))
+        if grid := grid_of(name, "pixels"):
+            return PixelExtractor(grid=grid)
+        if grid := grid_of(name, "layout"):
+            return LayoutExtractor(grid=grid)
         if name == "inception" or name.startswith("inception:"):
             from eval_protocols.features.inception import InceptionFeatures
 
@@ -60,7 +62,23 @@ def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
             return OpenClipFeatures(arch, checkpoint, device=device)
     except ValueError as exc:  # MissingWeightsError is a ValueError with the whole fix in its message
         raise HarnessError(str(exc)) from None
-    raise ConfigError(f"unknown feature extractor {name!r}; use one of {', '.join(EXTRACTOR_NAMES)}")
+    raise AssertionError(f"check_extractor_name passed {name!r} but no extractor matched")  # pragma: no cover
+
+
+def metric_extractor_name(spec: MetricSpec, metrics: MetricsConfig) -> str:
+    """The extractor a run config gives metric ``spec``, first rule that applies:
+
+    1. ``metrics.extractors[<metric>]`` (an explicit choice);
+    2. ``metrics.clip_extractor`` for a metric that reads caption embeddings (`MetricSpec.needs_text`), or that is
+       defined on CLIP embeddings (`MetricSpec.clip_features`) when a CLIP is set;
+    3. the extractor the metric is defined on (`MetricSpec.extractor`: ``layout`` for ``layout_diversity``);
+    4. ``metrics.extractor``.
+    """
+    if spec.name in metrics.extractors:
+        return metrics.extractors[spec.name]
+    if metrics.clip_extractor and (spec.needs_text or spec.clip_features):
+        return metrics.clip_extractor
+    return spec.extractor or metrics.extractor
 
 
 class MissingToyCheckpointError(HarnessError):

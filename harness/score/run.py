@@ -7,7 +7,9 @@ file in it; an ``.npz`` with ``mu``/``sigma`` serves the Fréchet distance only.
 Caption metrics (``clip_score``, ``r_precision``) need ``metrics.clip_extractor``: its image features of the samples
 and its text features of the run's captions (sample i's caption in ``sample_text``; the distinct captions and each
 sample's row in ``captions``/``caption_index``). That CLIP also serves ``cmmd``, ``diversity`` and ``vendi`` when set;
-FD, KID and PRDC always use ``metrics.extractor``.
+``layout_diversity`` uses the colour-layout extractor (``layout``) it is defined on; FD, KID and PRDC use
+``metrics.extractor``; ``metrics.extractors`` overrides any of these per metric
+(`harness.score.extractors.metric_extractor_name`). Each result records the id of the extractor it was computed on.
 
 Features come through the on-disk cache (image sha256, extractor id), so scoring twice extracts once; a metric
 result whose inputs hash (images, reference, extractor, options) is already stored is not recomputed.
@@ -47,7 +49,7 @@ from harness.faults import fault_point
 from harness.paths import feature_cache_dir
 from harness.prompts import PromptRecord
 from harness.rundir import ManifestEntry, RunDir
-from harness.score.extractors import build_extractor
+from harness.score.extractors import build_extractor, metric_extractor_name
 from harness.score.inputs import npz_reference, reference_images
 
 if TYPE_CHECKING:
@@ -173,8 +175,12 @@ def score_run(
         except ValueError as exc:
             raise ConfigError(f"metrics.names: {exc}") from None
     needs_text = any(s.needs_text for s in specs)  # MetricsConfig ensures a clip_extractor then
-    extractor = build_extractor(cfg.metrics.extractor)
-    clip = build_extractor(cfg.metrics.clip_extractor) if cfg.metrics.clip_extractor else None
+    built: dict[str, FeatureExtractor] = {}
+    for name in dict.fromkeys(metric_extractor_name(s, cfg.metrics) for s in specs):
+        built[name] = build_extractor(name)
+    clip = None
+    if needs_text:
+        clip = built[cfg.metrics.clip_extractor]  # the caption metrics resolve to it (no override allowed)
     cache = FeatureCache(feature_cache_dir())
     ref_files = distributed.from_main(ctx, lambda: reference_images(cfg, run_dir, prompts))  # rank 0 renders
     npz = npz_reference(cfg.metrics.reference) if cfg.metrics.reference.endswith(".npz") else None
@@ -196,8 +202,7 @@ def score_run(
         settings = json.loads(settings_json)
         feats: dict[str, np.ndarray] = {}
         for spec in specs:
-            use = clip if clip is not None and spec.clip_features else extractor
-            assert use is not None
+            use = built[metric_extractor_name(spec, cfg.metrics)]
             key = _inputs_hash(spec.name, sorted(e.sha256 for e in group), ref_key, use.extractor_id,
                                cfg.metrics.bootstrap, cfg.seed)
             done = [r for (m, s, g, h), r in stored.items() if s == system_id and g == settings_json and h == key]

@@ -142,3 +142,41 @@ def test_study_config_errors_are_one_line_naming_file_and_fix(
 def test_votes_per_item_and_half_width_may_be_given_together() -> None:
     study = load_config(PAPER_TOY, ["study.votes_per_item=2"]).study
     assert study.votes_per_item == 2 and study.half_width["photorealism"] == 0.05  # votes_per_item wins (plan.py)
+
+
+@pytest.mark.parametrize(
+    ("extractors", "message"),
+    [
+        ('{layout_diversty="layout"}',
+         "metrics.extractors names metric 'layout_diversty', which is not in metrics.names; did you mean "
+         + "'layout_diversity'?"),
+        ('{layout_diversity="layuot"}',
+         "metrics.extractors.layout_diversity: unknown feature extractor 'layuot'; did you mean 'layout'?"),
+        ('{layout_diversity="layout-g0"}', "unknown feature extractor 'layout-g0'"),
+        ('{layout_diversity=8}', "metrics.extractors.layout_diversity = 8 must be a string"),
+        ('{clip_score="layout"}', "clip_score compares image and caption embeddings of metrics.clip_extractor"),
+    ],
+)
+def test_per_metric_extractor_errors_are_one_line(
+    extractors: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = ['metrics.names=["fd","layout_diversity","clip_score"]', 'metrics.clip_extractor="clip:toy"']
+    with pytest.raises(ConfigError) as err:
+        load_config(TOY, [*names, f"metrics.extractors={extractors}"])
+    assert message in str(err.value) and str(TOY) in str(err.value)
+    args = [a for s in [*names, f"metrics.extractors={extractors}"] for a in ("--set", s)]
+    assert main(["score", str(TOY), *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_per_metric_extractor_resolution() -> None:
+    from eval_protocols.metrics.registry import get_metric
+    from harness.score.extractors import metric_extractor_name
+
+    cfg = load_config(TOY, ['metrics.names=["fd","diversity","layout_diversity","clip_score"]',
+                            'metrics.clip_extractor="clip:toy"', 'metrics.extractors={fd="layout-g8"}']).metrics
+    use = {n: metric_extractor_name(get_metric(n), cfg) for n in cfg.names}
+    assert use == {"fd": "layout-g8", "diversity": "clip:toy", "layout_diversity": "layout", "clip_score": "clip:toy"}
+    plain = load_config(TOY, ['metrics.names=["diversity","layout_diversity"]']).metrics
+    assert [metric_extractor_name(get_metric(n), plain) for n in plain.names] == ["pixels", "layout"]

@@ -206,3 +206,22 @@ def test_regress_section_is_validated(tmp_path: Path) -> None:
         load_config(bad)
     shipped = load_config(ROOT / "configs" / "regress_toy.toml")
     assert check_gate_metrics(shipped.regress) == ("fd", "kid", "clip_score", "diversity")
+
+
+def test_layout_diversity_is_gated_on_its_own_extractor(tmp_path: Path) -> None:
+    from harness.regress.measure import GateTools, ReferenceData, UnitData, metric_inputs
+
+    config = write_config(tmp_path / "gate.toml", 'id = "model"\ngenerator = "reference"', "",
+                          'metrics = ["fd", "layout_diversity"]\nclip = ""')
+    tools = GateTools.build(load_config(config))
+    assert tools.extractor.extractor_id.startswith("pixels") and tools.clip is None
+    assert tools.own["layout_diversity"].extractor_id == "layout-g4"
+    assert tools.feature_ids()["own:layout_diversity"] == "layout-g4"
+    prompts = np.repeat(["a", "b"], 3)
+    unit = UnitData("m", "", ("x",) * 6, prompts, np.zeros((6, 80)), None, None, None,
+                    {"layout_diversity": np.ones((6, 48))})
+    none = ReferenceData(None, None, None)
+    assert metric_inputs("layout_diversity", unit, none).samples.shape == (6, 48)  # type: ignore[union-attr]
+    assert metric_inputs("fd", unit, none).samples.shape == (6, 80)  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="metrics.extractors.fd: the regression gate measures fd on"):
+        GateTools.build(load_config(config, ['metrics.names=["fd"]', 'metrics.extractors={fd="layout"}']))

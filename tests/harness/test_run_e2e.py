@@ -131,6 +131,36 @@ def test_caption_metrics_use_the_configured_clip(tmp_path: Path) -> None:
     assert results[("r_precision", "reference")].value > 1 / 3  # 3 captions: chance is 1/3
 
 
+def test_per_metric_extractors_are_used_and_recorded(tmp_path: Path) -> None:
+    """layout_diversity runs on the layout extractor it is defined on, metrics.extractors overrides per metric, and
+    each result records the extractor it was computed on."""
+    import numpy as np
+    from PIL import Image
+
+    from eval_protocols.features.pixels import LayoutExtractor
+    from eval_protocols.metrics.diversity import layout_diversity
+
+    extra = [
+        'metrics.names=["fd","diversity","layout_diversity","vendi"]',
+        'metrics.extractors={vendi="layout-g2"}',
+        'study.protocols=["photorealism"]',
+        "simulate.enabled=false",
+    ]
+    assert run_cli(tmp_path, "runs", *extra) == 0
+    cfg = load_config(TOY, [*SMALL, *extra, f"out_dir={tmp_path / 'runs'}"])
+    results = {(r.metric, r.model_id): r for r in Repository.open().load_metric_results(cfg.run_id)}
+    ids = {metric: results[(metric, "reference")].extractor_id for metric in cfg.metrics.names}
+    assert ids == {"fd": "pixels-v2-w4-g4", "diversity": "pixels-v2-w4-g4", "layout_diversity": "layout-g4",
+                   "vendi": "layout-g2"}
+    run_dir = RunDir(Path(cfg.out_dir) / cfg.run_id)
+    entries = [e for e in run_dir.entries() if e.system_id == "reference"]
+    images = np.stack([np.asarray(Image.open(run_dir.root / e.path).convert("RGB")) for e in entries])
+    want = layout_diversity(LayoutExtractor()(images), [e.prompt_id for e in entries])
+    got = results[("layout_diversity", "reference")]
+    assert got.value == pytest.approx(want.value, rel=1e-5) and got.n == 3  # features cached as float32
+    assert got.ci_low is not None and got.ci_low <= got.value <= got.ci_high
+
+
 def test_caption_metrics_without_a_clip_fail_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(tmp_path, "runs", 'metrics.names=["fd","clip_score"]') == 2
     err = capsys.readouterr().err

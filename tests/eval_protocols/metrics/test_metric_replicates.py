@@ -11,7 +11,13 @@ from eval_protocols.bootstrap import stratified_indices
 from eval_protocols.metrics.base import FeatureStats
 from eval_protocols.metrics.bootstrap import mean_replicates, metric_replicates
 from eval_protocols.metrics.clip_score import clip_score
-from eval_protocols.metrics.diversity import diversity_jackknife_se, diversity_replicates, pairwise_diversity
+from eval_protocols.metrics.diversity import (
+    diversity_jackknife_se,
+    diversity_replicates,
+    layout_diversity,
+    pairwise_diversity,
+    rms_distances,
+)
 from eval_protocols.metrics.frechet import fd_from_features
 from eval_protocols.metrics.kid import kernel_inception_distance
 from eval_protocols.metrics.registry import MetricInputs
@@ -116,6 +122,35 @@ def test_diversity_replicates_take_the_jackknife_spread(resamples: tuple[np.ndar
     assert value == pytest.approx(pairwise_diversity(samples, PROMPTS).value)
     assert reps.std() == pytest.approx(diversity_jackknife_se(samples, PROMPTS), rel=1e-10)
     assert reps.mean() == pytest.approx(diversity_replicates(samples, PROMPTS, idx).mean())
+
+
+def _brute_force_rms(features: np.ndarray, rows: np.ndarray) -> float:
+    """As `_brute_force_diversity` with ``‖x − y‖₂ / √D`` for the cosine distance."""
+    per_prompt = []
+    for label in dict.fromkeys(PROMPTS.tolist()):
+        drawn = rows[PROMPTS == label]
+        pairs = [(a, b) for a, b in itertools.permutations(range(len(drawn)), 2) if drawn[a] != drawn[b]]
+        dist = [np.linalg.norm(features[drawn[a]] - features[drawn[b]]) / np.sqrt(features.shape[1]) for a, b in pairs]
+        per_prompt.append(np.mean(dist))
+    return float(np.mean(per_prompt))
+
+
+def test_layout_diversity_replicates_and_jackknife_use_the_rms_distance(resamples: tuple[np.ndarray, ...]) -> None:
+    samples, _, idx, _ = resamples
+    reps = diversity_replicates(samples, PROMPTS, idx, rms_distances)
+    for b in range(len(idx)):
+        assert reps[b] == pytest.approx(_brute_force_rms(samples, idx[b]), rel=1e-10)
+    variance = 0.0
+    for label in dict.fromkeys(PROMPTS.tolist()):
+        rows = np.flatnonzero(PROMPTS == label)
+        leave_out = np.array([layout_diversity(samples[np.delete(rows, i)]).value for i in range(len(rows))])
+        variance += (len(rows) - 1) / len(rows) * ((leave_out - leave_out.mean()) ** 2).sum()
+    se = diversity_jackknife_se(samples, PROMPTS, rms_distances)
+    assert se == pytest.approx(np.sqrt(variance) / 5, rel=1e-10)
+    assert se != pytest.approx(diversity_jackknife_se(samples, PROMPTS), rel=1e-3)  # not the cosine one
+    value, gated = metric_replicates("layout_diversity", MetricInputs(samples=samples, groups=PROMPTS), idx)
+    assert value == pytest.approx(layout_diversity(samples, PROMPTS).value)
+    assert gated.std() == pytest.approx(se, rel=1e-10) and gated.mean() == pytest.approx(reps.mean())
 
 
 def test_metric_replicates_refuse_metrics_without_a_rule_and_missing_inputs(rng: np.random.Generator) -> None:

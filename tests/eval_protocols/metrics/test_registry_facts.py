@@ -15,7 +15,8 @@ from eval_protocols.metrics import compute_metrics, gate_metrics, get_metric, li
 from eval_protocols.metrics.registry import MetricInputs
 
 ROOT = Path(__file__).resolve().parents[3]
-BUILT_IN = {"clip_score", "cmmd", "diversity", "fd", "kid", "prdc", "proxy", "r_precision", "vendi"}
+BUILT_IN = {"clip_score", "cmmd", "diversity", "fd", "kid", "layout_diversity", "prdc", "proxy", "r_precision",
+            "vendi"}
 
 
 def test_registry_imports_no_metric_module() -> None:
@@ -46,7 +47,8 @@ def test_fact_queries_equal_what_the_harness_declares_today() -> None:
     # the facts the harness once re-declared (TEXT_METRICS, CLIP_PREFERRING_METRICS, GATE_METRICS) come from here
     assert metric_names(needs_text=True) == ("clip_score", "r_precision")
     assert metric_names(clip_features=True, needs_text=False) == ("cmmd", "diversity", "vendi")
-    assert gate_metrics() == {"fd": False, "kid": False, "clip_score": True, "diversity": True, "proxy": True}
+    assert gate_metrics() == {"fd": False, "kid": False, "clip_score": True, "diversity": True,
+                              "layout_diversity": True, "proxy": True}
     # `harness metrics A.npy B.npy`: metrics of features against reference features
     assert metric_names(needs_reference=True) == ("cmmd", "fd", "kid", "prdc")
     assert metric_names(higher_is_better=False) == ("cmmd", "fd", "kid")
@@ -58,6 +60,9 @@ def test_spec_facts_follow_from_the_registration() -> None:
     assert fd.needs_reference and not fd.needs_text and not fd.clip_features and fd.gate
     assert clip.needs_text and clip.clip_features and not clip.needs_reference and clip.gate
     assert not get_metric("vendi").gate and get_metric("vendi").clip_features
+    layout = get_metric("layout_diversity")
+    assert layout.extractor == "layout" and not layout.clip_features and layout.gate and layout.higher_is_better
+    assert {get_metric(n).extractor for n in BUILT_IN - {"layout_diversity"}} == {""}
     assert proxy.requires == ("utility",) and proxy.higher_is_better
 
 
