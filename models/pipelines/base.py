@@ -60,6 +60,10 @@ class SamplingConfig:
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA only): autocast of the denoising networks,
             process kept in float32 (`models.pipelines.execution`).
         channels_last: run the UNets' 4-D inputs and weights in ``torch.channels_last``.
+        upsampler_channels_last: the upsampler's memory format when it differs from the decoder's (None: as
+            ``channels_last``). Measured on 2 CPU cores (``benchmarks/generation.md``): channels-last makes the toy
+            convolution-only upsampler ~2× faster per call and the attention-bearing toy GLIDE base ~1.7× slower,
+            so the demo sets it for the upsampler alone.
         compile: call a ``torch.compile`` of each UNet stage (compiled on the first call, then reused).
 
     ``SamplingConfig(sampler="ddim", prior_steps=..., decoder_steps="20", upsampler_steps="10")`` reproduces the
@@ -87,6 +91,7 @@ class SamplingConfig:
     batch_size: int = 16
     precision: str = "fp32"
     channels_last: bool = False
+    upsampler_channels_last: bool | None = None
     compile: bool = False
 
     def __post_init__(self) -> None:

@@ -11,7 +11,8 @@ Three settings of :class:`~models.pipelines.base.SamplingConfig`, gathered with 
 * ``channels_last`` — 4-D tensors passed to the network (x_t, the upsampler's low-res image) are made
   ``torch.channels_last`` and the network's 4-D weights are converted for the duration of the stage
   (:func:`network_format`); they are converted back afterwards, so the same network then runs in the default
-  layout again, bit for bit. Networks without 4-D inputs (the priors) are unaffected.
+  layout again, bit for bit. Networks without 4-D inputs (the priors) are unaffected. ``upsampler_channels_last``
+  sets the upsampler's format on its own (``Execution.of(config, device, "upsampler")``).
 * ``compile`` — the UNet stages (decoder / GLIDE base, upsampler) call a ``torch.compile`` of the network, made
   once per :class:`~models.pipelines.stages.Stage` and reused by every later call (the first call pays the
   compilation). The priors are never compiled (the AR prior's sequence grows every step). Each precision and
@@ -78,12 +79,17 @@ class Execution:
             )
 
     @classmethod
-    def of(cls, config: SamplingConfig, device: torch.device | str) -> Execution:
-        """The execution of a :class:`~models.pipelines.base.SamplingConfig` on ``device``."""
+    def of(cls, config: SamplingConfig, device: torch.device | str, stage: str = "") -> Execution:
+        """The execution of a :class:`~models.pipelines.base.SamplingConfig` on ``device``, for ``stage``
+        (``"upsampler"`` takes ``config.upsampler_channels_last`` when it is set; any other stage, or none, takes
+        ``config.channels_last``)."""
+        channels_last = config.channels_last
+        if stage == "upsampler" and config.upsampler_channels_last is not None:
+            channels_last = config.upsampler_channels_last
         return cls(
             device=str(device),
             precision=config.precision,
-            channels_last=config.channels_last,
+            channels_last=channels_last,
             compile=config.compile,
         )
 

@@ -85,7 +85,7 @@ class GlidePipeline:
     ) -> GenerationOutput:
         """Generate one image per (prompt, seed): (N, S, S, 3) uint8 plus metadata."""
         check_inputs(prompts, seeds)
-        execution = Execution.of(config, self.device)  # bad precision/device: one error before any work
+        Execution.of(config, self.device)  # bad precision/device: one error before any work
         generators = [generator_for(p, int(s)) for p, s in zip(prompts, seeds, strict=True)]
         images = text_unet_images(self.base, self.tokenizer, prompts, generators, config, device=self.device)
         if config.upsample and self.upsampler is not None:
@@ -97,7 +97,7 @@ class GlidePipeline:
                 sampler=config.stage_sampler("upsampler"),
                 start=config.upsampler_start,
                 chunk=config.batch_size,
-                execution=execution,
+                execution=Execution.of(config, self.device, "upsampler"),
             )
         settings = config.to_dict()
         metadata = tuple(

@@ -162,7 +162,7 @@ class UnclipPipeline:
                 sampler=config.stage_sampler("upsampler"),
                 start=config.upsampler_start,
                 chunk=config.batch_size,
-                execution=Execution.of(config, self.device),
+                execution=Execution.of(config, self.device, "upsampler"),
             )
         return images
 

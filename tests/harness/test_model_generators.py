@@ -83,6 +83,9 @@ def test_precision_options_reach_the_pipeline_and_fp16_off_cuda_is_a_config_erro
     gen = build_generator("glide", {"checkpoint_dir": str(tiny_dir), "precision": "bf16", "channels_last": True})
     config = gen.sampling_config({"guidance_scale": 2.0, "steps": "3"})
     assert (config.precision, config.channels_last, config.compile) == ("bf16", True, False)
+    assert config.upsampler_channels_last is None
+    split = build_generator("glide", {"checkpoint_dir": str(tiny_dir), "upsampler_channels_last": True})
+    assert split.sampling_config({}).upsampler_channels_last is True
     assert len(gen.generate(["a red circle"], [0], {"guidance_scale": 2.0, "steps": "3"})) == 1
     with pytest.raises(ConfigError, match="precision 'fp16' needs a CUDA device"):
         build_generator("glide", {"checkpoint_dir": str(tiny_dir), "precision": "fp16"})

@@ -107,6 +107,24 @@ def test_bf16_and_channels_last_reach_every_network_and_stay_close_to_fp32(
 
 
 @pytest.mark.parametrize("name", list_models())
+def test_upsampler_channels_last_reaches_the_upsampler_alone(toy_pipelines: dict[str, Any], name: str) -> None:
+    pipeline = toy_pipelines[name]
+    reference = pipeline(PROMPTS[:2], SEEDS[:2], TOY).images.astype(np.int16)
+    for channels_last, upsampler in ((False, True), (True, False)):
+        with recording(denoisers(pipeline)) as seen:
+            out = pipeline(
+                PROMPTS[:2], SEEDS[:2],
+                with_settings(TOY, channels_last=channels_last, upsampler_channels_last=upsampler),
+            )
+        for role, calls in seen.items():
+            if role != "prior":
+                want = upsampler if role == "upsampler" else channels_last
+                assert calls and all(c["x_channels_last"] == c["w_channels_last"] == want for c in calls), role
+        diff = np.abs(out.images.astype(np.int16) - reference)
+        assert diff.max() <= 1 and diff.mean() < 0.01, (name, diff.max(), diff.mean())
+
+
+@pytest.mark.parametrize("name", list_models())
 def test_bf16_channels_last_image_is_identical_whatever_the_batch(tiny_dir: Path, name: str) -> None:
     pipeline = create_pipeline(name, tiny_dir)
     config = with_settings(TINY, precision="bf16", channels_last=True)
