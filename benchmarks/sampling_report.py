@@ -91,7 +91,7 @@ def upsampler_table(rows: list[dict[str, Any]], n: int, start: float) -> str:
     mine = [r for r in rows if r["stage"] == "upsampler" and r["n"] == n and r["start"] == start]
     ref = next((r for r in mine if r["sampler"] == "ddim" and r["steps"] == "10"), None)
     lines = [
-        "| sampler | steps | kept | NFE | all | Δall vs DDIM 10 | R-prec | FD (64 px) | noise | MSE to DDIM 100 |",
+        "| sampler | steps | kept | NFE | all | Δall vs DDIM 10 (95% CI) | R-prec | FD (64 px) | noise | MSE to DDIM 100 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(mine, key=lambda r: (r["sampler"] != "ddim", r["sampler"], r["nfe"], r["steps"])):
@@ -103,8 +103,8 @@ def upsampler_table(rows: list[dict[str, Any]], n: int, start: float) -> str:
     return "\n".join(lines)
 
 
-def prior_table(rows: list[dict[str, Any]]) -> str:
-    mine = [r for r in rows if r["stage"] == "prior"]
+def prior_table(rows: list[dict[str, Any]], n: int) -> str:
+    mine = [r for r in rows if r["stage"] == "prior" and r["n"] == n]
     lines = [
         "| sampler | steps | kept | NFE | cos to DDIM 250 (mean) | (min) | chosen z_i·z_t | s |",
         "|---|---|---|---|---|---|---|---|",
@@ -117,8 +117,11 @@ def prior_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def final_table(rows: list[dict[str, Any]], reference: str) -> str:
-    mine = [r for r in rows if r["stage"] == "final"]
+def final_table(rows: list[dict[str, Any]], reference: str, n: int) -> str:
+    """Whole pipelines at ``n`` captions, the reference setting first within each (model, guidance)."""
+    found = [r for r in rows if r["stage"] == "final" and r["n"] == n]
+    groups = list(dict.fromkeys((r["model"], r["guidance"]) for r in found))
+    mine = sorted(found, key=lambda r: (groups.index((r["model"], r["guidance"])), r["config"] != reference))
     lines = [
         f"| model | guidance | setting | n | colour | shape | size | all | Δall vs {reference} (95% CI) | R-prec | "
         + "FD (64 px) | noise |",
@@ -164,11 +167,16 @@ def speed_tables(path: Path) -> str:
             )
             + f" | {last['images_per_s'] / first['images_per_s']:.2f}× | {first['load1']} |"
         )
-    for r in (r for r in rows if r["mode"] == "demo-total"):
+    totals = {r["config"]: r for r in rows if r["mode"] == "demo-total"}
+    if totals:
+        last = totals[labels[-1]] if labels[-1] in totals else next(reversed(totals.values()))
         out.append(
-            f"| **all {r['images']} images** | | "
-            + " | ".join(f"**{r['images_per_s']:.2f}** ({r['seconds']} s)" if c == r["config"] else "" for c in labels)
-            + f" | {r['speedup_vs_first']:.2f}× | {r['load1']} |"
+            f"| **all {last['images']} images** | | "
+            + " | ".join(
+                f"**{totals[c]['images_per_s']:.2f}** ({totals[c]['seconds']} s)" if c in totals else "–"
+                for c in labels
+            )
+            + f" | **{last['speedup_vs_first']:.2f}×** | {last['load1']} |"
         )
     versus = [r for r in rows if r["mode"] == "diffusers"]
     if versus:
@@ -223,6 +231,10 @@ def plot(rows: list[dict[str, Any]], path: Path, models: Iterable[str], guidance
     for col, (title, mine, second) in enumerate(panels):
         for row_index, metric in enumerate(("all", second, "pixel_noise")):
             ax = axes[row_index][col]
+            if not mine:
+                ax.set_title(f"{title}: no points at n = {n}" if row_index == 0 else "", fontsize=9)
+                ax.axis("off")
+                continue
             for (family, space), group in _series(mine).items():
                 xs = [r["nfe"] for r in group]
                 ys = [100 * r[metric] if metric in ("all", "r_precision") else r[metric] for r in group]
@@ -268,7 +280,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = load(args.results)
     for r in rows:
-        if r["stage"] == "real":
+        if r["stage"] == "real" and r["n"] == args.n:
             print(
                 f"real renders {r['px']} px (n = {r['n']}): all {pct(r['all'])}, R-prec {pct(r['r_precision'])}, "
                 f"FD {r['fd']:.3f}, noise {r['pixel_noise']:.2f}"
@@ -280,12 +292,12 @@ def main() -> None:
     for start in sorted({r["start"] for r in rows if r["stage"] == "upsampler" and r["n"] == args.n}):
         print(f"\n### Upsampler from t = {start:g}·(T − 1) (n = {args.n})\n")
         print(upsampler_table(rows, args.n, start))
-    if any(r["stage"] == "prior" for r in rows):
-        print("\n### Diffusion prior\n")
-        print(prior_table(rows))
-    if any(r["stage"] == "final" for r in rows):
-        print("\n### Whole pipelines (64 px)\n")
-        print(final_table(rows, args.final_reference))
+    if any(r["stage"] == "prior" and r["n"] == args.n for r in rows):
+        print(f"\n### Diffusion prior (n = {args.n})\n")
+        print(prior_table(rows, args.n))
+    if any(r["stage"] == "final" and r["n"] == args.n for r in rows):
+        print(f"\n### Whole pipelines (64 px, n = {args.n})\n")
+        print(final_table(rows, args.final_reference, args.n))
     if args.speed is not None:
         print("\n### Speed\n")
         print(speed_tables(args.speed))

@@ -5,7 +5,7 @@ loop against diffusers' ``DPMSolverMultistepScheduler`` loop driving the same ne
 caption, batch 32, upsampler from start 0.4) on ``--captions`` captions, once per named setting of
 ``--config-file``; wall seconds per (model, guidance) call and images/s.
 
-``diffusers``: one batch of 32 images per model at guidance 3 with a DPM-Solver++ 2M setting (uniform steps), made
+``diffusers``: one batch of 32 images per model at guidance 3 with a DPM-Solver++ 2M setting (its own kept steps), made
 twice: by our pipeline, and by a replica of it in which every diffusion stage (diffusion prior, decoder / GLIDE
 base, upsampler from its truncated start) is the unrolled diffusers loop ``for t in scheduler.timesteps: out =
 model_fn(x, t); x = scheduler.step(out, t, x).prev_sample`` over the same kept steps, with the same networks,

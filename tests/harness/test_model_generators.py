@@ -132,3 +132,30 @@ def test_bad_sampling_settings_are_one_line_config_errors(tiny_dir: Path, tmp_pa
         plan_units(cfg, load_prompts(cfg.prompts), build_generators(cfg))
     with pytest.raises(ConfigError, match=r"now a \[sampling\] key"):
         build_generator("glide", {"checkpoint_dir": str(tiny_dir), "prior_steps": "8"})
+
+
+def test_harness_generate_accepts_the_old_ddim_settings_and_records_them(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`harness generate` with [sampling] sampler = "ddim", steps = "20" (the old demo, benchmarks/sampling.md "The CLI
+    check") runs, records DDIM and 20 steps in every image's settings, and makes other images than the default."""
+    from harness.cli import main
+    from models.pipelines.base import SamplingConfig
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    small = ["--set", "prompts.n=1", "--set", "sampling.seeds_per_prompt=1", "--set", "sampling.guidance_scales=[2.0]"]
+    ddim = ["--set", 'sampling.sampler="ddim"', "--set", 'sampling.steps="20"']
+    runs = {}
+    for label, extra in (("ddim", ddim), ("default", [])):
+        config = write_config(tmp_path / label / "run.toml", tiny_dir, 2)
+        assert main(["generate", str(config), "--no-progress", *small, *extra]) == 0
+        (run_dir,) = [p for p in config.parent.iterdir() if p.is_dir()]
+        runs[label] = {(e.system_id, e.prompt_id): e for e in RunDir(run_dir).entries()}
+    assert len(runs["ddim"]) == len(MODELS)
+    for (system, _), entry in runs["ddim"].items():
+        s = entry.settings
+        assert (s["decoder_sampler"], s["steps"], s["upsampler_sampler"]) == ("ddim", "20", "ddim")
+        assert s.get("prior_sampler", "ddim") == "ddim"
+        assert ("prior_sampler" in s) == (system == "unclip-diffusion-prior")
+    assert {e.settings["decoder_sampler"] for e in runs["default"].values()} == {SamplingConfig().sampler} != {"ddim"}
+    assert all(runs["ddim"][k].sha256 != runs["default"][k].sha256 for k in runs["ddim"])
