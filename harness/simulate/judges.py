@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -50,6 +50,16 @@ class Judge(Protocol):
 
     def __call__(self, images: np.ndarray, caption: str) -> float:
         """``images``: ``uint8 (n, H, W, 3)`` (1 for a pair, 16 for a 4×4 grid); the item's caption."""
+        ...
+
+
+@runtime_checkable
+class ImageJudge(Judge, Protocol):
+    """A judge whose score of a side is the mean of per-image scores, so the sides of many pair items (one image
+    each) can be scored in one batch: ``score_each(images)[i] == judge(images[i:i+1])`` up to float rounding."""
+
+    def score_each(self, images: np.ndarray, caption: str) -> np.ndarray:
+        """``float64 (n,)``: the score of each image of ``uint8 (n, H, W, 3)`` as a side of its own."""
         ...
 
 
@@ -106,10 +116,14 @@ class RealismJudge:
         self.judge_id = f"knn{self.k}-realism:{LOW_LEVEL_ID}:ref{len(reference)}"
 
     def __call__(self, images: np.ndarray, caption: str = "") -> float:
+        return float(self.score_each(images, caption).mean())
+
+    def score_each(self, images: np.ndarray, caption: str = "") -> np.ndarray:
+        """Per image: minus the mean distance to its k nearest real renders."""
         z = (low_level_stats(_resized(images, self.size)) - self.mean) / self.std
         d = np.sqrt(((z[:, None, :] - self.reference[None, :, :]) ** 2).sum(axis=-1))
-        nearest = np.sort(d, axis=1)[:, : self.k]
-        return float(-nearest.mean())
+        result: np.ndarray = -np.sort(d, axis=1)[:, : self.k].mean(axis=1)
+        return result
 
 
 class DiversityJudge:
@@ -142,6 +156,10 @@ class OracleCaptionJudge:
         self.judge_id = f"oracle:{getattr(oracle, 'extractor_id', 'toy-oracle')}"
 
     def __call__(self, images: np.ndarray, caption: str) -> float:
+        return float(self.score_each(images, caption).mean())
+
+    def score_each(self, images: np.ndarray, caption: str) -> np.ndarray:
+        """Per image: the mean over the named attributes of the oracle's probability of the named value."""
         from harness.data.toyworld.captions import parse_caption
 
         first = parse_caption(caption).objects[0]
@@ -152,7 +170,7 @@ class OracleCaptionJudge:
             if value is None or attribute not in pred.classes or value not in pred.classes[attribute]:
                 continue
             probs.append(pred.probabilities[attribute][:, list(pred.classes[attribute]).index(value)])
-        return float(np.mean(probs)) if probs else 0.0
+        return np.mean(probs, axis=0, dtype=np.float64) if probs else np.zeros(len(images))
 
 
 class ClipCaptionJudge:
@@ -164,9 +182,13 @@ class ClipCaptionJudge:
         self._text: dict[str, np.ndarray] = {}
 
     def __call__(self, images: np.ndarray, caption: str) -> float:
+        return float(self.score_each(images, caption).mean())
+
+    def score_each(self, images: np.ndarray, caption: str) -> np.ndarray:
+        """Per image: cosine similarity of its CLIP embedding with the caption's."""
         if caption not in self._text:
             self._text[caption] = self.clip.encode_text([caption])[0]  # type: ignore[attr-defined]
-        return float((self.clip(images) @ self._text[caption]).mean())  # type: ignore[operator]
+        return np.asarray(self.clip(images) @ self._text[caption], dtype=np.float64)  # type: ignore[operator]
 
 
 class SplitCaptionJudge:
@@ -178,10 +200,18 @@ class SplitCaptionJudge:
         self.judge_id = f"{single.judge_id} (1 object) + {multi.judge_id} (2+ objects)"
 
     def __call__(self, images: np.ndarray, caption: str) -> float:
+        return self._judge(caption)(images, caption)
+
+    def score_each(self, images: np.ndarray, caption: str) -> np.ndarray:
+        judge = self._judge(caption)
+        if isinstance(judge, ImageJudge):
+            return judge.score_each(images, caption)
+        return np.array([judge(images[i : i + 1], caption) for i in range(len(images))], dtype=np.float64)
+
+    def _judge(self, caption: str) -> Judge:
         from harness.data.toyworld.captions import parse_caption
 
-        judge = self.single if len(parse_caption(caption).objects) == 1 else self.multi
-        return judge(images, caption)
+        return self.single if len(parse_caption(caption).objects) == 1 else self.multi
 
 
 class ColourCaptionJudge:

@@ -129,3 +129,41 @@ def test_split_caption_judge_routes_by_object_count() -> None:
     assert judge(image, "a red star") == 1.0
     assert judge(image, "a red star above a blue circle") == 2.0
     assert judge.judge_id == "const1.0 (1 object) + const2.0 (2+ objects)"
+
+
+def test_one_image_sides_are_scored_in_batches_with_the_same_scores() -> None:
+    import torch
+
+    from eval_protocols.features.oracle import AttributeCNN, ToyAttributeOracle
+    from harness.data.toyworld.vocab import COLOUR_NAMES, SHAPES, SIZES
+    from harness.simulate.judges import ImageJudge, SplitCaptionJudge
+    from harness.simulate.votes import ItemScores
+    from harness.storage.records import ItemRecord
+
+    torch.manual_seed(0)
+    classes = {"shape": SHAPES, "colour": COLOUR_NAMES, "size": SIZES}
+    oracle = ToyAttributeOracle(AttributeCNN({k: len(v) for k, v in classes.items()}), classes)
+    reference = renders("a red star", range(6))
+    captions = ("a small red star", "a blue circle above a green square")
+    images = {f"{c}-{s}": renders(c, range(s, s + 1))[0] for c in captions for s in range(5)}
+    items = [ItemRecord(item_id=0, study_id=0, position=k, prompt_id=c, prompt=c, system_a="a", system_b="b",
+                        images_a=(f"{c}-{s}",), images_b=(f"{c}-{(s + 1) % 5}",), left="a")
+             for k, (c, s) in enumerate((c, s) for c in captions for s in range(5))]
+    loads: list[int] = []
+
+    def load(shas: tuple[str, ...]) -> np.ndarray:
+        loads.append(len(shas))
+        return np.stack([images[s] for s in shas])
+
+    for judge in (OracleCaptionJudge(oracle), RealismJudge(reference),
+                  SplitCaptionJudge(OracleCaptionJudge(oracle), RealismJudge(reference))):
+        assert isinstance(judge, ImageJudge)
+        loads.clear()
+        batched = ItemScores(judge, load)
+        batched.prefetch(items)
+        assert loads == [5, 5]  # one batch per caption, each image once
+        one_by_one = ItemScores(judge, load)
+        for item in items:
+            for side in (item.images_a, item.images_b):
+                assert batched.side(side, item.prompt) == pytest.approx(one_by_one.side(side, item.prompt), abs=1e-5)
+    assert not isinstance(DiversityJudge(), ImageJudge)  # a grid's score is not a mean of per-image scores
