@@ -170,7 +170,7 @@ class OracleCaptionJudge:
             if value is None or attribute not in pred.classes or value not in pred.classes[attribute]:
                 continue
             probs.append(pred.probabilities[attribute][:, list(pred.classes[attribute]).index(value)])
-        return np.mean(probs, axis=0, dtype=np.float64) if probs else np.zeros(len(images))
+        return np.asarray(np.mean(probs, axis=0, dtype=np.float64)) if probs else np.zeros(len(images))
 
 
 class ClipCaptionJudge:
