@@ -268,9 +268,15 @@ def test_admin_with_secret_shows_studies_invites_and_export(store: VotingStore, 
     assert list(annotators["completed"]) == [1]
     items = at.dataframe[2].value
     assert len(items) == store.n_items and items["completed"].sum() == 1
-    # export: CSV and Parquet download buttons holding the vote table
+    # export: CSV and Parquet download buttons, their files built on click from the vote table
     downloads = at.get("download_button")
     assert len(downloads) == 2
+    from dashboards.admin import export_bytes
+
+    exported = pd.read_csv(io.BytesIO(export_bytes(repo, "csv")))
+    assert len(exported) == 1 and list(exported["winner"]) == ["model_a" if exported["left"][0] == exported["model_a"][0]
+                                                               else "model_b"]
+    assert len(pd.read_parquet(io.BytesIO(export_bytes(repo, "parquet")))) == 1
     # invites: the link carries a token that the store accepts
     at.text_input(key="invite_base").set_value("http://example.test:9000/").run()
     at.button(key="invite_create").click().run()
