@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from eval_protocols.metrics.registry import MetricSpec
     from harness.config import MetricsConfig
 
+
 def build_extractor(name: str, *, device: str = "cpu") -> FeatureExtractor:
     """The extractor called ``name`` (see the module docstring).
 

@@ -90,8 +90,8 @@ def _image_replicates(spec: MetricSpec, inputs: MetricInputs, name: str, n_resam
     `eval_protocols.bootstrap.resample_indices` ``(N, n_resamples, default_rng(seed))``.
 
     Through the metric's vectorised replicate rule (`MetricSpec.replicates`, the CI gate's: plain arrays, no
-    streaming metric object per replicate; FD's 200 replicates of 10 groups took 125 s through the metric and
-    take ~1 s so) when it has one for this result, with the reference rows passed unresampled; otherwise the
+    streaming metric object per replicate, which costs far more, above all on a loaded machine: benchmarks/demo.md)
+    when it has one for this result, with the reference rows passed unresampled; otherwise the
     metric itself on each resample. Both give the same numbers to float64 rounding
     (`tests/harness/test_score_intervals.py`).
     """

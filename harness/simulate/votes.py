@@ -145,14 +145,13 @@ class ItemScores:
         side (the oracle judge of 576 pair items: ~50 s one at a time on 2 cores)."""
         if not isinstance(self.judge, ImageJudge):
             return
-        by_caption: dict[str, list[str]] = {}
+        by_caption: dict[str, dict[str, None]] = {}  # caption -> image hashes, first-seen order, each once
         for item in items:
             for side in (item.images_a, item.images_b):
                 if len(side) == 1 and (side, item.prompt) not in self._cache:
-                    wanted = by_caption.setdefault(item.prompt, [])
-                    if side[0] not in wanted:
-                        wanted.append(side[0])
-        for caption, shas in by_caption.items():
+                    by_caption.setdefault(item.prompt, {})[side[0]] = None
+        for caption, wanted in by_caption.items():
+            shas = list(wanted)
             for start in range(0, len(shas), batch):
                 chunk = tuple(shas[start : start + batch])
                 for sha, score in zip(chunk, self.judge.score_each(self.load(chunk), caption), strict=True):
