@@ -142,17 +142,28 @@ def _json_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8-sig")
+    return [obj for _, obj in jsonl_objects(text, f"prompt file {path}", "text")]
+
+
+def jsonl_objects(text: str, source: str, required: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each non-blank line of JSON Lines ``text``.
+
+    Raises:
+        ConfigError: one line naming ``source`` and the line: not valid JSON, or not a JSON object (which must
+            carry the field ``required``).
+    """
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"prompt file {path}: line {lineno} is not valid JSON ({exc.msg})") from None
+            raise ConfigError(f"{source}: line {lineno} is not valid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
-            raise ConfigError(f"prompt file {path}: line {lineno} must be a JSON object with a 'text' field")
-        rows.append(obj)
+            raise ConfigError(f"{source}: line {lineno} must be a JSON object with a '{required}' field")
+        rows.append((lineno, obj))
     return rows
 
 

@@ -58,6 +58,7 @@ from harness.generate.registry import (
     register_generator,
     str_option,
 )
+from harness.prompts import jsonl_objects
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 PATTERN_FIELDS = ("prompt_id", "sample_index", "seed")
@@ -205,18 +206,7 @@ def _manifest_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         return [(i + 2, row) for i, row in enumerate(csv.DictReader(io.StringIO(text)))]
     if path.suffix.lower() != ".jsonl":
         raise ConfigError(f"image manifest {path}: unsupported extension {path.suffix!r}; use .jsonl or .csv")
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"image manifest {path}: line {lineno} is not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise ConfigError(f"image manifest {path}: line {lineno} must be a JSON object with a 'path' field")
-        rows.append((lineno, obj))
-    return rows
+    return jsonl_objects(text, f"image manifest {path}", "path")
 
 
 def _text_cell(row: Mapping[str, Any], column: str, path: Path, lineno: int) -> str:
