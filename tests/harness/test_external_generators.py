@@ -188,6 +188,8 @@ def test_image_folder_manifest_without_the_row(tmp_path: Path, capsys: pytest.Ca
         ("none", '{ path = "FOLDER" }', "has no manifest.jsonl or manifest.csv"),
         ("cols", '{ path = "FOLDER" }', "needs the columns 'path', 'prompt_id' (or 'prompt')"),
         ("dupe", '{ path = "FOLDER" }', "rows 1 and 2 both give prompt_id='cat', sample_index=0"),
+        ("badjson", '{ path = "FOLDER" }', "manifest.jsonl: line 2 is not valid JSON"),
+        ("list", '{ path = "FOLDER" }', "manifest.jsonl: line 1 must be a JSON object with a 'path' field"),
         ("none", '{ path = "FOLDER", pattern = "{prompt}.png" }', "must use {prompt_id} and {sample_index} or {seed}"),
         ("none", '{ path = "FOLDER/nope", pattern = "{prompt_id}.png" }', "folder FOLDER/nope not found"),
         ("none", '{ path = "FOLDER", patern = "x" }', "unknown option 'patern'; did you mean 'pattern'?"),
@@ -203,6 +205,10 @@ def test_image_folder_bad_setup_fails_before_generating(
         (folder / "manifest.jsonl").write_text(json.dumps({"prompt_id": "cat", "path": "a.png"}) + "\n")
     if setup == "dupe":
         (folder / "manifest.jsonl").write_text((json.dumps(row) + "\n") * 2)
+    if setup == "badjson":
+        (folder / "manifest.jsonl").write_text(json.dumps(row) + "\n{oops\n")
+    if setup == "list":
+        (folder / "manifest.jsonl").write_text("[1, 2]\n")
     config = write_config(tmp_path, "image-folder", options.replace("FOLDER", str(folder)))
     line = cli_error(capsys, "generate", str(config), "--no-progress")
     assert message.replace("FOLDER", str(folder)) in line
